@@ -1,0 +1,412 @@
+//! The vocabulary shared by every layer: resources, their types and tags, scan scope and results.
+//!
+//! Pure data: no I/O, no async runtime, no AWS SDK types.
+
+mod arn;
+mod result;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use arn::{Arn, ArnError};
+pub use result::{
+    Offender, ResourceRef, ScanIssue, ScanIssueKind, ScanResult, TagCounts, TypeCounts, Violation,
+};
+
+/// A resource type as `service:type` (`ec2:instance`). The five types the scanner lists
+/// natively are variants, so comparing them in the hot loop is an integer compare.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    /// `ec2:instance`
+    Ec2Instance,
+    /// `rds:db`
+    RdsDb,
+    /// `s3:bucket`
+    S3Bucket,
+    /// `lambda:function`
+    LambdaFunction,
+    /// `ecs:service`
+    EcsService,
+    /// Any other `service:type`, as found in ARNs or written in a policy.
+    Other(Arc<str>),
+}
+
+/// Why a string is not a resource type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a resource type: expected 'service:type', e.g. 'ec2:instance'")]
+pub struct ResourceTypeError(pub String);
+
+impl ResourceType {
+    /// The five types with dedicated fetchers, in display order.
+    pub const NATIVE: [ResourceType; 5] = [
+        ResourceType::Ec2Instance,
+        ResourceType::RdsDb,
+        ResourceType::S3Bucket,
+        ResourceType::LambdaFunction,
+        ResourceType::EcsService,
+    ];
+
+    /// Builds a type from an ARN's service and resource kind.
+    pub fn from_parts(service: &str, kind: &str) -> ResourceType {
+        match (service, kind) {
+            ("ec2", "instance") => ResourceType::Ec2Instance,
+            ("rds", "db") => ResourceType::RdsDb,
+            ("s3", "bucket") => ResourceType::S3Bucket,
+            ("lambda", "function") => ResourceType::LambdaFunction,
+            ("ecs", "service") => ResourceType::EcsService,
+            _ => ResourceType::Other(Arc::from(format!("{service}:{kind}"))),
+        }
+    }
+
+    /// A type outside the native five, from its `service:type` text.
+    pub fn other(text: &str) -> ResourceType {
+        ResourceType::Other(Arc::from(text))
+    }
+
+    /// `service:type`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ResourceType::Ec2Instance => "ec2:instance",
+            ResourceType::RdsDb => "rds:db",
+            ResourceType::S3Bucket => "s3:bucket",
+            ResourceType::LambdaFunction => "lambda:function",
+            ResourceType::EcsService => "ecs:service",
+            ResourceType::Other(text) => text,
+        }
+    }
+
+    /// The service namespace (`ec2`), which is also the unit of AWS rate limits.
+    pub fn service(&self) -> &str {
+        let text = self.as_str();
+        text.split(':').next().unwrap_or(text)
+    }
+}
+
+impl FromStr for ResourceType {
+    type Err = ResourceTypeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        match text.split_once(':') {
+            Some((service, kind))
+                if !service.is_empty()
+                    && !kind.is_empty()
+                    && !kind.contains(':')
+                    && !text.contains(char::is_whitespace) =>
+            {
+                Ok(ResourceType::from_parts(service, kind))
+            }
+            _ => Err(ResourceTypeError(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ResourceType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One tag as AWS returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tag {
+    /// The tag key, case preserved.
+    pub key: String,
+    /// The tag value; may be empty.
+    pub value: String,
+}
+
+impl Tag {
+    /// A tag from a key and a value.
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Tag {
+        Tag {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Attributes beyond tags that reports, cost and suggestions use. All optional: sources fill
+/// what they know.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceAttributes {
+    /// EC2 instance type or RDS DB instance class (`t3.micro`, `db.r6g.large`).
+    pub instance_type: Option<String>,
+    /// VPC the resource runs in.
+    pub vpc_id: Option<String>,
+    /// Subnet the resource runs in.
+    pub subnet_id: Option<String>,
+    /// CloudFormation stack that created the resource (from `aws:cloudformation:stack-name`).
+    pub cloudformation_stack: Option<String>,
+    /// Auto Scaling group the instance belongs to.
+    pub autoscaling_group: Option<String>,
+}
+
+/// A resource as every source delivers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The full ARN; unique across accounts and regions.
+    pub arn: String,
+    /// The owning account (12 digits), shared between the resources of a shard.
+    pub account_id: Arc<str>,
+    /// The region the resource lives in (`us-east-1`); S3 buckets carry their bucket region.
+    pub region: Arc<str>,
+    /// `service:type`.
+    pub resource_type: ResourceType,
+    /// The id inside its type (`i-0abc`, a bucket name).
+    pub id: String,
+    /// A human name when the service has one (`Name` tag, DB identifier).
+    pub name: Option<String>,
+    /// The tags, in the order the source returned them.
+    pub tags: Vec<Tag>,
+    /// When the resource was created, when known.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Monthly cost in USD when known; `None` means unknown, never zero.
+    pub monthly_cost: Option<f64>,
+    /// Extra attributes.
+    pub attributes: ResourceAttributes,
+}
+
+impl Resource {
+    /// Age in whole days at `now`, when the creation time is known.
+    pub fn age_days(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.created_at.map(|t| (now - t).num_days().max(0))
+    }
+}
+
+/// Severity of a violation. Only errors make a resource non-compliant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Breaks the policy: the resource is non-compliant.
+    Error,
+    /// Worth fixing, never makes a resource non-compliant.
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// Which violations a result lists. The score and counts always cover everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeverityFilter {
+    /// Errors and warnings.
+    #[default]
+    All,
+    /// Errors only.
+    ErrorsOnly,
+    /// Warnings only.
+    WarningsOnly,
+}
+
+impl SeverityFilter {
+    /// Whether a violation of this severity is listed.
+    pub fn admits(self, severity: Severity) -> bool {
+        match self {
+            SeverityFilter::All => true,
+            SeverityFilter::ErrorsOnly => severity == Severity::Error,
+            SeverityFilter::WarningsOnly => severity == Severity::Warning,
+        }
+    }
+}
+
+impl FromStr for SeverityFilter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(SeverityFilter::All),
+            "errors_only" => Ok(SeverityFilter::ErrorsOnly),
+            "warnings_only" => Ok(SeverityFilter::WarningsOnly),
+            other => Err(format!(
+                "'{other}' is not a severity filter: use all, errors_only or warnings_only"
+            )),
+        }
+    }
+}
+
+/// The kind of a policy violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationType {
+    /// A required tag that applies to the resource's type is absent.
+    MissingRequiredTag,
+    /// A required tag is present with an empty (or blank) value.
+    EmptyValue,
+    /// The value is not in the tag's `allowed_values` (error for required tags, warning for
+    /// optional ones).
+    InvalidValue,
+    /// The value does not match the tag's `validation_regex`.
+    InvalidFormat,
+    /// The key matches a policy tag only when case is ignored (`costcenter` for `CostCenter`).
+    KeyCaseMismatch,
+    /// The value matches an allowed value only when case is ignored.
+    ValueCaseMismatch,
+    /// The key is longer than `max_key_length`.
+    KeyTooLong,
+    /// The value is longer than `max_value_length`.
+    ValueTooLong,
+    /// The key or value has characters outside letters, digits, spaces and `_ . : / = + - @`.
+    InvalidCharacters,
+}
+
+impl ViolationType {
+    /// The snake_case name used in every output format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationType::MissingRequiredTag => "missing_required_tag",
+            ViolationType::EmptyValue => "empty_value",
+            ViolationType::InvalidValue => "invalid_value",
+            ViolationType::InvalidFormat => "invalid_format",
+            ViolationType::KeyCaseMismatch => "key_case_mismatch",
+            ViolationType::ValueCaseMismatch => "value_case_mismatch",
+            ViolationType::KeyTooLong => "key_too_long",
+            ViolationType::ValueTooLong => "value_too_long",
+            ViolationType::InvalidCharacters => "invalid_characters",
+        }
+    }
+}
+
+impl fmt::Display for ViolationType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a finding compares the tag against, kept by reference to the compiled policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expected {
+    /// Nothing to show beyond the violation type.
+    Nothing,
+    /// The tag's allowed values.
+    AllowedValues(Arc<[String]>),
+    /// The tag's validation regex.
+    Pattern(Arc<str>),
+    /// The canonical spelling (of the key, or of the allowed value).
+    Canonical(Arc<str>),
+    /// The configured maximum length.
+    MaxLength(usize),
+}
+
+/// One violation found on one resource by the policy, without the resource's identity.
+/// Built only when something is wrong, so the compliant path allocates nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// What is wrong.
+    pub violation_type: ViolationType,
+    /// Error or warning.
+    pub severity: Severity,
+    /// The policy's name of the tag (or the resource's key, for naming rules).
+    pub tag_name: Arc<str>,
+    /// The value found on the resource (the key found, for a key case mismatch).
+    pub current_value: Option<Box<str>>,
+    /// What the value was compared against.
+    pub expected: Expected,
+}
+
+/// What a scan covers. Empty lists mean "all".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanScope {
+    /// Resource types to scan; empty means every type the source knows.
+    pub resource_types: BTreeSet<ResourceType>,
+    /// Regions to scan; empty means the source's default regions.
+    pub regions: BTreeSet<String>,
+    /// Accounts to scan; empty means the source's default accounts.
+    pub accounts: BTreeSet<String>,
+}
+
+impl ScanScope {
+    /// Whether a resource type is in scope.
+    pub fn admits_type(&self, resource_type: &ResourceType) -> bool {
+        self.resource_types.is_empty() || self.resource_types.contains(resource_type)
+    }
+
+    /// Whether a region is in scope.
+    pub fn admits_region(&self, region: &str) -> bool {
+        self.regions.is_empty() || self.regions.contains(region)
+    }
+
+    /// Whether an account is in scope.
+    pub fn admits_account(&self, account: &str) -> bool {
+        self.accounts.is_empty() || self.accounts.contains(account)
+    }
+
+    /// Whether a resource is in scope: its type, region and account all pass.
+    pub fn admits(&self, resource: &Resource) -> bool {
+        self.admits_type(&resource.resource_type)
+            && self.admits_region(&resource.region)
+            && self.admits_account(&resource.account_id)
+    }
+}
+
+/// A scan's id: time-ordered, unique within a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ScanId(pub u64);
+
+impl fmt::Display for ScanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "scan-{:016x}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_types_parse_and_print() {
+        for text in [
+            "ec2:instance",
+            "rds:db",
+            "s3:bucket",
+            "lambda:function",
+            "ecs:service",
+        ] {
+            let parsed: ResourceType = text.parse().unwrap();
+            assert!(
+                !matches!(parsed, ResourceType::Other(_)),
+                "{text} is native"
+            );
+            assert_eq!(parsed.to_string(), text);
+        }
+        let other: ResourceType = "dynamodb:table".parse().unwrap();
+        assert_eq!(other, ResourceType::other("dynamodb:table"));
+        assert_eq!(other.service(), "dynamodb");
+        for bad in ["ec2", ":instance", "ec2:", "ec2 :x", "a:b:c"] {
+            assert!(bad.parse::<ResourceType>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn severity_filter_admits_what_it_names() {
+        assert!(SeverityFilter::All.admits(Severity::Warning));
+        assert!(SeverityFilter::ErrorsOnly.admits(Severity::Error));
+        assert!(!SeverityFilter::ErrorsOnly.admits(Severity::Warning));
+        assert!(!SeverityFilter::WarningsOnly.admits(Severity::Error));
+        assert_eq!("errors_only".parse(), Ok(SeverityFilter::ErrorsOnly));
+        assert!("errors".parse::<SeverityFilter>().is_err());
+    }
+}

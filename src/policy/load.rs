@@ -1,0 +1,546 @@
+//! Loading a policy file: parse, check and compile, with errors naming file, line, column and field.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use regex::RegexBuilder;
+
+use super::model::{CompiledOptional, CompiledRequired, Policy, PolicyDocument};
+use crate::domain::ResourceType;
+
+/// The policy shipped in `policies/tagging_policy.json`, embedded so the binary runs anywhere.
+pub const DEFAULT_POLICY_JSON: &str = include_str!("../../policies/tagging_policy.json");
+
+/// Largest compiled regex accepted, so a hostile policy cannot exhaust memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Why a policy could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy '{file}': {reason}")]
+    Io {
+        /// The file as the user named it.
+        file: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file was read but is not a valid policy.
+    #[error("error in policy '{file}' at line {line}, column {column}{}: {message}", field_part(.field))]
+    Invalid {
+        /// The file as the user named it.
+        file: String,
+        /// 1-based line of the offending text.
+        line: usize,
+        /// 1-based column of the offending text.
+        column: usize,
+        /// Dotted path of the offending field (`required_tags[1].validation_regex`); empty for
+        /// the document itself.
+        field: String,
+        /// What is wrong, quoting the offending input.
+        message: String,
+    },
+}
+
+fn field_part(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!(", field '{field}'")
+    }
+}
+
+/// Reads, checks and compiles the policy in `path`.
+pub fn load_policy(path: &Path) -> Result<Policy, PolicyError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Io {
+        file: file.clone(),
+        reason: e.kind().to_string(),
+    })?;
+    parse_policy(&text, &file)
+}
+
+/// The built-in default policy.
+pub fn default_policy() -> Policy {
+    parse_policy(DEFAULT_POLICY_JSON, "built-in")
+        .expect("the embedded default policy is checked by a unit test")
+}
+
+/// Parses, checks and compiles policy text; `origin` names it in errors.
+pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let document: PolicyDocument =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            PolicyError::Invalid {
+                file: origin.to_string(),
+                line: inner.line(),
+                column: inner.column(),
+                field: if field == "." { String::new() } else { field },
+                message: strip_position(&inner.to_string()),
+            }
+        })?;
+    deserializer.end().map_err(|e| PolicyError::Invalid {
+        file: origin.to_string(),
+        line: e.line(),
+        column: e.column(),
+        field: String::new(),
+        message: strip_position(&e.to_string()),
+    })?;
+    compile(document, text, origin)
+}
+
+/// serde_json appends " at line L column C"; we report position separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// One step of a path into the JSON document.
+#[derive(Debug, Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Builds errors for semantic checks, locating the field in the source text.
+struct Checker<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(&self, path: &[Step<'_>], message: String) -> PolicyError {
+        let offset = locate(self.text, path).unwrap_or(0);
+        let (line, column) = line_column(self.text, offset);
+        let mut field = String::new();
+        for step in path {
+            match step {
+                Step::Key(key) => {
+                    if !field.is_empty() {
+                        field.push('.');
+                    }
+                    field.push_str(key);
+                }
+                Step::Index(i) => field.push_str(&format!("[{i}]")),
+            }
+        }
+        PolicyError::Invalid {
+            file: self.origin.to_string(),
+            line,
+            column,
+            field,
+            message,
+        }
+    }
+}
+
+fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    let check = Checker { text, origin };
+    if document.version.trim().is_empty() {
+        return Err(check.error(&[Step::Key("version")], "the version is empty".into()));
+    }
+    let rules = &document.tag_naming_rules;
+    for (field, value) in [
+        ("max_key_length", rules.max_key_length),
+        ("max_value_length", rules.max_value_length),
+    ] {
+        if value == 0 {
+            return Err(check.error(
+                &[Step::Key("tag_naming_rules"), Step::Key(field)],
+                format!("{field} must be at least 1"),
+            ));
+        }
+    }
+    let fold = |name: &str| {
+        if rules.case_sensitivity {
+            name.to_string()
+        } else {
+            name.to_lowercase()
+        }
+    };
+
+    // Names seen so far, to reject duplicates (across required and optional tags).
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut check_name = |list: &'static str, index: usize, name: &str| {
+        let path = [Step::Key(list), Step::Index(index), Step::Key("name")];
+        if name.trim().is_empty() {
+            return Err(check.error(&path, "the tag name is empty".into()));
+        }
+        if name.len() > rules.max_key_length {
+            return Err(check.error(
+                &path,
+                format!("tag name '{name}' is longer than max_key_length"),
+            ));
+        }
+        if let Some(previous) = seen.insert(fold(name), format!("{list}[{index}]")) {
+            let how = if rules.case_sensitivity {
+                ""
+            } else {
+                " (names are compared ignoring case)"
+            };
+            return Err(check.error(
+                &path,
+                format!("duplicate tag name '{name}', already defined at {previous}{how}"),
+            ));
+        }
+        Ok(())
+    };
+
+    let mut required = Vec::with_capacity(document.required_tags.len());
+    for (index, rule) in document.required_tags.iter().enumerate() {
+        check_name("required_tags", index, &rule.name)?;
+        let at = |field: &'static str| {
+            [
+                Step::Key("required_tags"),
+                Step::Index(index),
+                Step::Key(field),
+            ]
+        };
+        let allowed = compile_allowed(&check, &at("allowed_values"), &rule.allowed_values)?;
+        let regex = match &rule.validation_regex {
+            None => None,
+            Some(pattern) => {
+                let compiled = RegexBuilder::new(pattern)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| {
+                        let reason = e.to_string();
+                        let reason = reason
+                            .lines()
+                            .last()
+                            .unwrap_or("invalid")
+                            .trim()
+                            .to_string();
+                        check.error(
+                            &at("validation_regex"),
+                            format!("regex '{pattern}' does not compile: {reason}"),
+                        )
+                    })?;
+                Some((compiled, Arc::from(pattern.as_str())))
+            }
+        };
+        if let (Some(values), Some((regex, pattern))) = (&allowed, &regex) {
+            if let Some(value) = values.iter().find(|v| !regex.is_match(v)) {
+                return Err(check.error(
+                    &at("allowed_values"),
+                    format!("allowed value '{value}' does not match validation_regex '{pattern}'"),
+                ));
+            }
+        }
+        let mut applies_to = Vec::with_capacity(rule.applies_to.len());
+        for (i, text) in rule.applies_to.iter().enumerate() {
+            let parsed: ResourceType =
+                text.parse()
+                    .map_err(|e: crate::domain::ResourceTypeError| {
+                        check.error(
+                            &[
+                                Step::Key("required_tags"),
+                                Step::Index(index),
+                                Step::Key("applies_to"),
+                                Step::Index(i),
+                            ],
+                            e.to_string(),
+                        )
+                    })?;
+            if !applies_to.contains(&parsed) {
+                applies_to.push(parsed);
+            }
+        }
+        required.push(CompiledRequired {
+            name: Arc::from(rule.name.as_str()),
+            allowed_values: allowed,
+            regex,
+            applies_to,
+        });
+    }
+
+    let mut optional = Vec::with_capacity(document.optional_tags.len());
+    for (index, rule) in document.optional_tags.iter().enumerate() {
+        check_name("optional_tags", index, &rule.name)?;
+        let path = [
+            Step::Key("optional_tags"),
+            Step::Index(index),
+            Step::Key("allowed_values"),
+        ];
+        optional.push(CompiledOptional {
+            name: Arc::from(rule.name.as_str()),
+            allowed_values: compile_allowed(&check, &path, &rule.allowed_values)?,
+        });
+    }
+
+    Ok(Policy {
+        document,
+        origin: origin.to_string(),
+        required,
+        optional,
+    })
+}
+
+fn compile_allowed(
+    check: &Checker<'_>,
+    path: &[Step<'_>],
+    values: &Option<Vec<String>>,
+) -> Result<Option<Arc<[String]>>, PolicyError> {
+    match values {
+        None => Ok(None),
+        Some(values) if values.is_empty() => Err(check.error(
+            path,
+            "allowed_values is empty, so no value could pass: omit it to allow any value".into(),
+        )),
+        Some(values) => Ok(Some(Arc::from(values.clone()))),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
+        + 1;
+    (line, column)
+}
+
+/// Byte offset of the value at `path` in well-formed JSON `text`: a small scanner, so semantic
+/// errors point at the field the same way syntax errors do.
+fn locate(text: &str, path: &[Step<'_>]) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut pos = skip_ws(bytes, 0);
+    for step in path {
+        match (step, bytes.get(pos)?) {
+            (Step::Key(wanted), b'{') => {
+                pos = skip_ws(bytes, pos + 1);
+                loop {
+                    if bytes.get(pos)? == &b'}' {
+                        return None;
+                    }
+                    let key_end = skip_string(bytes, pos)?;
+                    let key: String = serde_json::from_str(&text[pos..key_end]).ok()?;
+                    pos = skip_ws(bytes, key_end);
+                    pos = skip_ws(bytes, pos + 1); // the ':'
+                    if key == *wanted {
+                        break;
+                    }
+                    pos = skip_ws(bytes, skip_value(bytes, pos)?);
+                    if bytes.get(pos)? == &b',' {
+                        pos = skip_ws(bytes, pos + 1);
+                    }
+                }
+            }
+            (Step::Index(wanted), b'[') => {
+                pos = skip_ws(bytes, pos + 1);
+                for _ in 0..*wanted {
+                    if bytes.get(pos)? == &b']' {
+                        return None;
+                    }
+                    pos = skip_ws(bytes, skip_value(bytes, pos)?);
+                    if bytes.get(pos)? == &b',' {
+                        pos = skip_ws(bytes, pos + 1);
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(pos)
+}
+
+fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
+    while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+        pos += 1;
+    }
+    pos
+}
+
+/// Position just past the string starting at `pos` (which must be `"`).
+fn skip_string(bytes: &[u8], pos: usize) -> Option<usize> {
+    if bytes.get(pos)? != &b'"' {
+        return None;
+    }
+    let mut i = pos + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Position just past the value starting at `pos`.
+fn skip_value(bytes: &[u8], pos: usize) -> Option<usize> {
+    match bytes.get(pos)? {
+        b'"' => skip_string(bytes, pos),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = pos;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'"' => {
+                        i = skip_string(bytes, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            let mut i = pos;
+            while i < bytes.len()
+                && !matches!(bytes[i], b',' | b'}' | b']')
+                && !bytes[i].is_ascii_whitespace()
+            {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(text: &str) -> (usize, usize, String, String) {
+        match parse_policy(text, "p.json").expect_err("policy should be rejected") {
+            PolicyError::Invalid {
+                line,
+                column,
+                field,
+                message,
+                ..
+            } => (line, column, field, message),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_policy_loads() {
+        let policy = default_policy();
+        let names: Vec<&str> = policy.required_tags().iter().map(|r| &*r.name).collect();
+        assert_eq!(names, ["CostCenter", "Owner", "Environment", "Application"]);
+        let optional: Vec<&str> = policy.optional_tags().iter().map(|r| &*r.name).collect();
+        assert_eq!(optional, ["Project", "Compliance"]);
+    }
+
+    #[test]
+    fn unknown_field_names_line_column_and_field() {
+        let text = "{\n  \"version\": \"1\",\n  \"required_tags\": [\n    {\"name\": \"A\", \"alowed_values\": [\"x\"]}\n  ]\n}";
+        let (line, column, field, message) = invalid(text);
+        assert_eq!(line, 4);
+        assert!(column > 10, "column {column}");
+        assert!(field.starts_with("required_tags[0]"), "{field}");
+        assert!(
+            message.contains("unknown field `alowed_values`"),
+            "{message}"
+        );
+        let shown = parse_policy(text, "p.json").unwrap_err().to_string();
+        assert!(
+            shown.starts_with("error in policy 'p.json' at line 4, column"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let text = "{\"version\": \"1\", \"required_tags\": [{\"name\": \"A\", \"allowed_values\": \"x\"}]}";
+        let (line, _, field, message) = invalid(text);
+        assert_eq!(line, 1);
+        assert_eq!(field, "required_tags[0].allowed_values");
+        assert!(message.contains("invalid type"), "{message}");
+    }
+
+    #[test]
+    fn bad_regex_is_located() {
+        let text = "{\n \"version\": \"1\",\n \"required_tags\": [\n  {\"name\": \"A\"},\n  {\"name\": \"B\",\n   \"validation_regex\": \"^(a\"}\n ]\n}";
+        let (line, column, field, message) = invalid(text);
+        assert_eq!((line, column), (6, 24));
+        assert_eq!(field, "required_tags[1].validation_regex");
+        assert!(message.contains("'^(a' does not compile"), "{message}");
+    }
+
+    #[test]
+    fn duplicate_names_are_rejected_with_case_rules() {
+        let insensitive = "{\"version\": \"1\", \"required_tags\": [{\"name\": \"Owner\"}], \"optional_tags\": [{\"name\": \"owner\"}], \"tag_naming_rules\": {\"case_sensitivity\": false}}";
+        let (_, _, field, message) = invalid(insensitive);
+        assert_eq!(field, "optional_tags[0].name");
+        assert!(message.contains("duplicate tag name 'owner'"), "{message}");
+        let sensitive = insensitive.replace("false", "true");
+        assert!(parse_policy(&sensitive, "p.json").is_ok());
+    }
+
+    #[test]
+    fn semantic_checks() {
+        let cases = [
+            (
+                r#"{"version": "", "required_tags": []}"#,
+                "version",
+                "empty",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": "A", "applies_to": ["ec2"]}]}"#,
+                "required_tags[0].applies_to[0]",
+                "'ec2' is not a resource type",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": "A", "allowed_values": []}]}"#,
+                "required_tags[0].allowed_values",
+                "empty",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": "A", "allowed_values": ["ok", "Bad"], "validation_regex": "^[a-z]+$"}]}"#,
+                "required_tags[0].allowed_values",
+                "'Bad' does not match",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": " "}]}"#,
+                "required_tags[0].name",
+                "empty",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [], "tag_naming_rules": {"max_key_length": 0}}"#,
+                "tag_naming_rules.max_key_length",
+                "at least 1",
+            ),
+        ];
+        for (text, want_field, want_message) in cases {
+            let (_, _, field, message) = invalid(text);
+            assert_eq!(field, want_field, "{text}");
+            assert!(message.contains(want_message), "{message} for {text}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_trailing_text() {
+        let (line, _, _, message) = invalid("{\"version\": \"1\",\n \"required_tags\": [}\n");
+        assert_eq!(line, 2);
+        assert!(!message.contains(" at line "), "{message}");
+        let (_, _, _, message) = invalid("{\"version\": \"1\", \"required_tags\": []} x");
+        assert!(message.contains("trailing"), "{message}");
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let err = load_policy(Path::new("no-such-policy.json")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read policy 'no-such-policy.json': entity not found"
+        );
+    }
+}

@@ -1,0 +1,529 @@
+//! Validation of one resource's tags against the policy: the hot loop, allocation-free when
+//! the resource is compliant.
+//!
+//! Rules, in the order findings are emitted:
+//! 1. each required tag that applies to the type: absent → `missing_required_tag` (error);
+//!    blank value → `empty_value` (error); value outside `allowed_values` → `invalid_value`
+//!    (error); value not matching `validation_regex` → `invalid_format` (error);
+//! 2. each optional tag that is present: value outside its `allowed_values` → `invalid_value`
+//!    (warning);
+//! 3. with `case_sensitivity: false`, a key or an allowed value that matches only when case is
+//!    ignored passes, with a `key_case_mismatch` / `value_case_mismatch` warning;
+//! 4. every tag but those with the reserved `aws:` prefix: key or value too long, or (when
+//!    special characters are not allowed) characters outside AWS's portable set → warnings.
+
+use std::sync::Arc;
+
+use super::model::Policy;
+use crate::domain::{Expected, Finding, ResourceType, Severity, Tag, ViolationType};
+
+impl Policy {
+    /// Appends the findings for a resource of `resource_type` carrying `tags` to `out`.
+    /// Appends nothing when the resource is fully compliant, and then allocates nothing.
+    pub fn validate_into(
+        &self,
+        resource_type: &ResourceType,
+        tags: &[Tag],
+        out: &mut Vec<Finding>,
+    ) {
+        let ignore_case = !self.document.tag_naming_rules.case_sensitivity;
+
+        for rule in &self.required {
+            if !rule.applies_to(resource_type) {
+                continue;
+            }
+            let Some((tag, exact)) = find_tag(tags, &rule.name, ignore_case) else {
+                out.push(finding(
+                    ViolationType::MissingRequiredTag,
+                    Severity::Error,
+                    &rule.name,
+                    None,
+                    Expected::Nothing,
+                ));
+                continue;
+            };
+            if !exact {
+                push_key_case(out, &rule.name, &tag.key);
+            }
+            if tag.value.trim().is_empty() {
+                out.push(finding(
+                    ViolationType::EmptyValue,
+                    Severity::Error,
+                    &rule.name,
+                    Some(&tag.value),
+                    Expected::Nothing,
+                ));
+                continue;
+            }
+            if let Some(allowed) = &rule.allowed_values {
+                check_allowed(
+                    out,
+                    &rule.name,
+                    &tag.value,
+                    allowed,
+                    ignore_case,
+                    Severity::Error,
+                );
+            }
+            if let Some((regex, pattern)) = &rule.regex {
+                if !regex.is_match(&tag.value) {
+                    out.push(finding(
+                        ViolationType::InvalidFormat,
+                        Severity::Error,
+                        &rule.name,
+                        Some(&tag.value),
+                        Expected::Pattern(pattern.clone()),
+                    ));
+                }
+            }
+        }
+
+        for rule in &self.optional {
+            let Some((tag, exact)) = find_tag(tags, &rule.name, ignore_case) else {
+                continue;
+            };
+            if !exact {
+                push_key_case(out, &rule.name, &tag.key);
+            }
+            if let Some(allowed) = &rule.allowed_values {
+                check_allowed(
+                    out,
+                    &rule.name,
+                    &tag.value,
+                    allowed,
+                    ignore_case,
+                    Severity::Warning,
+                );
+            }
+        }
+
+        self.check_naming(tags, out);
+    }
+
+    /// The findings for one resource, as a new vector.
+    pub fn validate(&self, resource_type: &ResourceType, tags: &[Tag]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.validate_into(resource_type, tags, &mut out);
+        out
+    }
+
+    fn check_naming(&self, tags: &[Tag], out: &mut Vec<Finding>) {
+        let rules = &self.document.tag_naming_rules;
+        for tag in tags {
+            if is_reserved(&tag.key) {
+                continue;
+            }
+            if char_len_exceeds(&tag.key, rules.max_key_length) {
+                out.push(finding(
+                    ViolationType::KeyTooLong,
+                    Severity::Warning,
+                    &tag.key,
+                    None,
+                    Expected::MaxLength(rules.max_key_length),
+                ));
+            }
+            if char_len_exceeds(&tag.value, rules.max_value_length) {
+                out.push(finding(
+                    ViolationType::ValueTooLong,
+                    Severity::Warning,
+                    &tag.key,
+                    None,
+                    Expected::MaxLength(rules.max_value_length),
+                ));
+            }
+            if !rules.allow_special_characters {
+                for part in [&tag.key, &tag.value] {
+                    if !is_portable(part) {
+                        out.push(finding(
+                            ViolationType::InvalidCharacters,
+                            Severity::Warning,
+                            &tag.key,
+                            Some(part),
+                            Expected::Nothing,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The policy's spelling of the tag name, shared (a clone of an `Arc`, no copy of the text).
+trait TagName {
+    fn shared(&self) -> Arc<str>;
+}
+
+impl TagName for Arc<str> {
+    fn shared(&self) -> Arc<str> {
+        self.clone()
+    }
+}
+
+impl TagName for String {
+    fn shared(&self) -> Arc<str> {
+        Arc::from(self.as_str())
+    }
+}
+
+fn finding(
+    violation_type: ViolationType,
+    severity: Severity,
+    tag_name: &impl TagName,
+    current_value: Option<&str>,
+    expected: Expected,
+) -> Finding {
+    Finding {
+        violation_type,
+        severity,
+        tag_name: tag_name.shared(),
+        current_value: current_value.map(Box::from),
+        expected,
+    }
+}
+
+fn push_key_case(out: &mut Vec<Finding>, name: &Arc<str>, found_key: &str) {
+    out.push(finding(
+        ViolationType::KeyCaseMismatch,
+        Severity::Warning,
+        name,
+        Some(found_key),
+        Expected::Canonical(name.clone()),
+    ));
+}
+
+fn check_allowed(
+    out: &mut Vec<Finding>,
+    name: &Arc<str>,
+    value: &str,
+    allowed: &Arc<[String]>,
+    ignore_case: bool,
+    severity: Severity,
+) {
+    if allowed.iter().any(|a| a == value) {
+        return;
+    }
+    if ignore_case {
+        if let Some(canonical) = allowed.iter().find(|a| eq_ignore_case(a, value)) {
+            out.push(finding(
+                ViolationType::ValueCaseMismatch,
+                Severity::Warning,
+                name,
+                Some(value),
+                Expected::Canonical(Arc::from(canonical.as_str())),
+            ));
+            return;
+        }
+    }
+    out.push(finding(
+        ViolationType::InvalidValue,
+        severity,
+        name,
+        Some(value),
+        Expected::AllowedValues(allowed.clone()),
+    ));
+}
+
+/// The tag whose key is `name`, and whether the match is exact. An exact match wins over a
+/// case-insensitive one wherever it appears.
+fn find_tag<'t>(tags: &'t [Tag], name: &str, ignore_case: bool) -> Option<(&'t Tag, bool)> {
+    let mut folded = None;
+    for tag in tags {
+        if tag.key == name {
+            return Some((tag, true));
+        }
+        if ignore_case && folded.is_none() && eq_ignore_case(&tag.key, name) {
+            folded = Some((tag, false));
+        }
+    }
+    folded
+}
+
+/// Case-insensitive equality: ASCII fast path, full Unicode lowercase otherwise.
+pub fn eq_ignore_case(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase))
+    }
+}
+
+/// Keys AWS reserves for itself (`aws:cloudformation:stack-name`); users cannot change them.
+pub fn is_reserved(key: &str) -> bool {
+    key.len() >= 4 && key.as_bytes()[..4].eq_ignore_ascii_case(b"aws:")
+}
+
+/// Whether `text` is longer than `max` characters (bytes first: a cheap upper bound).
+fn char_len_exceeds(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().count() > max
+}
+
+/// Whether every character is a letter, a digit, a space or one of `_ . : / = + - @`: the set
+/// AWS documents as allowed in tags by every service.
+pub fn is_portable(text: &str) -> bool {
+    text.chars().all(|c| {
+        if c.is_ascii() {
+            c.is_ascii_alphanumeric()
+                || matches!(c, ' ' | '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
+        } else {
+            c.is_alphanumeric()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::parse_policy;
+
+    const POLICY: &str = r#"{
+        "version": "t",
+        "required_tags": [
+            {"name": "CostCenter", "allowed_values": ["Engineering", "Sales"]},
+            {"name": "Owner", "validation_regex": "^[a-z]+@example\\.com$"},
+            {"name": "Environment", "allowed_values": ["prod", "dev"], "applies_to": ["ec2:instance", "rds:db"]}
+        ],
+        "optional_tags": [{"name": "Tier", "allowed_values": ["gold", "silver"]}, {"name": "Project"}],
+        "tag_naming_rules": {"case_sensitivity": false, "allow_special_characters": false,
+                             "max_key_length": 20, "max_value_length": 30}
+    }"#;
+
+    fn policy(case_sensitive: bool) -> Policy {
+        let text = POLICY.replace(
+            "\"case_sensitivity\": false",
+            &format!("\"case_sensitivity\": {case_sensitive}"),
+        );
+        parse_policy(&text, "test").unwrap()
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
+        pairs.iter().map(|(k, v)| Tag::new(*k, *v)).collect()
+    }
+
+    fn kinds(findings: &[Finding]) -> Vec<(ViolationType, Severity, String)> {
+        findings
+            .iter()
+            .map(|f| (f.violation_type, f.severity, f.tag_name.to_string()))
+            .collect()
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("CostCenter", "Engineering"),
+        ("Owner", "ana@example.com"),
+        ("Environment", "prod"),
+    ];
+
+    #[test]
+    fn compliant_resource_has_no_findings() {
+        for sensitive in [true, false] {
+            assert!(
+                policy(sensitive)
+                    .validate(&ResourceType::Ec2Instance, &tags(GOOD))
+                    .is_empty()
+            );
+        }
+    }
+
+    #[test]
+    fn missing_invalid_and_format_errors_carry_detail() {
+        let p = policy(true);
+        let found = p.validate(
+            &ResourceType::RdsDb,
+            &tags(&[("CostCenter", "Marketing"), ("Owner", "Ana@example.com")]),
+        );
+        assert_eq!(
+            kinds(&found),
+            vec![
+                (
+                    ViolationType::InvalidValue,
+                    Severity::Error,
+                    "CostCenter".into()
+                ),
+                (
+                    ViolationType::InvalidFormat,
+                    Severity::Error,
+                    "Owner".into()
+                ),
+                (
+                    ViolationType::MissingRequiredTag,
+                    Severity::Error,
+                    "Environment".into()
+                ),
+            ]
+        );
+        assert_eq!(found[0].current_value.as_deref(), Some("Marketing"));
+        assert!(matches!(&found[0].expected, Expected::AllowedValues(v) if v.len() == 2));
+        assert!(matches!(&found[1].expected, Expected::Pattern(p) if p.contains("example")));
+    }
+
+    #[test]
+    fn applies_to_scopes_rules() {
+        let p = policy(true);
+        let s3 = p.validate(
+            &ResourceType::S3Bucket,
+            &tags(&[("CostCenter", "Sales"), ("Owner", "bo@example.com")]),
+        );
+        assert!(
+            s3.is_empty(),
+            "Environment does not apply to buckets: {s3:?}"
+        );
+        let other = p.validate(&ResourceType::other("dynamodb:table"), &[]);
+        assert_eq!(other.len(), 2, "rules without applies_to cover every type");
+    }
+
+    #[test]
+    fn case_insensitive_policy_warns_on_case_only_differences() {
+        let p = policy(false);
+        let found = p.validate(
+            &ResourceType::Ec2Instance,
+            &tags(&[
+                ("costcenter", "engineering"),
+                ("Owner", "ana@example.com"),
+                ("Environment", "PROD"),
+            ]),
+        );
+        assert_eq!(
+            kinds(&found),
+            vec![
+                (
+                    ViolationType::KeyCaseMismatch,
+                    Severity::Warning,
+                    "CostCenter".into()
+                ),
+                (
+                    ViolationType::ValueCaseMismatch,
+                    Severity::Warning,
+                    "CostCenter".into()
+                ),
+                (
+                    ViolationType::ValueCaseMismatch,
+                    Severity::Warning,
+                    "Environment".into()
+                ),
+            ]
+        );
+        assert_eq!(found[0].current_value.as_deref(), Some("costcenter"));
+        assert!(matches!(&found[1].expected, Expected::Canonical(c) if &**c == "Engineering"));
+    }
+
+    #[test]
+    fn case_sensitive_policy_treats_other_case_as_absent_or_invalid() {
+        let p = policy(true);
+        let found = p.validate(
+            &ResourceType::Ec2Instance,
+            &tags(&[
+                ("costcenter", "Engineering"),
+                ("Owner", "ana@example.com"),
+                ("Environment", "PROD"),
+            ]),
+        );
+        assert_eq!(
+            kinds(&found),
+            vec![
+                (
+                    ViolationType::MissingRequiredTag,
+                    Severity::Error,
+                    "CostCenter".into()
+                ),
+                (
+                    ViolationType::InvalidValue,
+                    Severity::Error,
+                    "Environment".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn exact_key_wins_over_case_variant() {
+        let p = policy(false);
+        let mut t = tags(GOOD);
+        t.insert(0, Tag::new("costcenter", "nonsense"));
+        assert!(p.validate(&ResourceType::Ec2Instance, &t).is_empty());
+    }
+
+    #[test]
+    fn optional_tags_warn_only_when_present_and_wrong() {
+        let p = policy(true);
+        let mut t = tags(GOOD);
+        assert!(p.validate(&ResourceType::Ec2Instance, &t).is_empty());
+        t.push(Tag::new("Tier", "bronze"));
+        t.push(Tag::new("Project", "anything goes"));
+        assert_eq!(
+            kinds(&p.validate(&ResourceType::Ec2Instance, &t)),
+            vec![(
+                ViolationType::InvalidValue,
+                Severity::Warning,
+                "Tier".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn empty_value_is_an_error() {
+        let p = policy(true);
+        let mut t = tags(GOOD);
+        t[0].value = "  ".into();
+        assert_eq!(
+            kinds(&p.validate(&ResourceType::Ec2Instance, &t)),
+            vec![(
+                ViolationType::EmptyValue,
+                Severity::Error,
+                "CostCenter".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn naming_rules_warn_and_skip_reserved_keys() {
+        let p = policy(true);
+        let mut t = tags(GOOD);
+        t.push(Tag::new("aws:cloudformation:stack-name", "x".repeat(100)));
+        t.push(Tag::new("AWS:Whatever#", "y"));
+        assert!(p.validate(&ResourceType::Ec2Instance, &t).is_empty());
+        t.push(Tag::new("a-very-long-key-indeed-yes", "ok"));
+        t.push(Tag::new("Notes", "z".repeat(31)));
+        t.push(Tag::new("team#id", "a,b"));
+        assert_eq!(
+            kinds(&p.validate(&ResourceType::Ec2Instance, &t)),
+            vec![
+                (
+                    ViolationType::KeyTooLong,
+                    Severity::Warning,
+                    "a-very-long-key-indeed-yes".into()
+                ),
+                (
+                    ViolationType::ValueTooLong,
+                    Severity::Warning,
+                    "Notes".into()
+                ),
+                (
+                    ViolationType::InvalidCharacters,
+                    Severity::Warning,
+                    "team#id".into()
+                ),
+                (
+                    ViolationType::InvalidCharacters,
+                    Severity::Warning,
+                    "team#id".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn portable_character_set() {
+        assert!(is_portable("ana.b@example.com"));
+        assert!(is_portable("Zürich 1/2 = x+y_z:w-v"));
+        assert!(!is_portable("a#b"));
+        assert!(!is_portable("a,b"));
+        assert!(!is_portable("tab\there"));
+    }
+
+    #[test]
+    fn length_counts_characters_not_bytes() {
+        assert!(!char_len_exceeds("ééé", 3));
+        assert!(char_len_exceeds("éééé", 3));
+    }
+}
