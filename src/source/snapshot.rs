@@ -1,0 +1,322 @@
+//! The snapshot source: the JSON that `aws resourcegroupstaggingapi get-resources` prints,
+//! read from a file, for offline scans.
+//!
+//! Accepted: one object with `ResourceTagMappingList` (`ResourceARN` + `Tags`), or an array of
+//! such objects (pages saved one by one). A resource with an empty or absent tag list counts as
+//! untagged. Optional per-resource fields tagguard understands beyond AWS's own:
+//! `Region` (for ARNs without one, such as S3 buckets), `AccountId` (likewise), `Name`,
+//! `CreatedAt` (RFC 3339), `MonthlyCost` (USD) and `InstanceType`. Other fields (AWS's
+//! `ComplianceDetails`, say) are ignored. An entry whose ARN is malformed becomes an issue of
+//! the scan, quoting the ARN; the other entries are scanned.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{Page, ResourceSource, Shard, ShardPlan, SourceError};
+use crate::domain::{Arn, Resource, ResourceAttributes, ScanIssue, ScanIssueKind, ScanScope, Tag};
+
+/// Resources per page handed to the engine.
+const PAGE_SIZE: usize = 1_000;
+
+/// Region label for resources whose ARN has no region and whose entry gives none.
+pub const GLOBAL_REGION: &str = "global";
+
+/// Account label for resources whose ARN has no account and whose entry gives none.
+pub const UNKNOWN_ACCOUNT: &str = "unknown";
+
+#[derive(Deserialize)]
+struct SnapshotPage {
+    #[serde(rename = "ResourceTagMappingList")]
+    mappings: Vec<Mapping>,
+}
+
+#[derive(Deserialize)]
+struct Mapping {
+    #[serde(rename = "ResourceARN")]
+    arn: String,
+    #[serde(rename = "Tags", default)]
+    tags: Vec<SnapshotTag>,
+    #[serde(rename = "Region")]
+    region: Option<String>,
+    #[serde(rename = "AccountId")]
+    account_id: Option<String>,
+    #[serde(rename = "Name")]
+    name: Option<String>,
+    #[serde(rename = "CreatedAt")]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(rename = "MonthlyCost")]
+    monthly_cost: Option<f64>,
+    #[serde(rename = "InstanceType")]
+    instance_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SnapshotTag {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "Value", default)]
+    value: String,
+}
+
+/// A snapshot loaded into memory, grouped into shards.
+pub struct SnapshotSource {
+    name: String,
+    shards: BTreeMap<(Arc<str>, Arc<str>, Arc<str>), Vec<Resource>>,
+    /// Entries that could not be read (malformed ARNs), reported with every scan.
+    rejected: Vec<ScanIssue>,
+}
+
+impl SnapshotSource {
+    /// Reads and parses the snapshot at `path`.
+    pub fn open(path: &Path) -> Result<SnapshotSource, SourceError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SourceError::new(
+                ScanIssueKind::InvalidInput,
+                format!("cannot read snapshot '{shown}': {}", e.kind()),
+            )
+        })?;
+        SnapshotSource::parse(&text, &shown)
+    }
+
+    /// Parses snapshot text; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<SnapshotSource, SourceError> {
+        // Dispatch on the first character rather than an untagged enum, so that errors point at
+        // the offending line instead of "did not match any variant".
+        let parsed = if text.trim_start().starts_with('[') {
+            serde_json::from_str::<Vec<SnapshotPage>>(text)
+        } else {
+            serde_json::from_str::<SnapshotPage>(text).map(|page| vec![page])
+        };
+        let pages = parsed.map_err(|e| {
+            SourceError::new(
+                ScanIssueKind::InvalidInput,
+                format!(
+                    "snapshot '{origin}' at line {}, column {}: not the output of 'aws resourcegroupstaggingapi get-resources' ({})",
+                    e.line(),
+                    e.column(),
+                    e.to_string().split(" at line ").next().unwrap_or_default()
+                ),
+            )
+        })?;
+        let mut shards: BTreeMap<(Arc<str>, Arc<str>, Arc<str>), Vec<Resource>> = BTreeMap::new();
+        let mut rejected = Vec::new();
+        let mut interned: BTreeMap<String, Arc<str>> = BTreeMap::new();
+        let mut intern = |s: &str| {
+            interned
+                .entry(s.to_string())
+                .or_insert_with(|| Arc::from(s))
+                .clone()
+        };
+        for (entry, mapping) in pages.into_iter().flat_map(|p| p.mappings).enumerate() {
+            let arn = match Arn::parse(&mapping.arn) {
+                Ok(arn) => arn,
+                Err(e) => {
+                    rejected.push(ScanIssue {
+                        account_id: String::new(),
+                        region: String::new(),
+                        service: String::new(),
+                        kind: ScanIssueKind::InvalidInput,
+                        missing_permission: None,
+                        message: format!("snapshot '{origin}', entry {entry}: {e}"),
+                        resources_before_failure: 0,
+                    });
+                    continue;
+                }
+            };
+            let region = intern(match (arn.region(), &mapping.region) {
+                ("", Some(r)) => r,
+                ("", None) => GLOBAL_REGION,
+                (r, _) => r,
+            });
+            let account = intern(match (arn.account_id(), &mapping.account_id) {
+                ("", Some(a)) => a,
+                ("", None) => UNKNOWN_ACCOUNT,
+                (a, _) => a,
+            });
+            let service = intern(arn.service());
+            let resource = Resource {
+                resource_type: arn.resource_type(),
+                id: arn.resource_id().to_string(),
+                arn: arn.as_str().to_string(),
+                account_id: account.clone(),
+                region: region.clone(),
+                name: mapping.name,
+                tags: mapping
+                    .tags
+                    .into_iter()
+                    .map(|t| Tag::new(t.key, t.value))
+                    .collect(),
+                created_at: mapping.created_at,
+                monthly_cost: mapping.monthly_cost,
+                attributes: ResourceAttributes {
+                    instance_type: mapping.instance_type,
+                    ..ResourceAttributes::default()
+                },
+            };
+            shards.entry((account, region, service)).or_default().push(resource);
+        }
+        Ok(SnapshotSource {
+            name: format!("file:{origin}"),
+            shards,
+            rejected,
+        })
+    }
+
+    /// Number of resources loaded.
+    pub fn len(&self) -> usize {
+        self.shards.values().map(Vec::len).sum()
+    }
+
+    /// Whether the snapshot holds no resources.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl ResourceSource for SnapshotSource {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
+        let mut shards = Vec::new();
+        for ((account, region, service), resources) in &self.shards {
+            if !scope.admits_account(account) || !scope.admits_region(region) {
+                continue;
+            }
+            let mut types: Vec<_> = resources
+                .iter()
+                .map(|r| r.resource_type.clone())
+                .filter(|t| scope.admits_type(t))
+                .collect();
+            types.sort();
+            types.dedup();
+            if !types.is_empty() {
+                shards.push(Shard {
+                    account_id: account.clone(),
+                    region: region.clone(),
+                    service: service.clone(),
+                    resource_types: types,
+                });
+            }
+        }
+        Ok(ShardPlan {
+            shards,
+            issues: self.rejected.clone(),
+        })
+    }
+
+    async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError> {
+        let key = (shard.account_id.clone(), shard.region.clone(), shard.service.clone());
+        let resources = self.shards.get(&key).ok_or_else(|| {
+            SourceError::new(
+                ScanIssueKind::InvalidInput,
+                format!("shard '{shard}' is not in the snapshot"),
+            )
+        })?;
+        let offset: usize = match token {
+            None => 0,
+            Some(t) => t.parse().map_err(|_| {
+                SourceError::new(ScanIssueKind::InvalidInput, format!("bad page token '{t}'"))
+            })?,
+        };
+        let end = (offset + PAGE_SIZE).min(resources.len());
+        Ok(Page {
+            resources: resources[offset.min(end)..end]
+                .iter()
+                .filter(|r| shard.resource_types.contains(&r.resource_type))
+                .cloned()
+                .collect(),
+            next: (end < resources.len()).then(|| end.to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{
+      "PaginationToken": "",
+      "ResourceTagMappingList": [
+        {"ResourceARN": "arn:aws:ec2:us-east-1:123456789012:instance/i-1",
+         "Tags": [{"Key": "CostCenter", "Value": "Sales"}]},
+        {"ResourceARN": "arn:aws:s3:::logs-bucket", "Tags": [], "Region": "eu-west-1",
+         "AccountId": "123456789012", "MonthlyCost": 12.5},
+        {"ResourceARN": "arn:aws:s3:::other-bucket"},
+        {"ResourceARN": "not-an-arn", "Tags": []},
+        {"ResourceARN": "arn:aws:rds:us-east-1:123456789012:db:orders", "Tags": [],
+         "ComplianceDetails": {"NoncompliantKeys": [], "ComplianceStatus": true}}
+      ]
+    }"#;
+
+    fn scan(source: &SnapshotSource, scope: &ScanScope) -> Vec<Resource> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let plan = source.plan(scope).await.unwrap();
+            let mut all = Vec::new();
+            for shard in &plan.shards {
+                let mut token = None;
+                loop {
+                    let page = source.fetch_page(shard, token).await.unwrap();
+                    all.extend(page.resources);
+                    token = page.next;
+                    if token.is_none() {
+                        break;
+                    }
+                }
+            }
+            all
+        })
+    }
+
+    #[test]
+    fn reads_aws_cli_output_with_extras() {
+        let source = SnapshotSource::parse(SAMPLE, "s.json").unwrap();
+        assert_eq!(source.len(), 4);
+        let all = scan(&source, &ScanScope::default());
+        let bucket = all.iter().find(|r| r.id == "logs-bucket").unwrap();
+        assert_eq!((&*bucket.region, &*bucket.account_id), ("eu-west-1", "123456789012"));
+        assert_eq!(bucket.monthly_cost, Some(12.5));
+        let other = all.iter().find(|r| r.id == "other-bucket").unwrap();
+        assert_eq!((&*other.region, &*other.account_id), (GLOBAL_REGION, UNKNOWN_ACCOUNT));
+        assert!(other.tags.is_empty());
+    }
+
+    #[test]
+    fn malformed_arn_becomes_an_issue_not_a_failure() {
+        let source = SnapshotSource::parse(SAMPLE, "s.json").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let plan = runtime.block_on(source.plan(&ScanScope::default())).unwrap();
+        assert_eq!(plan.issues.len(), 1);
+        assert!(plan.issues[0].message.contains("entry 3: 'not-an-arn' is not an ARN"));
+    }
+
+    #[test]
+    fn scope_filters_shards() {
+        let source = SnapshotSource::parse(SAMPLE, "s.json").unwrap();
+        let scope = ScanScope {
+            regions: ["us-east-1".to_string()].into(),
+            resource_types: [crate::domain::ResourceType::RdsDb].into(),
+            ..ScanScope::default()
+        };
+        let all = scan(&source, &scope);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].id, "orders");
+    }
+
+    #[test]
+    fn bad_json_names_file_line_and_column() {
+        let err = SnapshotSource::parse("{\n \"ResourceTagMappingList\": [ {\"Tags\": []} ]\n}", "s.json")
+            .err()
+            .unwrap();
+        assert!(err.message.starts_with("snapshot 's.json' at line"), "{}", err.message);
+    }
+}

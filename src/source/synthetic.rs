@@ -1,0 +1,855 @@
+//! The synthetic estate: a deterministic, realistic AWS estate generated against a policy, which
+//! records what it injected so tests can compare a scan with ground truth.
+//!
+//! Every resource is a pure function of `(seed, index)`, so shards generate their slices
+//! independently and in parallel, and the same `--size N --seed S` always gives the same estate.
+//! The mix: about half compliant; the rest untagged, missing or blank required tags, values
+//! outside the allowed list, values of the wrong format, case-only differences in keys or
+//! values, bad optional values, and tags that break the naming rules.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use regex::Regex;
+
+use super::{Page, ResourceSource, Shard, ShardPlan, SourceError};
+use crate::domain::{
+    Resource, ResourceAttributes, ResourceType, ScanIssueKind, ScanScope, Severity, Tag,
+    ViolationType,
+};
+use crate::policy::{Policy, eq_ignore_case, is_portable, is_reserved};
+
+/// Size and seed of a synthetic estate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntheticSpec {
+    /// Number of resources.
+    pub size: u64,
+    /// Seed: the same seed gives the same estate.
+    pub seed: u64,
+}
+
+impl Default for SyntheticSpec {
+    fn default() -> Self {
+        SyntheticSpec {
+            size: 2_000,
+            seed: 42,
+        }
+    }
+}
+
+/// Resources per page, as a generous AWS API would page.
+const PAGE_SIZE: u64 = 1_000;
+
+/// Accounts of the demo organisation and their share of resources.
+const ACCOUNTS: [(&str, u64); 3] = [
+    ("123456789012", 50),
+    ("234567890123", 30),
+    ("345678901234", 20),
+];
+
+/// Regions and their share of resources.
+const REGIONS: [(&str, u64); 3] = [("us-east-1", 55), ("us-west-2", 30), ("eu-west-1", 15)];
+
+/// Resource types and their share of resources.
+const TYPES: [(ResourceType, u64); 5] = [
+    (ResourceType::Ec2Instance, 35),
+    (ResourceType::RdsDb, 10),
+    (ResourceType::S3Bucket, 15),
+    (ResourceType::LambdaFunction, 25),
+    (ResourceType::EcsService, 15),
+];
+
+const APPS: [&str; 10] = [
+    "checkout",
+    "payments",
+    "search",
+    "inventory",
+    "analytics",
+    "auth",
+    "notifications",
+    "reporting",
+    "catalog",
+    "shipping",
+];
+
+/// Candidate values for tags whose policy has a regex but no allowed list; those matching the
+/// regex become the tag's valid values.
+const VALUE_CANDIDATES: [&str; 16] = [
+    "ana.silva@example.com",
+    "platform-team@example.com",
+    "j.doe@example.com",
+    "data-eng@example.com",
+    "finops@example.com",
+    "checkout",
+    "payments-api",
+    "search",
+    "inventory-sync",
+    "analytics",
+    "CC-1001",
+    "CC-2040",
+    "Engineering",
+    "team-alpha",
+    "2024",
+    "web",
+];
+
+/// Values that are wrong for most allowed lists (checked against each list at construction).
+const NOT_ALLOWED_CANDIDATES: [&str; 6] = ["unknown", "tbd", "legacy", "misc", "default", "temp"];
+
+/// Values that fail most format rules (checked against each regex at construction).
+const BAD_FORMAT_CANDIDATES: [&str; 6] = ["nobody", "john.smith", "Team Alpha", "x", "TBD", "CC_99"];
+
+/// Instance types and their monthly on-demand cost in USD (us-east-1, Linux).
+const INSTANCE_TYPES: [(&str, f64); 6] = [
+    ("t3.micro", 7.59),
+    ("t3.medium", 30.37),
+    ("m5.large", 70.08),
+    ("m5.xlarge", 140.16),
+    ("c5.2xlarge", 248.20),
+    ("r5.large", 91.98),
+];
+
+/// DB instance classes and their monthly cost in USD.
+const DB_CLASSES: [(&str, f64); 4] = [
+    ("db.t3.micro", 12.41),
+    ("db.t3.medium", 49.64),
+    ("db.m5.large", 124.83),
+    ("db.r6g.xlarge", 347.48),
+];
+
+/// One violation the generator injected (or knows will follow from what it generated).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExpectedViolation {
+    /// The resource.
+    pub resource_arn: String,
+    /// What is wrong.
+    pub violation_type: ViolationType,
+    /// The tag (policy spelling; the resource's key for naming rules).
+    pub tag_name: String,
+    /// Its severity.
+    pub severity: Severity,
+}
+
+/// What the estate holds, as the generator intended it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroundTruth {
+    /// Per type: resources and compliant resources.
+    pub by_type: BTreeMap<ResourceType, (u64, u64)>,
+    /// Every violation, sorted.
+    pub violations: Vec<ExpectedViolation>,
+}
+
+/// A compiled plan for one required tag of the policy.
+struct RulePlan {
+    name: Arc<str>,
+    applies_to: Vec<ResourceType>,
+    allowed: Option<Arc<[String]>>,
+    regex: Option<Regex>,
+    valid: Vec<String>,
+    not_allowed: Vec<String>,
+    bad_format: Vec<String>,
+}
+
+impl RulePlan {
+    fn applies(&self, resource_type: &ResourceType) -> bool {
+        self.applies_to.is_empty() || self.applies_to.contains(resource_type)
+    }
+}
+
+/// A compiled plan for one optional tag.
+struct OptionalPlan {
+    name: Arc<str>,
+    allowed: Option<Arc<[String]>>,
+    not_allowed: Vec<String>,
+}
+
+/// The contiguous range of resource indices one shard generates.
+#[derive(Debug, Clone)]
+struct Slice {
+    shard: Shard,
+    resource_type: ResourceType,
+    start: u64,
+    count: u64,
+}
+
+/// The synthetic source.
+pub struct SyntheticSource {
+    spec: SyntheticSpec,
+    slices: Vec<Slice>,
+    generator: Generator,
+}
+
+struct Generator {
+    seed: u64,
+    required: Vec<RulePlan>,
+    optional: Vec<OptionalPlan>,
+    ignore_case: bool,
+    max_key_length: usize,
+    max_value_length: usize,
+    allow_special: bool,
+    /// Extra keys the generator adds, unless they collide with a policy tag name.
+    name_key: Option<&'static str>,
+    notes_key: Option<&'static str>,
+    special_key: Option<&'static str>,
+    /// Every policy tag name, to avoid generating a key variant that is another tag.
+    policy_names: Vec<Arc<str>>,
+}
+
+/// Where the generated creation times count back from, so the estate is the same every day.
+fn epoch() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+        .single()
+        .expect("a valid fixed date")
+}
+
+impl SyntheticSource {
+    /// An estate of `spec.size` resources generated against `policy`.
+    pub fn new(spec: SyntheticSpec, policy: Arc<Policy>) -> Result<SyntheticSource, SourceError> {
+        let generator = Generator::new(spec.seed, &policy)?;
+        Ok(SyntheticSource {
+            spec,
+            slices: plan_slices(spec.size),
+            generator,
+        })
+    }
+
+    /// The spec it was built from.
+    pub fn spec(&self) -> SyntheticSpec {
+        self.spec
+    }
+
+    /// Every resource in scope, with what the generator injected into each.
+    pub fn ground_truth(&self, scope: &ScanScope) -> GroundTruth {
+        let mut truth = GroundTruth::default();
+        let mut expected = Vec::new();
+        for slice in self.slices.iter().filter(|s| slice_in_scope(s, scope)) {
+            for index in slice.start..slice.start + slice.count {
+                expected.clear();
+                let resource = self.generator.generate(index, slice, Some(&mut expected));
+                let counts = truth.by_type.entry(resource.resource_type.clone()).or_default();
+                counts.0 += 1;
+                if !expected.iter().any(|e| e.1 == Severity::Error) {
+                    counts.1 += 1;
+                }
+                for (violation_type, severity, tag_name) in expected.drain(..) {
+                    truth.violations.push(ExpectedViolation {
+                        resource_arn: resource.arn.clone(),
+                        violation_type,
+                        tag_name,
+                        severity,
+                    });
+                }
+            }
+        }
+        truth.violations.sort();
+        truth
+    }
+
+    fn slice_of(&self, shard: &Shard) -> Option<&Slice> {
+        self.slices.iter().find(|s| &s.shard == shard)
+    }
+}
+
+fn slice_in_scope(slice: &Slice, scope: &ScanScope) -> bool {
+    scope.admits_type(&slice.resource_type)
+        && scope.admits_region(&slice.shard.region)
+        && scope.admits_account(&slice.shard.account_id)
+}
+
+/// Splits `size` resources over account × region × type by weight (largest remainder), so the
+/// slices are contiguous index ranges that add up to `size` exactly.
+fn plan_slices(size: u64) -> Vec<Slice> {
+    let mut cells = Vec::new();
+    for (account, aw) in ACCOUNTS {
+        for (region, rw) in REGIONS {
+            for (resource_type, tw) in TYPES.iter() {
+                cells.push((account, region, resource_type.clone(), aw * rw * tw));
+            }
+        }
+    }
+    let total_weight: u64 = cells.iter().map(|c| c.3).sum();
+    let mut counts: Vec<u64> = cells
+        .iter()
+        .map(|c| size * c.3 / total_weight)
+        .collect();
+    let assigned: u64 = counts.iter().sum();
+    let mut remainders: Vec<(u64, usize)> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((size * c.3) % total_weight, i))
+        .collect();
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, i) in remainders.iter().take((size - assigned) as usize) {
+        counts[*i] += 1;
+    }
+    let mut start = 0;
+    let mut slices = Vec::with_capacity(cells.len());
+    for ((account, region, resource_type, _), count) in cells.into_iter().zip(counts) {
+        slices.push(Slice {
+            shard: Shard {
+                account_id: Arc::from(account),
+                region: Arc::from(region),
+                service: Arc::from(resource_type.service()),
+                resource_types: vec![resource_type.clone()],
+            },
+            resource_type,
+            start,
+            count,
+        });
+        start += count;
+    }
+    slices
+}
+
+#[async_trait]
+impl ResourceSource for SyntheticSource {
+    fn name(&self) -> String {
+        "demo".to_string()
+    }
+
+    async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
+        Ok(ShardPlan {
+            shards: self
+                .slices
+                .iter()
+                .filter(|s| slice_in_scope(s, scope))
+                .map(|s| s.shard.clone())
+                .collect(),
+            issues: Vec::new(),
+        })
+    }
+
+    async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError> {
+        let slice = self.slice_of(shard).ok_or_else(|| {
+            SourceError::new(
+                ScanIssueKind::InvalidInput,
+                format!("shard '{shard}' is not part of the demo estate"),
+            )
+        })?;
+        let offset: u64 = match token {
+            None => 0,
+            Some(t) => t.parse().map_err(|_| {
+                SourceError::new(ScanIssueKind::InvalidInput, format!("bad page token '{t}'"))
+            })?,
+        };
+        let end = (offset + PAGE_SIZE).min(slice.count);
+        let resources = (offset..end)
+            .map(|i| self.generator.generate(slice.start + i, slice, None))
+            .collect();
+        Ok(Page {
+            resources,
+            next: (end < slice.count).then(|| end.to_string()),
+        })
+    }
+}
+
+/// Expectations collected while generating: (type, severity, tag name).
+type Expectations = Vec<(ViolationType, Severity, String)>;
+
+impl Generator {
+    fn new(seed: u64, policy: &Policy) -> Result<Generator, SourceError> {
+        let naming = policy.naming();
+        let ignore_case = !naming.case_sensitivity;
+        let mut required = Vec::new();
+        for rule in policy.required_tags() {
+            let regex = rule.regex.as_ref().map(|(r, _)| r.clone());
+            let matches = |v: &str| regex.as_ref().is_none_or(|r| r.is_match(v));
+            let valid: Vec<String> = match &rule.allowed_values {
+                Some(values) => values.to_vec(),
+                None => VALUE_CANDIDATES
+                    .iter()
+                    .filter(|v| matches(v))
+                    .map(|v| v.to_string())
+                    .collect(),
+            };
+            if valid.is_empty() {
+                return Err(SourceError::new(
+                    ScanIssueKind::InvalidInput,
+                    format!(
+                        "the demo estate cannot make valid values for tag '{}': none of its sample values match '{}'; give the tag allowed_values",
+                        rule.name,
+                        rule.regex.as_ref().map_or("", |(_, p)| &**p)
+                    ),
+                ));
+            }
+            let not_allowed = match &rule.allowed_values {
+                Some(values) => not_in(values),
+                None => Vec::new(),
+            };
+            let bad_format = match &regex {
+                Some(r) => BAD_FORMAT_CANDIDATES
+                    .iter()
+                    .filter(|v| !r.is_match(v))
+                    .map(|v| v.to_string())
+                    .collect(),
+                None => Vec::new(),
+            };
+            required.push(RulePlan {
+                name: rule.name.clone(),
+                applies_to: rule.applies_to.clone(),
+                allowed: rule.allowed_values.clone(),
+                regex,
+                valid,
+                not_allowed,
+                bad_format,
+            });
+        }
+        let optional = policy
+            .optional_tags()
+            .iter()
+            .map(|rule| OptionalPlan {
+                name: rule.name.clone(),
+                allowed: rule.allowed_values.clone(),
+                not_allowed: rule.allowed_values.as_ref().map(|v| not_in(v)).unwrap_or_default(),
+            })
+            .collect();
+        let policy_names: Vec<Arc<str>> = policy
+            .required_tags()
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(policy.optional_tags().iter().map(|r| r.name.clone()))
+            .collect();
+        let free = |key: &'static str| {
+            (!policy_names.iter().any(|n| eq_ignore_case(n, key))).then_some(key)
+        };
+        Ok(Generator {
+            seed,
+            required,
+            optional,
+            ignore_case,
+            max_key_length: naming.max_key_length,
+            max_value_length: naming.max_value_length,
+            allow_special: naming.allow_special_characters,
+            name_key: free("Name"),
+            notes_key: free("Notes"),
+            special_key: free("legacy#owner"),
+            policy_names,
+        })
+    }
+
+    /// Resource `index` of `slice`; pushes what it injected to `expect` when given.
+    fn generate(&self, index: u64, slice: &Slice, mut expect: Option<&mut Expectations>) -> Resource {
+        let mut rng = Rng::new(self.seed, index);
+        let account = &slice.shard.account_id;
+        let region = &slice.shard.region;
+        let resource_type = &slice.resource_type;
+        let app = APPS[rng.below(APPS.len() as u64) as usize];
+        let mut attributes = ResourceAttributes::default();
+        let vpc = format!("vpc-{:08x}", (hash_str(account) ^ hash_str(region)) as u32);
+        let mut monthly_cost;
+        let (arn, id, name) = match resource_type {
+            ResourceType::Ec2Instance => {
+                let id = format!("i-{:08x}{:09x}", rng.next() as u32, index);
+                let (itype, cost) = INSTANCE_TYPES[rng.below(INSTANCE_TYPES.len() as u64) as usize];
+                attributes.instance_type = Some(itype.to_string());
+                attributes.subnet_id = Some(format!("subnet-{:08x}", rng.next() as u32 & 0xffff));
+                attributes.vpc_id = Some(vpc);
+                if rng.chance(20) {
+                    attributes.autoscaling_group = Some(format!("{app}-asg"));
+                }
+                monthly_cost = Some(cost);
+                (format!("arn:aws:ec2:{region}:{account}:instance/{id}"), id, None)
+            }
+            ResourceType::RdsDb => {
+                let id = format!("{app}-db-{index}");
+                let (class, cost) = DB_CLASSES[rng.below(DB_CLASSES.len() as u64) as usize];
+                attributes.instance_type = Some(class.to_string());
+                attributes.vpc_id = Some(vpc);
+                monthly_cost = Some(cost);
+                (format!("arn:aws:rds:{region}:{account}:db:{id}"), id.clone(), Some(id))
+            }
+            ResourceType::S3Bucket => {
+                let id = format!("{app}-data-{index}-{:04x}", rng.next() as u16);
+                monthly_cost = Some(round_cents(1.0 + rng.unit() * 400.0));
+                (format!("arn:aws:s3:::{id}"), id.clone(), Some(id))
+            }
+            ResourceType::LambdaFunction => {
+                let id = format!("{app}-handler-{index}");
+                monthly_cost = Some(round_cents(0.2 + rng.unit() * 40.0));
+                (
+                    format!("arn:aws:lambda:{region}:{account}:function:{id}"),
+                    id.clone(),
+                    Some(id),
+                )
+            }
+            ResourceType::EcsService | ResourceType::Other(_) => {
+                let cluster = ["prod-cluster", "staging-cluster", "batch-cluster"]
+                    [rng.below(3) as usize];
+                let service = format!("{app}-svc-{index}");
+                let id = format!("{cluster}/{service}");
+                monthly_cost = Some(round_cents(20.0 + rng.unit() * 380.0));
+                attributes.vpc_id = Some(vpc);
+                (
+                    format!("arn:aws:ecs:{region}:{account}:service/{id}"),
+                    id,
+                    Some(service),
+                )
+            }
+        };
+        if rng.chance(10) {
+            monthly_cost = None; // cost data is not always known
+        }
+        let age_seconds = rng.below(1_200 * 86_400) as i64;
+        let created_at = epoch() - Duration::seconds(age_seconds);
+
+        let tags = self.tags(&mut rng, resource_type, app, index, &mut expect);
+        if let Some(stack) = tags.iter().find(|t| t.key == "aws:cloudformation:stack-name") {
+            attributes.cloudformation_stack = Some(stack.value.clone());
+        }
+        let name = name.or_else(|| {
+            self.name_key
+                .and_then(|k| tags.iter().find(|t| t.key == k).map(|t| t.value.clone()))
+        });
+        Resource {
+            arn,
+            account_id: account.clone(),
+            region: region.clone(),
+            resource_type: resource_type.clone(),
+            id,
+            name,
+            tags,
+            created_at: Some(created_at),
+            monthly_cost,
+            attributes,
+        }
+    }
+
+    fn tags(
+        &self,
+        rng: &mut Rng,
+        resource_type: &ResourceType,
+        app: &str,
+        index: u64,
+        expect: &mut Option<&mut Expectations>,
+    ) -> Vec<Tag> {
+        let mut note = |violation: ViolationType, severity: Severity, tag: &str| {
+            if let Some(e) = expect.as_deref_mut() {
+                e.push((violation, severity, tag.to_string()));
+            }
+        };
+        let applicable: Vec<&RulePlan> =
+            self.required.iter().filter(|r| r.applies(resource_type)).collect();
+        let mut tags: Vec<Tag> = Vec::with_capacity(applicable.len() + 4);
+        for rule in &applicable {
+            let value = &rule.valid[rng.below(rule.valid.len() as u64) as usize];
+            tags.push(Tag::new(&*rule.name, value.as_str()));
+        }
+        if let Some(key) = self.name_key {
+            if *resource_type == ResourceType::Ec2Instance {
+                tags.push(Tag::new(key, format!("{app}-{index}")));
+            }
+        }
+        if rng.chance(30) {
+            tags.push(Tag::new("aws:cloudformation:stack-name", format!("{app}-stack")));
+        }
+        for optional in &self.optional {
+            if rng.chance(30) {
+                let value = match &optional.allowed {
+                    Some(values) => values[rng.below(values.len() as u64) as usize].clone(),
+                    None => format!("{app}-initiative"),
+                };
+                tags.push(Tag::new(&*optional.name, value));
+            }
+        }
+
+        let pick = |rng: &mut Rng, candidates: &[&RulePlan]| -> Option<usize> {
+            (!candidates.is_empty()).then(|| rng.below(candidates.len() as u64) as usize)
+        };
+        let position = |tags: &[Tag], name: &str| tags.iter().position(|t| t.key == name);
+        let roll = rng.below(100);
+        match roll {
+            // Compliant: nothing more to do.
+            0..52 => {}
+            // Untagged: no tags at all.
+            52..62 => {
+                tags.clear();
+                for rule in &applicable {
+                    note(ViolationType::MissingRequiredTag, Severity::Error, &rule.name);
+                }
+            }
+            // One or two required tags missing.
+            62..72 => {
+                let mut candidates = applicable.clone();
+                let drop = 1 + rng.below(2);
+                for _ in 0..drop {
+                    if let Some(i) = pick(rng, &candidates) {
+                        let rule = candidates.swap_remove(i);
+                        if let Some(p) = position(&tags, &rule.name) {
+                            tags.remove(p);
+                        }
+                        note(ViolationType::MissingRequiredTag, Severity::Error, &rule.name);
+                    }
+                }
+            }
+            // A required tag with a blank value.
+            72..74 => {
+                if let Some(i) = pick(rng, &applicable) {
+                    let rule = applicable[i];
+                    if let Some(p) = position(&tags, &rule.name) {
+                        tags[p].value = String::new();
+                        note(ViolationType::EmptyValue, Severity::Error, &rule.name);
+                    }
+                }
+            }
+            // A value outside the allowed list.
+            74..82 => {
+                let candidates: Vec<&RulePlan> = applicable
+                    .iter()
+                    .copied()
+                    .filter(|r| !r.not_allowed.is_empty())
+                    .collect();
+                if let Some(i) = pick(rng, &candidates) {
+                    let rule = candidates[i];
+                    let value = rule.not_allowed[rng.below(rule.not_allowed.len() as u64) as usize].clone();
+                    self.expect_value(rule, &value, &mut note);
+                    if let Some(p) = position(&tags, &rule.name) {
+                        tags[p].value = value;
+                    }
+                }
+            }
+            // A value of the wrong format.
+            82..87 => {
+                let candidates: Vec<&RulePlan> = applicable
+                    .iter()
+                    .copied()
+                    .filter(|r| !r.bad_format.is_empty())
+                    .collect();
+                if let Some(i) = pick(rng, &candidates) {
+                    let rule = candidates[i];
+                    let value = rule.bad_format[rng.below(rule.bad_format.len() as u64) as usize].clone();
+                    self.expect_value(rule, &value, &mut note);
+                    if let Some(p) = position(&tags, &rule.name) {
+                        tags[p].value = value;
+                    }
+                }
+            }
+            // A key or a value that differs from the policy only in case.
+            87..93 => {
+                if let Some(i) = pick(rng, &applicable) {
+                    let rule = applicable[i];
+                    let p = position(&tags, &rule.name).expect("applicable tags were all added");
+                    let key_variant = flip_case(&rule.name);
+                    let key_is_free = key_variant != *rule.name
+                        && !self.policy_names.iter().any(|n| **n == key_variant);
+                    if rng.chance(50) && key_is_free {
+                        tags[p].key = key_variant;
+                        if self.ignore_case {
+                            note(ViolationType::KeyCaseMismatch, Severity::Warning, &rule.name);
+                            let value = tags[p].value.clone();
+                            self.expect_value(rule, &value, &mut note);
+                        } else {
+                            note(ViolationType::MissingRequiredTag, Severity::Error, &rule.name);
+                        }
+                    } else {
+                        let value = flip_case(&tags[p].value);
+                        self.expect_value(rule, &value, &mut note);
+                        tags[p].value = value;
+                    }
+                }
+            }
+            // An optional tag with a value outside its list.
+            93..96 => {
+                let candidates: Vec<&OptionalPlan> =
+                    self.optional.iter().filter(|o| !o.not_allowed.is_empty()).collect();
+                if !candidates.is_empty() {
+                    let rule = candidates[rng.below(candidates.len() as u64) as usize];
+                    let value = rule.not_allowed[rng.below(rule.not_allowed.len() as u64) as usize].clone();
+                    if let Some(p) = position(&tags, &rule.name) {
+                        tags.remove(p);
+                    }
+                    note(ViolationType::InvalidValue, Severity::Warning, &rule.name);
+                    tags.push(Tag::new(&*rule.name, value));
+                }
+            }
+            // A key with characters outside the portable set.
+            96..98 => {
+                if let Some(key) = self.special_key {
+                    tags.push(Tag::new(key, "ops"));
+                }
+            }
+            // A value longer than the naming rules allow.
+            _ => {
+                if let Some(key) = self.notes_key {
+                    tags.push(Tag::new(key, "n".repeat(self.max_value_length + 5)));
+                }
+            }
+        }
+
+        // Naming rules apply to every tag the resource ends up with.
+        for tag in &tags {
+            if is_reserved(&tag.key) {
+                continue;
+            }
+            if tag.key.chars().count() > self.max_key_length {
+                note(ViolationType::KeyTooLong, Severity::Warning, &tag.key);
+            }
+            if tag.value.chars().count() > self.max_value_length {
+                note(ViolationType::ValueTooLong, Severity::Warning, &tag.key);
+            }
+            if !self.allow_special {
+                for part in [&tag.key, &tag.value] {
+                    if !is_portable(part) {
+                        note(ViolationType::InvalidCharacters, Severity::Warning, &tag.key);
+                    }
+                }
+            }
+        }
+        tags
+    }
+
+    /// What a required tag's value `value` (non-blank) will be found to break.
+    fn expect_value(
+        &self,
+        rule: &RulePlan,
+        value: &str,
+        note: &mut impl FnMut(ViolationType, Severity, &str),
+    ) {
+        if let Some(allowed) = &rule.allowed {
+            if !allowed.iter().any(|a| a == value) {
+                if self.ignore_case && allowed.iter().any(|a| eq_ignore_case(a, value)) {
+                    note(ViolationType::ValueCaseMismatch, Severity::Warning, &rule.name);
+                } else {
+                    note(ViolationType::InvalidValue, Severity::Error, &rule.name);
+                }
+            }
+        }
+        if let Some(regex) = &rule.regex {
+            if !regex.is_match(value) {
+                note(ViolationType::InvalidFormat, Severity::Error, &rule.name);
+            }
+        }
+    }
+}
+
+/// Candidates that are not in `allowed`, even ignoring case.
+fn not_in(allowed: &[String]) -> Vec<String> {
+    NOT_ALLOWED_CANDIDATES
+        .iter()
+        .filter(|c| !allowed.iter().any(|a| eq_ignore_case(a, c)))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// Lowercase text becomes Capitalised; anything else becomes lowercase.
+fn flip_case(text: &str) -> String {
+    let lower = text.to_lowercase();
+    if lower != text {
+        return lower;
+    }
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn round_cents(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn hash_str(text: &str) -> u64 {
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// SplitMix64: tiny, fast, and good enough for a reproducible estate.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, index: u64) -> Rng {
+        let mut rng = Rng(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        rng.next();
+        rng
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::default_policy;
+
+    fn source(size: u64, seed: u64) -> SyntheticSource {
+        SyntheticSource::new(SyntheticSpec { size, seed }, Arc::new(default_policy())).unwrap()
+    }
+
+    #[test]
+    fn slices_cover_exactly_size() {
+        for size in [0, 1, 7, 45, 999, 10_001] {
+            let slices = plan_slices(size);
+            assert_eq!(slices.iter().map(|s| s.count).sum::<u64>(), size);
+            let mut next = 0;
+            for s in &slices {
+                assert_eq!(s.start, next);
+                next += s.count;
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_estate_and_arns_unique() {
+        let a = source(3_000, 7);
+        let b = source(3_000, 7);
+        let scope = ScanScope::default();
+        assert_eq!(a.ground_truth(&scope), b.ground_truth(&scope));
+        let mut arns = std::collections::HashSet::new();
+        for slice in &a.slices {
+            for i in slice.start..slice.start + slice.count {
+                let r = a.generator.generate(i, slice, None);
+                assert_eq!(crate::domain::Arn::parse(&r.arn).unwrap().resource_type(), r.resource_type);
+                assert!(arns.insert(r.arn), "duplicate ARN");
+            }
+        }
+        assert_ne!(a.ground_truth(&scope), source(3_000, 8).ground_truth(&scope));
+    }
+
+    #[test]
+    fn mix_is_realistic() {
+        let truth = source(10_000, 1).ground_truth(&ScanScope::default());
+        let total: u64 = truth.by_type.values().map(|c| c.0).sum();
+        let compliant: u64 = truth.by_type.values().map(|c| c.1).sum();
+        assert_eq!(total, 10_000);
+        let share = compliant as f64 / total as f64;
+        assert!((0.5..0.75).contains(&share), "compliant share {share}");
+        for kind in [
+            ViolationType::MissingRequiredTag,
+            ViolationType::EmptyValue,
+            ViolationType::InvalidValue,
+            ViolationType::InvalidFormat,
+            ViolationType::KeyCaseMismatch,
+            ViolationType::ValueCaseMismatch,
+            ViolationType::ValueTooLong,
+            ViolationType::InvalidCharacters,
+        ] {
+            assert!(truth.violations.iter().any(|v| v.violation_type == kind), "{kind} never injected");
+        }
+    }
+
+    #[test]
+    fn flip_case_always_differs_for_letters() {
+        assert_eq!(flip_case("production"), "Production");
+        assert_eq!(flip_case("Engineering"), "engineering");
+        assert_eq!(flip_case("CostCenter"), "costcenter");
+    }
+}
