@@ -11,6 +11,8 @@
 //!   [`engine::EngineHandle`], the typed API for embedding.
 //! - [`report`]: the result rendered as a table summary, JSON, CSV or Markdown.
 
+pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod policy;
 pub mod source;

@@ -147,6 +147,21 @@ pub struct ScanIssue {
     pub resources_before_failure: u64,
 }
 
+impl ScanIssue {
+    /// An issue not tied to one shard (a malformed entry of a snapshot, say).
+    pub fn unattributed(kind: ScanIssueKind, message: impl Into<String>) -> ScanIssue {
+        ScanIssue {
+            account_id: String::new(),
+            region: String::new(),
+            service: String::new(),
+            kind,
+            missing_permission: None,
+            message: message.into(),
+            resources_before_failure: 0,
+        }
+    }
+}
+
 /// Counts for one resource type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypeCounts {

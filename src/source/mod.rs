@@ -102,6 +102,12 @@ pub trait ResourceSource: Send + Sync + 'static {
     /// A short name for results and logs (`demo`, `file:estate.json`, `aws`).
     fn name(&self) -> String;
 
+    /// The rate-limit key of a shard's API (`config/tagguard.toml`): the service by default;
+    /// sources without an API quota answer `local`.
+    fn quota_key(&self, shard: &Shard) -> String {
+        shard.service.to_string()
+    }
+
     /// The shards covering `scope`. Shards outside the scope must not be returned.
     async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError>;
 
@@ -159,6 +165,11 @@ mod tests {
             Ok(SourceSpec::File(PathBuf::from("a/b.json")))
         );
         assert!("file:".parse::<SourceSpec>().is_err());
-        assert!("s3://x".parse::<SourceSpec>().unwrap_err().contains("'s3://x'"));
+        assert!(
+            "s3://x"
+                .parse::<SourceSpec>()
+                .unwrap_err()
+                .contains("'s3://x'")
+        );
     }
 }

@@ -117,15 +117,10 @@ impl SnapshotSource {
             let arn = match Arn::parse(&mapping.arn) {
                 Ok(arn) => arn,
                 Err(e) => {
-                    rejected.push(ScanIssue {
-                        account_id: String::new(),
-                        region: String::new(),
-                        service: String::new(),
-                        kind: ScanIssueKind::InvalidInput,
-                        missing_permission: None,
-                        message: format!("snapshot '{origin}', entry {entry}: {e}"),
-                        resources_before_failure: 0,
-                    });
+                    rejected.push(ScanIssue::unattributed(
+                        ScanIssueKind::InvalidInput,
+                        format!("snapshot '{origin}', entry {entry}: {e}"),
+                    ));
                     continue;
                 }
             };
@@ -159,7 +154,10 @@ impl SnapshotSource {
                     ..ResourceAttributes::default()
                 },
             };
-            shards.entry((account, region, service)).or_default().push(resource);
+            shards
+                .entry((account, region, service))
+                .or_default()
+                .push(resource);
         }
         Ok(SnapshotSource {
             name: format!("file:{origin}"),
@@ -183,6 +181,10 @@ impl SnapshotSource {
 impl ResourceSource for SnapshotSource {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn quota_key(&self, _shard: &Shard) -> String {
+        "local".to_string()
     }
 
     async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
@@ -214,7 +216,11 @@ impl ResourceSource for SnapshotSource {
     }
 
     async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError> {
-        let key = (shard.account_id.clone(), shard.region.clone(), shard.service.clone());
+        let key = (
+            shard.account_id.clone(),
+            shard.region.clone(),
+            shard.service.clone(),
+        );
         let resources = self.shards.get(&key).ok_or_else(|| {
             SourceError::new(
                 ScanIssueKind::InvalidInput,
@@ -258,7 +264,9 @@ mod tests {
     }"#;
 
     fn scan(source: &SnapshotSource, scope: &ScanScope) -> Vec<Resource> {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let plan = source.plan(scope).await.unwrap();
             let mut all = Vec::new();
@@ -283,20 +291,34 @@ mod tests {
         assert_eq!(source.len(), 4);
         let all = scan(&source, &ScanScope::default());
         let bucket = all.iter().find(|r| r.id == "logs-bucket").unwrap();
-        assert_eq!((&*bucket.region, &*bucket.account_id), ("eu-west-1", "123456789012"));
+        assert_eq!(
+            (&*bucket.region, &*bucket.account_id),
+            ("eu-west-1", "123456789012")
+        );
         assert_eq!(bucket.monthly_cost, Some(12.5));
         let other = all.iter().find(|r| r.id == "other-bucket").unwrap();
-        assert_eq!((&*other.region, &*other.account_id), (GLOBAL_REGION, UNKNOWN_ACCOUNT));
+        assert_eq!(
+            (&*other.region, &*other.account_id),
+            (GLOBAL_REGION, UNKNOWN_ACCOUNT)
+        );
         assert!(other.tags.is_empty());
     }
 
     #[test]
     fn malformed_arn_becomes_an_issue_not_a_failure() {
         let source = SnapshotSource::parse(SAMPLE, "s.json").unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let plan = runtime.block_on(source.plan(&ScanScope::default())).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let plan = runtime
+            .block_on(source.plan(&ScanScope::default()))
+            .unwrap();
         assert_eq!(plan.issues.len(), 1);
-        assert!(plan.issues[0].message.contains("entry 3: 'not-an-arn' is not an ARN"));
+        assert!(
+            plan.issues[0]
+                .message
+                .contains("entry 3: 'not-an-arn' is not an ARN")
+        );
     }
 
     #[test]
@@ -314,9 +336,16 @@ mod tests {
 
     #[test]
     fn bad_json_names_file_line_and_column() {
-        let err = SnapshotSource::parse("{\n \"ResourceTagMappingList\": [ {\"Tags\": []} ]\n}", "s.json")
-            .err()
-            .unwrap();
-        assert!(err.message.starts_with("snapshot 's.json' at line"), "{}", err.message);
+        let err = SnapshotSource::parse(
+            "{\n \"ResourceTagMappingList\": [ {\"Tags\": []} ]\n}",
+            "s.json",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.message.starts_with("snapshot 's.json' at line"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -99,7 +99,8 @@ const VALUE_CANDIDATES: [&str; 16] = [
 const NOT_ALLOWED_CANDIDATES: [&str; 6] = ["unknown", "tbd", "legacy", "misc", "default", "temp"];
 
 /// Values that fail most format rules (checked against each regex at construction).
-const BAD_FORMAT_CANDIDATES: [&str; 6] = ["nobody", "john.smith", "Team Alpha", "x", "TBD", "CC_99"];
+const BAD_FORMAT_CANDIDATES: [&str; 6] =
+    ["nobody", "john.smith", "Team Alpha", "x", "TBD", "CC_99"];
 
 /// Instance types and their monthly on-demand cost in USD (us-east-1, Linux).
 const INSTANCE_TYPES: [(&str, f64); 6] = [
@@ -228,7 +229,10 @@ impl SyntheticSource {
             for index in slice.start..slice.start + slice.count {
                 expected.clear();
                 let resource = self.generator.generate(index, slice, Some(&mut expected));
-                let counts = truth.by_type.entry(resource.resource_type.clone()).or_default();
+                let counts = truth
+                    .by_type
+                    .entry(resource.resource_type.clone())
+                    .or_default();
                 counts.0 += 1;
                 if !expected.iter().any(|e| e.1 == Severity::Error) {
                     counts.1 += 1;
@@ -270,10 +274,7 @@ fn plan_slices(size: u64) -> Vec<Slice> {
         }
     }
     let total_weight: u64 = cells.iter().map(|c| c.3).sum();
-    let mut counts: Vec<u64> = cells
-        .iter()
-        .map(|c| size * c.3 / total_weight)
-        .collect();
+    let mut counts: Vec<u64> = cells.iter().map(|c| size * c.3 / total_weight).collect();
     let assigned: u64 = counts.iter().sum();
     let mut remainders: Vec<(u64, usize)> = cells
         .iter()
@@ -307,6 +308,10 @@ fn plan_slices(size: u64) -> Vec<Slice> {
 impl ResourceSource for SyntheticSource {
     fn name(&self) -> String {
         "demo".to_string()
+    }
+
+    fn quota_key(&self, _shard: &Shard) -> String {
+        "local".to_string()
     }
 
     async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
@@ -402,7 +407,11 @@ impl Generator {
             .map(|rule| OptionalPlan {
                 name: rule.name.clone(),
                 allowed: rule.allowed_values.clone(),
-                not_allowed: rule.allowed_values.as_ref().map(|v| not_in(v)).unwrap_or_default(),
+                not_allowed: rule
+                    .allowed_values
+                    .as_ref()
+                    .map(|v| not_in(v))
+                    .unwrap_or_default(),
             })
             .collect();
         let policy_names: Vec<Arc<str>> = policy
@@ -430,7 +439,12 @@ impl Generator {
     }
 
     /// Resource `index` of `slice`; pushes what it injected to `expect` when given.
-    fn generate(&self, index: u64, slice: &Slice, mut expect: Option<&mut Expectations>) -> Resource {
+    fn generate(
+        &self,
+        index: u64,
+        slice: &Slice,
+        mut expect: Option<&mut Expectations>,
+    ) -> Resource {
         let mut rng = Rng::new(self.seed, index);
         let account = &slice.shard.account_id;
         let region = &slice.shard.region;
@@ -450,7 +464,11 @@ impl Generator {
                     attributes.autoscaling_group = Some(format!("{app}-asg"));
                 }
                 monthly_cost = Some(cost);
-                (format!("arn:aws:ec2:{region}:{account}:instance/{id}"), id, None)
+                (
+                    format!("arn:aws:ec2:{region}:{account}:instance/{id}"),
+                    id,
+                    None,
+                )
             }
             ResourceType::RdsDb => {
                 let id = format!("{app}-db-{index}");
@@ -458,7 +476,11 @@ impl Generator {
                 attributes.instance_type = Some(class.to_string());
                 attributes.vpc_id = Some(vpc);
                 monthly_cost = Some(cost);
-                (format!("arn:aws:rds:{region}:{account}:db:{id}"), id.clone(), Some(id))
+                (
+                    format!("arn:aws:rds:{region}:{account}:db:{id}"),
+                    id.clone(),
+                    Some(id),
+                )
             }
             ResourceType::S3Bucket => {
                 let id = format!("{app}-data-{index}-{:04x}", rng.next() as u16);
@@ -475,8 +497,8 @@ impl Generator {
                 )
             }
             ResourceType::EcsService | ResourceType::Other(_) => {
-                let cluster = ["prod-cluster", "staging-cluster", "batch-cluster"]
-                    [rng.below(3) as usize];
+                let cluster =
+                    ["prod-cluster", "staging-cluster", "batch-cluster"][rng.below(3) as usize];
                 let service = format!("{app}-svc-{index}");
                 let id = format!("{cluster}/{service}");
                 monthly_cost = Some(round_cents(20.0 + rng.unit() * 380.0));
@@ -495,7 +517,10 @@ impl Generator {
         let created_at = epoch() - Duration::seconds(age_seconds);
 
         let tags = self.tags(&mut rng, resource_type, app, index, &mut expect);
-        if let Some(stack) = tags.iter().find(|t| t.key == "aws:cloudformation:stack-name") {
+        if let Some(stack) = tags
+            .iter()
+            .find(|t| t.key == "aws:cloudformation:stack-name")
+        {
             attributes.cloudformation_stack = Some(stack.value.clone());
         }
         let name = name.or_else(|| {
@@ -529,8 +554,11 @@ impl Generator {
                 e.push((violation, severity, tag.to_string()));
             }
         };
-        let applicable: Vec<&RulePlan> =
-            self.required.iter().filter(|r| r.applies(resource_type)).collect();
+        let applicable: Vec<&RulePlan> = self
+            .required
+            .iter()
+            .filter(|r| r.applies(resource_type))
+            .collect();
         let mut tags: Vec<Tag> = Vec::with_capacity(applicable.len() + 4);
         for rule in &applicable {
             let value = &rule.valid[rng.below(rule.valid.len() as u64) as usize];
@@ -542,7 +570,10 @@ impl Generator {
             }
         }
         if rng.chance(30) {
-            tags.push(Tag::new("aws:cloudformation:stack-name", format!("{app}-stack")));
+            tags.push(Tag::new(
+                "aws:cloudformation:stack-name",
+                format!("{app}-stack"),
+            ));
         }
         for optional in &self.optional {
             if rng.chance(30) {
@@ -566,7 +597,11 @@ impl Generator {
             52..62 => {
                 tags.clear();
                 for rule in &applicable {
-                    note(ViolationType::MissingRequiredTag, Severity::Error, &rule.name);
+                    note(
+                        ViolationType::MissingRequiredTag,
+                        Severity::Error,
+                        &rule.name,
+                    );
                 }
             }
             // One or two required tags missing.
@@ -579,7 +614,11 @@ impl Generator {
                         if let Some(p) = position(&tags, &rule.name) {
                             tags.remove(p);
                         }
-                        note(ViolationType::MissingRequiredTag, Severity::Error, &rule.name);
+                        note(
+                            ViolationType::MissingRequiredTag,
+                            Severity::Error,
+                            &rule.name,
+                        );
                     }
                 }
             }
@@ -602,7 +641,8 @@ impl Generator {
                     .collect();
                 if let Some(i) = pick(rng, &candidates) {
                     let rule = candidates[i];
-                    let value = rule.not_allowed[rng.below(rule.not_allowed.len() as u64) as usize].clone();
+                    let value =
+                        rule.not_allowed[rng.below(rule.not_allowed.len() as u64) as usize].clone();
                     self.expect_value(rule, &value, &mut note);
                     if let Some(p) = position(&tags, &rule.name) {
                         tags[p].value = value;
@@ -618,7 +658,8 @@ impl Generator {
                     .collect();
                 if let Some(i) = pick(rng, &candidates) {
                     let rule = candidates[i];
-                    let value = rule.bad_format[rng.below(rule.bad_format.len() as u64) as usize].clone();
+                    let value =
+                        rule.bad_format[rng.below(rule.bad_format.len() as u64) as usize].clone();
                     self.expect_value(rule, &value, &mut note);
                     if let Some(p) = position(&tags, &rule.name) {
                         tags[p].value = value;
@@ -636,11 +677,19 @@ impl Generator {
                     if rng.chance(50) && key_is_free {
                         tags[p].key = key_variant;
                         if self.ignore_case {
-                            note(ViolationType::KeyCaseMismatch, Severity::Warning, &rule.name);
+                            note(
+                                ViolationType::KeyCaseMismatch,
+                                Severity::Warning,
+                                &rule.name,
+                            );
                             let value = tags[p].value.clone();
                             self.expect_value(rule, &value, &mut note);
                         } else {
-                            note(ViolationType::MissingRequiredTag, Severity::Error, &rule.name);
+                            note(
+                                ViolationType::MissingRequiredTag,
+                                Severity::Error,
+                                &rule.name,
+                            );
                         }
                     } else {
                         let value = flip_case(&tags[p].value);
@@ -651,11 +700,15 @@ impl Generator {
             }
             // An optional tag with a value outside its list.
             93..96 => {
-                let candidates: Vec<&OptionalPlan> =
-                    self.optional.iter().filter(|o| !o.not_allowed.is_empty()).collect();
+                let candidates: Vec<&OptionalPlan> = self
+                    .optional
+                    .iter()
+                    .filter(|o| !o.not_allowed.is_empty())
+                    .collect();
                 if !candidates.is_empty() {
                     let rule = candidates[rng.below(candidates.len() as u64) as usize];
-                    let value = rule.not_allowed[rng.below(rule.not_allowed.len() as u64) as usize].clone();
+                    let value =
+                        rule.not_allowed[rng.below(rule.not_allowed.len() as u64) as usize].clone();
                     if let Some(p) = position(&tags, &rule.name) {
                         tags.remove(p);
                     }
@@ -691,7 +744,11 @@ impl Generator {
             if !self.allow_special {
                 for part in [&tag.key, &tag.value] {
                     if !is_portable(part) {
-                        note(ViolationType::InvalidCharacters, Severity::Warning, &tag.key);
+                        note(
+                            ViolationType::InvalidCharacters,
+                            Severity::Warning,
+                            &tag.key,
+                        );
                     }
                 }
             }
@@ -709,7 +766,11 @@ impl Generator {
         if let Some(allowed) = &rule.allowed {
             if !allowed.iter().any(|a| a == value) {
                 if self.ignore_case && allowed.iter().any(|a| eq_ignore_case(a, value)) {
-                    note(ViolationType::ValueCaseMismatch, Severity::Warning, &rule.name);
+                    note(
+                        ViolationType::ValueCaseMismatch,
+                        Severity::Warning,
+                        &rule.name,
+                    );
                 } else {
                     note(ViolationType::InvalidValue, Severity::Error, &rule.name);
                 }
@@ -750,8 +811,9 @@ fn round_cents(value: f64) -> f64 {
 }
 
 fn hash_str(text: &str) -> u64 {
-    text.bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// SplitMix64: tiny, fast, and good enough for a reproducible estate.
@@ -817,11 +879,17 @@ mod tests {
         for slice in &a.slices {
             for i in slice.start..slice.start + slice.count {
                 let r = a.generator.generate(i, slice, None);
-                assert_eq!(crate::domain::Arn::parse(&r.arn).unwrap().resource_type(), r.resource_type);
+                assert_eq!(
+                    crate::domain::Arn::parse(&r.arn).unwrap().resource_type(),
+                    r.resource_type
+                );
                 assert!(arns.insert(r.arn), "duplicate ARN");
             }
         }
-        assert_ne!(a.ground_truth(&scope), source(3_000, 8).ground_truth(&scope));
+        assert_ne!(
+            a.ground_truth(&scope),
+            source(3_000, 8).ground_truth(&scope)
+        );
     }
 
     #[test]
@@ -842,7 +910,10 @@ mod tests {
             ViolationType::ValueTooLong,
             ViolationType::InvalidCharacters,
         ] {
-            assert!(truth.violations.iter().any(|v| v.violation_type == kind), "{kind} never injected");
+            assert!(
+                truth.violations.iter().any(|v| v.violation_type == kind),
+                "{kind} never injected"
+            );
         }
     }
 

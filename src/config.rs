@@ -1,0 +1,159 @@
+//! Engine settings and per-service rate limits, from `config/tagguard.toml` (embedded) or a file.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The default configuration shipped in `config/tagguard.toml`.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/tagguard.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Engine sizing.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// Rate limits by key (`ec2`, `s3`, ..., `default`, `local`).
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, RateLimit>,
+}
+
+/// Engine sizing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Fetcher actors running at once, across scans.
+    pub max_concurrent_fetchers: usize,
+    /// Validator workers per scan; 0 means one per core.
+    pub validator_workers: usize,
+    /// Batches fetched but not yet validated, per scan.
+    pub max_in_flight_batches: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_concurrent_fetchers: 32,
+            validator_workers: 0,
+            max_in_flight_batches: 64,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Validator workers to start: the configured number, or one per core.
+    pub fn effective_validator_workers(&self) -> usize {
+        if self.validator_workers > 0 {
+            self.validator_workers
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+}
+
+/// A token bucket: a steady rate and a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Steady rate.
+    pub requests_per_second: NonZeroU32,
+    /// Requests allowed at once after a quiet period.
+    pub burst: NonZeroU32,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config '{file}': {reason}")]
+    Io {
+        /// The file as named.
+        file: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is not valid configuration.
+    #[error("error in config '{file}': {message}")]
+    Invalid {
+        /// The file as named.
+        file: String,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse(DEFAULT_CONFIG_TOML, "built-in")
+            .expect("the embedded config is checked by a unit test")
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            file: origin.to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Loads a file, or the embedded default when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Ok(Config::default()),
+            Some(path) => {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+                    file: file.clone(),
+                    reason: e.kind().to_string(),
+                })?;
+                Config::parse(&text, &file)
+            }
+        }
+    }
+
+    /// The rate limit for a key, falling back to `default`, then to 5/s.
+    pub fn rate_limit(&self, key: &str) -> RateLimit {
+        self.rate_limits
+            .get(key)
+            .or_else(|| self.rate_limits.get("default"))
+            .copied()
+            .unwrap_or(RateLimit {
+                requests_per_second: NonZeroU32::new(5).expect("5 is not zero"),
+                burst: NonZeroU32::new(10).expect("10 is not zero"),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_config_parses_with_aws_and_local_limits() {
+        let config = Config::default();
+        for key in [
+            "ec2", "rds", "s3", "lambda", "ecs", "tagging", "default", "local",
+        ] {
+            assert!(config.rate_limits.contains_key(key), "{key}");
+        }
+        assert_eq!(config.rate_limit("dynamodb"), config.rate_limits["default"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::parse("[engine]\nmax_fetchers = 3\n", "c.toml").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `max_fetchers`"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("error in config 'c.toml'"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! The fetcher: one actor per shard that pulls pages from the source, one token of its rate
+//! limiter per page, and sends each page to the validator pool as a batch.
+//!
+//! One message per page (`FetchPage(token)`), so the actor stays responsive between pages and
+//! a killed fetcher stops at a page boundary at the latest.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use governor::DefaultDirectRateLimiter;
+use ractor::factory::FactoryRef;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::Semaphore;
+
+use super::ShardEnded;
+use super::aggregator::AggregatorMsg;
+use super::validator::ValidateBatch;
+use crate::domain::{ScanIssueKind, ScanScope};
+use crate::source::{ResourceSource, Shard, SourceError};
+
+/// The fetcher actor (no configuration of its own).
+pub struct Fetcher;
+
+/// Counters a fetcher shares with the supervisor, so that a fetcher that panics can still be
+/// accounted for: the aggregator must know how many of its batches to wait for.
+#[derive(Debug, Default)]
+pub struct FetchCounters {
+    /// Batches sent to the validator pool.
+    pub batches_sent: AtomicU64,
+    /// Resources sent to the validator pool.
+    pub resources: AtomicU64,
+}
+
+/// Messages to a fetcher.
+pub enum FetcherMsg {
+    /// Fetch the page with this token (`None`: the first) and schedule the next.
+    FetchPage(Option<String>),
+}
+
+/// Everything a fetcher needs: its shard and where to send what it reads.
+pub struct FetcherArgs {
+    /// Index of the shard in the scan's plan.
+    pub shard_index: usize,
+    /// The shard.
+    pub shard: Shard,
+    /// The source to read.
+    pub source: Arc<dyn ResourceSource>,
+    /// The limiter of the shard's (account, region, API).
+    pub limiter: Arc<DefaultDirectRateLimiter>,
+    /// The scan's validator pool.
+    pub validators: FactoryRef<(), ValidateBatch>,
+    /// The scan's aggregator.
+    pub aggregator: ActorRef<AggregatorMsg>,
+    /// The scan's scope: anything outside is dropped here.
+    pub scope: Arc<ScanScope>,
+    /// Permits for batches in flight.
+    pub permits: Arc<Semaphore>,
+    /// Counters shared with the supervisor.
+    pub counters: Arc<FetchCounters>,
+}
+
+impl Actor for Fetcher {
+    type Msg = FetcherMsg;
+    type State = FetcherArgs;
+    type Arguments = FetcherArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: FetcherArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_message(FetcherMsg::FetchPage(None))?;
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        FetcherMsg::FetchPage(token): FetcherMsg,
+        state: &mut FetcherArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        state.limiter.until_ready().await;
+        let page = match state.source.fetch_page(&state.shard, token.clone()).await {
+            Ok(page) => page,
+            Err(error) => {
+                state.end(Some(error));
+                myself.stop(None);
+                return Ok(());
+            }
+        };
+        let resources: Vec<_> = page
+            .resources
+            .into_iter()
+            .filter(|r| state.scope.admits(r))
+            .collect();
+        if !resources.is_empty() {
+            let Ok(permit) = state.permits.clone().acquire_owned().await else {
+                // Permits are closed when the scan is cancelled.
+                myself.stop(None);
+                return Ok(());
+            };
+            let sequence = state.counters.batches_sent.load(Ordering::Acquire);
+            let count = resources.len() as u64;
+            let batch = ValidateBatch {
+                shard: state.shard_index,
+                sequence,
+                resources,
+                permit,
+            };
+            if state.validators.dispatch((), batch).is_err() {
+                // The pool is gone: the scan was cancelled or the engine is stopping.
+                myself.stop(None);
+                return Ok(());
+            }
+            state.counters.resources.fetch_add(count, Ordering::AcqRel);
+            state.counters.batches_sent.fetch_add(1, Ordering::AcqRel);
+        }
+        match page.next {
+            Some(next) if Some(&next) == token.as_ref() => {
+                state.end(Some(SourceError::new(
+                    ScanIssueKind::Other,
+                    format!("the API returned the same pagination token '{next}' twice; stopped to avoid a loop"),
+                )));
+                myself.stop(None);
+            }
+            Some(next) => myself.send_message(FetcherMsg::FetchPage(Some(next)))?,
+            None => {
+                state.end(None);
+                myself.stop(None);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FetcherArgs {
+    /// Tells the aggregator the shard has ended, failed or not.
+    fn end(&self, error: Option<SourceError>) {
+        let resources = self.counters.resources.load(Ordering::Acquire);
+        let end = ShardEnded {
+            shard: self.shard_index,
+            batches_sent: self.counters.batches_sent.load(Ordering::Acquire),
+            issue: error.map(|e| e.into_issue(&self.shard, resources)),
+        };
+        // A stopped aggregator means the scan was cancelled.
+        let _ = self.aggregator.send_message(AggregatorMsg::ShardEnded(end));
+    }
+}

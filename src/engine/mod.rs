@@ -1,0 +1,197 @@
+//! The scanning engine: an actor pipeline on ractor + tokio, and [`EngineHandle`], its typed API.
+//!
+//! ```text
+//! EngineHandle ──StartScan──▶ Supervisor ──spawns (linked)──▶ Fetcher per shard
+//!                                 │                      (account × region × service,
+//!                                 │                       governor-throttled, paginated)
+//!                                 │                              │ batches of Resource
+//!                                 │                              ▼
+//!                                 ├──spawns──▶ Validator pool (ractor factory workers)
+//!                                 │                              │ BatchValidated
+//!                                 └──spawns──▶ Aggregator ◀──────┘ ──▶ ScanResult, progress
+//! ```
+//!
+//! # Guarantees
+//! - **Exactness.** Every resource a source returns for a shard in scope is validated exactly
+//!   once and counted exactly once. Resources outside the scope are dropped by the fetcher
+//!   even if a source returns them, so results never contain anything outside the filters.
+//! - **Completion.** A scan completes when every planned shard has ended (read to its last
+//!   page, or failed) *and* every batch its fetcher sent has been validated: a shard's end is
+//!   counted only once the aggregator has seen as many validated batches as the fetcher sent.
+//! - **Failures are data.** A shard whose source fails (access denied, throttled past its
+//!   retries, endpoint down, malformed input) or whose fetcher panics becomes a [`ScanIssue`]
+//!   naming account, region, service and the error class; the resources it had already
+//!   delivered stay in the result, the rest of the scan goes on, and the result says
+//!   `partial: true`. Only a source that cannot plan at all fails the scan
+//!   ([`EngineError::Plan`]).
+//! - **Order.** Violations are listed in source order: by shard (the order the source planned
+//!   them), then page, then position in the page. The same source and policy give the same
+//!   result, byte for byte apart from timestamps and durations.
+//! - **Bounded memory.** At most `max_in_flight_batches` fetched-but-unvalidated batches per
+//!   scan: a fetcher waits for a permit before it sends. Compliant resources are dropped once
+//!   counted; only violations (with a shared reference to their resource) are kept.
+//! - **Rate limits.** Each fetcher takes a token from the governor limiter of its (account,
+//!   region, API) before every page; limiters are shared by concurrent scans.
+//! - **Cancellation.** [`EngineHandle::cancel`] kills the scan's fetchers, closes its permits
+//!   and resolves the scan with [`EngineError::Cancelled`]; batches still in the pool are
+//!   dropped. Nothing of a cancelled scan is reported as a result.
+//! - **Shutdown.** [`EngineHandle::shutdown`] stops the supervisor and, through the links, every
+//!   actor it spawned; scans in flight resolve with [`EngineError::Stopped`].
+//! - **Persistence.** The engine keeps nothing on disk yet; results are returned to the caller.
+
+mod aggregator;
+mod fetcher;
+mod limits;
+mod supervisor;
+mod validator;
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorRef};
+use serde::Serialize;
+use tokio::sync::{oneshot, watch};
+
+use crate::config::Config;
+use crate::domain::{ScanId, ScanIssue, ScanResult, ScanScope, SeverityFilter};
+use crate::policy::Policy;
+use crate::source::{ResourceSource, SourceError};
+
+pub use limits::{LimiterKey, LimiterRegistry, quota};
+use supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+
+/// What to scan, against which policy.
+#[derive(Clone)]
+pub struct ScanRequest {
+    /// Where the resources come from.
+    pub source: Arc<dyn ResourceSource>,
+    /// The policy to validate against.
+    pub policy: Arc<Policy>,
+    /// Types, regions and accounts to cover.
+    pub scope: ScanScope,
+    /// Which violations the result lists (counts always cover all).
+    pub severity: SeverityFilter,
+}
+
+/// Progress of a running scan, published after every validated batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScanProgress {
+    /// The scan.
+    pub scan_id: Option<ScanId>,
+    /// Shards planned; `None` until planning is done.
+    pub shards_total: Option<u64>,
+    /// Shards ended (read or failed).
+    pub shards_done: u64,
+    /// Resources validated so far.
+    pub resources_scanned: u64,
+    /// Of which non-compliant.
+    pub non_compliant: u64,
+    /// Shards that failed so far.
+    pub issues: u64,
+    /// True once the result is ready.
+    pub finished: bool,
+}
+
+/// Why a scan produced no result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// The engine was shut down (or its supervisor died) before the scan ended.
+    #[error("the scan engine has stopped")]
+    Stopped,
+    /// The scan was cancelled.
+    #[error("scan {0} was cancelled")]
+    Cancelled(ScanId),
+    /// The source could not even plan the scan (unreadable input, no credentials at all).
+    #[error("cannot plan the scan: {0}")]
+    Plan(SourceError),
+    /// An actor could not be started.
+    #[error("cannot start the scan: {0}")]
+    Spawn(String),
+}
+
+/// A scan in flight: its id, its progress, and its result to await.
+pub struct ScanTicket {
+    /// The scan's id, for [`EngineHandle::cancel`].
+    pub id: ScanId,
+    progress: watch::Receiver<ScanProgress>,
+    result: oneshot::Receiver<Result<ScanResult, EngineError>>,
+}
+
+impl ScanTicket {
+    /// A receiver of progress updates (the latest value; no backlog).
+    pub fn progress(&self) -> watch::Receiver<ScanProgress> {
+        self.progress.clone()
+    }
+
+    /// Waits for the result.
+    pub async fn result(self) -> Result<ScanResult, EngineError> {
+        self.result.await.unwrap_or(Err(EngineError::Stopped))
+    }
+}
+
+/// The engine's typed API: start scans, watch them, cancel them, shut down. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    supervisor: ActorRef<SupervisorMsg>,
+    limiters: Arc<LimiterRegistry>,
+}
+
+impl EngineHandle {
+    /// Starts the engine's supervisor on the current tokio runtime.
+    pub async fn start(config: Config) -> Result<EngineHandle, EngineError> {
+        let config = Arc::new(config);
+        let limiters = Arc::new(LimiterRegistry::new(config.clone()));
+        let args = SupervisorArgs {
+            engine: config.engine.clone(),
+            limiters: limiters.clone(),
+        };
+        let (supervisor, _join) = Actor::spawn(None, Supervisor, args)
+            .await
+            .map_err(|e| EngineError::Spawn(e.to_string()))?;
+        Ok(EngineHandle {
+            supervisor,
+            limiters,
+        })
+    }
+
+    /// Starts a scan and returns at once with its ticket.
+    pub async fn start_scan(&self, request: ScanRequest) -> Result<ScanTicket, EngineError> {
+        ractor::call!(self.supervisor, SupervisorMsg::StartScan, request)
+            .map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Runs a scan to its end.
+    pub async fn scan(&self, request: ScanRequest) -> Result<ScanResult, EngineError> {
+        self.start_scan(request).await?.result().await
+    }
+
+    /// Cancels a scan; its ticket resolves with [`EngineError::Cancelled`]. Unknown or finished
+    /// scans are ignored.
+    pub fn cancel(&self, scan: ScanId) {
+        // A stopped supervisor has no scans left to cancel.
+        let _ = self.supervisor.send_message(SupervisorMsg::Cancel(scan));
+    }
+
+    /// The rate limiters in use (shared across scans).
+    pub fn limiters(&self) -> &LimiterRegistry {
+        &self.limiters
+    }
+
+    /// Stops the supervisor and every actor it spawned, and waits for them.
+    pub async fn shutdown(&self) {
+        // An error means the supervisor is already gone, which is what we want.
+        let _ = self
+            .supervisor
+            .stop_and_wait(Some("engine shutdown".into()), None)
+            .await;
+    }
+}
+
+/// Messages from fetchers and the supervisor to a scan's aggregator about a shard's end.
+pub(crate) struct ShardEnded {
+    /// Index of the shard in the scan's plan.
+    pub shard: usize,
+    /// Batches the fetcher sent to the validator pool.
+    pub batches_sent: u64,
+    /// `Some` when the shard failed.
+    pub issue: Option<ScanIssue>,
+}

@@ -1,0 +1,87 @@
+//! Shared helpers of the integration tests.
+
+use std::sync::Arc;
+
+use tagguard::config::Config;
+use tagguard::domain::{ScanResult, ScanScope, SeverityFilter};
+use tagguard::engine::{EngineHandle, ScanRequest};
+use tagguard::policy::{Policy, default_policy, parse_policy};
+use tagguard::source::{GroundTruth, ResourceSource, SyntheticSource, SyntheticSpec};
+
+/// The default policy, shared.
+pub fn policy() -> Arc<Policy> {
+    Arc::new(default_policy())
+}
+
+/// The default policy with `case_sensitivity` set as given.
+pub fn policy_with_case(case_sensitive: bool) -> Arc<Policy> {
+    let text = tagguard::policy::DEFAULT_POLICY_JSON.replace(
+        "\"case_sensitivity\": false",
+        &format!("\"case_sensitivity\": {case_sensitive}"),
+    );
+    Arc::new(parse_policy(&text, "test").expect("variant of the default policy"))
+}
+
+/// A synthetic estate.
+pub fn estate(size: u64, seed: u64, policy: &Arc<Policy>) -> Arc<SyntheticSource> {
+    Arc::new(SyntheticSource::new(SyntheticSpec { size, seed }, policy.clone()).expect("estate"))
+}
+
+/// Scans `source` through a fresh engine and returns the result.
+pub async fn scan(
+    source: Arc<dyn ResourceSource>,
+    policy: &Arc<Policy>,
+    scope: ScanScope,
+    severity: SeverityFilter,
+) -> ScanResult {
+    let engine = EngineHandle::start(Config::default())
+        .await
+        .expect("engine starts");
+    let result = engine
+        .scan(ScanRequest {
+            source,
+            policy: policy.clone(),
+            scope,
+            severity,
+        })
+        .await
+        .expect("scan succeeds");
+    engine.shutdown().await;
+    result
+}
+
+/// The violations of a result as comparable tuples, sorted like the ground truth's.
+pub fn violation_keys(result: &ScanResult) -> Vec<(String, String, String, String)> {
+    let mut keys: Vec<_> = result
+        .violations
+        .iter()
+        .map(|v| {
+            (
+                v.resource.arn.clone(),
+                v.finding.violation_type.to_string(),
+                v.finding.tag_name.to_string(),
+                v.finding.severity.to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The ground truth's violations as the same tuples.
+pub fn truth_keys(truth: &GroundTruth) -> Vec<(String, String, String, String)> {
+    let mut keys: Vec<_> = truth
+        .violations
+        .iter()
+        .map(|v| {
+            (
+                v.resource_arn.clone(),
+                v.violation_type.to_string(),
+                v.tag_name.clone(),
+                v.severity.to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
