@@ -15,4 +15,5 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod policy;
+pub mod report;
 pub mod source;

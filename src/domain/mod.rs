@@ -362,9 +362,15 @@ impl ScanScope {
     }
 }
 
-/// A scan's id: time-ordered, unique within a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A scan's id: time-ordered, unique within a process. Printed as `scan-` and 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ScanId(pub u64);
+
+impl Serialize for ScanId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
 
 impl fmt::Display for ScanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

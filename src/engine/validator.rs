@@ -1,6 +1,7 @@
 //! The validator pool: ractor factory workers that validate batches of resources against the
 //! policy and send each batch's counts and violations to the scan's aggregator.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -227,19 +228,28 @@ pub fn validate_batch(
     outcome
 }
 
-/// Inserts an offender, keeping the `OFFENDERS_KEPT` worst: most errors, then most warnings,
-/// then ARN, so the choice is deterministic.
+/// Inserts an offender, keeping the `OFFENDERS_KEPT` worst: most errors, then the highest
+/// monthly cost (what a FinOps team fixes first), then most warnings, then ARN, so the choice
+/// is deterministic.
 pub fn push_offender(offenders: &mut Vec<Offender>, offender: Offender) {
-    let rank = |o: &Offender| (std::cmp::Reverse(o.errors), std::cmp::Reverse(o.warnings));
+    fn rank(o: &Offender) -> (Reverse<u32>, Reverse<i64>, Reverse<u32>, &str) {
+        let cents = o
+            .resource
+            .monthly_cost
+            .map_or(-1, |c| (c * 100.0).round() as i64);
+        (
+            Reverse(o.errors),
+            Reverse(cents),
+            Reverse(o.warnings),
+            &o.resource.arn,
+        )
+    }
     if offenders.len() == OFFENDERS_KEPT {
-        let last = &offenders[OFFENDERS_KEPT - 1];
-        if (rank(&offender), &offender.resource.arn) >= (rank(last), &last.resource.arn) {
+        if rank(&offender) >= rank(&offenders[OFFENDERS_KEPT - 1]) {
             return;
         }
         offenders.pop();
     }
-    let at = offenders.partition_point(|o| {
-        (rank(o), &o.resource.arn) < (rank(&offender), &offender.resource.arn)
-    });
+    let at = offenders.partition_point(|o| rank(o) < rank(&offender));
     offenders.insert(at, offender);
 }

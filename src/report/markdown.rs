@@ -1,0 +1,139 @@
+//! Markdown: a report for tickets and wikis, with the first violations as a table.
+
+use std::io::{self, Write};
+
+use super::{percent, thousands};
+use crate::domain::ScanResult;
+
+/// Violations listed in the Markdown report; the rest are counted, not listed.
+pub const MARKDOWN_VIOLATION_ROWS: usize = 200;
+
+/// Escapes text for a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Writes the report.
+pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "# Tag compliance report")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Scan `{}` of `{}` at {} with policy {}.",
+        result.scan_id,
+        result.source,
+        result.scan_timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
+        result.policy_version
+    )?;
+    writeln!(out)?;
+    writeln!(out, "| Measure | Value |")?;
+    writeln!(out, "|---|---|")?;
+    writeln!(
+        out,
+        "| Compliance score | {} |",
+        percent(result.compliance_score)
+    )?;
+    writeln!(out, "| Resources | {} |", thousands(result.total_resources))?;
+    writeln!(
+        out,
+        "| Compliant | {} |",
+        thousands(result.compliant_resources)
+    )?;
+    writeln!(out, "| Errors | {} |", thousands(result.error_count))?;
+    writeln!(out, "| Warnings | {} |", thousands(result.warning_count))?;
+    if result.partial {
+        writeln!(
+            out,
+            "| Partial | {} of {} shards failed |",
+            result.shards_total - result.shards_succeeded,
+            result.shards_total
+        )?;
+    }
+
+    writeln!(out)?;
+    writeln!(out, "## By resource type")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| Type | Resources | Compliant | Score | Errors | Warnings |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
+    for (resource_type, c) in &result.by_resource_type {
+        writeln!(
+            out,
+            "| `{resource_type}` | {} | {} | {} | {} | {} |",
+            thousands(c.total),
+            thousands(c.compliant),
+            percent(ScanResult::score(c.compliant, c.total)),
+            thousands(c.errors),
+            thousands(c.warnings)
+        )?;
+    }
+
+    if !result.by_tag.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "## By tag")?;
+        writeln!(out)?;
+        writeln!(out, "| Tag | Missing | Invalid | Warnings |")?;
+        writeln!(out, "|---|---:|---:|---:|")?;
+        for (tag, c) in &result.by_tag {
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {} |",
+                cell(tag),
+                thousands(c.missing),
+                thousands(c.invalid),
+                thousands(c.warnings)
+            )?;
+        }
+    }
+
+    if !result.issues.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "## Issues (the scan is partial)")?;
+        writeln!(out)?;
+        for issue in &result.issues {
+            writeln!(
+                out,
+                "- `{}/{}/{}` {:?}: {}",
+                issue.account_id, issue.region, issue.service, issue.kind, issue.message
+            )?;
+        }
+    }
+
+    writeln!(out)?;
+    writeln!(out, "## Violations")?;
+    writeln!(out)?;
+    if result.violations.is_empty() {
+        writeln!(out, "None.")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "| Resource | Type | Region | Account | Violation | Tag | Severity | Detail |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|---|---|")?;
+    for v in result.violations.iter().take(MARKDOWN_VIOLATION_ROWS) {
+        writeln!(
+            out,
+            "| `{}` | `{}` | {} | {} | {} | `{}` | {} | {} |",
+            cell(&v.resource.arn),
+            v.resource.resource_type,
+            v.resource.region,
+            v.resource.account_id,
+            v.finding.violation_type,
+            cell(&v.finding.tag_name),
+            v.finding.severity,
+            cell(&v.message())
+        )?;
+    }
+    if result.violations.len() > MARKDOWN_VIOLATION_ROWS {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} more violations are not listed here; `--format json` or `--format csv` lists them all.",
+            thousands((result.violations.len() - MARKDOWN_VIOLATION_ROWS) as u64)
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The terminal summary: what a person wants to see first, not every row.
+
+use std::io::{self, Write};
+
+use super::{percent, thousands};
+use crate::domain::{ScanResult, ScanResult as R};
+
+/// Writes the summary.
+pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "tagguard scan {} of {} · policy {} · {} shards · {} ms",
+        result.scan_id,
+        result.source,
+        result.policy_version,
+        result.shards_total,
+        thousands(result.duration_ms)
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Compliance score  {}  ({} of {} resources compliant)",
+        percent(result.compliance_score),
+        thousands(result.compliant_resources),
+        thousands(result.total_resources)
+    )?;
+    writeln!(
+        out,
+        "Violations        {} errors, {} warnings",
+        thousands(result.error_count),
+        thousands(result.warning_count)
+    )?;
+    if result.partial {
+        writeln!(
+            out,
+            "Partial scan      {} of {} shards failed; counts cover what could be read",
+            result.shards_total - result.shards_succeeded,
+            result.shards_total
+        )?;
+    }
+
+    if !result.by_resource_type.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<24} {:>10} {:>10} {:>8} {:>9}",
+            "Resource type", "resources", "compliant", "score", "warnings"
+        )?;
+        for (resource_type, counts) in &result.by_resource_type {
+            writeln!(
+                out,
+                "{:<24} {:>10} {:>10} {:>8} {:>9}",
+                resource_type.as_str(),
+                thousands(counts.total),
+                thousands(counts.compliant),
+                percent(R::score(counts.compliant, counts.total)),
+                thousands(counts.warnings)
+            )?;
+        }
+    }
+
+    if !result.by_tag.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<24} {:>10} {:>10} {:>9}",
+            "Tag", "missing", "invalid", "warnings"
+        )?;
+        let mut tags: Vec<_> = result.by_tag.iter().collect();
+        tags.sort_by(|a, b| {
+            (b.1.missing + b.1.invalid, b.1.warnings)
+                .cmp(&(a.1.missing + a.1.invalid, a.1.warnings))
+                .then(a.0.cmp(b.0))
+        });
+        for (tag, counts) in tags.iter().take(15) {
+            writeln!(
+                out,
+                "{:<24} {:>10} {:>10} {:>9}",
+                truncate(tag, 24),
+                thousands(counts.missing),
+                thousands(counts.invalid),
+                thousands(counts.warnings)
+            )?;
+        }
+        if tags.len() > 15 {
+            writeln!(
+                out,
+                "… and {} more tags (see --format json)",
+                tags.len() - 15
+            )?;
+        }
+    }
+
+    if !result.worst_offenders.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Worst offenders")?;
+        for offender in &result.worst_offenders {
+            let cost = offender
+                .resource
+                .monthly_cost
+                .map(|c| format!(" · ${c:.2}/month"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  {}  {} errors, {} warnings{}",
+                offender.resource.arn, offender.errors, offender.warnings, cost
+            )?;
+        }
+    }
+
+    if !result.issues.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Issues")?;
+        for issue in &result.issues {
+            let place = [&issue.account_id, &issue.region, &issue.service]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("/");
+            let place = if place.is_empty() {
+                "scan".to_string()
+            } else {
+                place
+            };
+            writeln!(out, "  {place}: {:?}: {}", issue.kind, issue.message)?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "Every violation: --format json, csv or markdown.")
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(width - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
