@@ -72,6 +72,30 @@ pub struct ScanRequest {
     pub severity: SeverityFilter,
 }
 
+impl ScanRequest {
+    /// A request covering everything the source has, listing every violation.
+    pub fn new(source: Arc<dyn ResourceSource>, policy: Arc<Policy>) -> ScanRequest {
+        ScanRequest {
+            source,
+            policy,
+            scope: ScanScope::default(),
+            severity: SeverityFilter::All,
+        }
+    }
+
+    /// Restricts the scan to `scope`.
+    pub fn with_scope(mut self, scope: ScanScope) -> ScanRequest {
+        self.scope = scope;
+        self
+    }
+
+    /// Lists only the violations `severity` admits.
+    pub fn with_severity(mut self, severity: SeverityFilter) -> ScanRequest {
+        self.severity = severity;
+        self
+    }
+}
+
 /// Progress of a running scan, published after every validated batch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ScanProgress {

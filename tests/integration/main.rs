@@ -1,4 +1,6 @@
 //! Integration tests through the public API: one test binary, one module per area.
 
+mod cli;
+mod engine_faults;
 mod engine_ground_truth;
 mod support;

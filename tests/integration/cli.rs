@@ -1,0 +1,261 @@
+//! The `tagguard` binary as a user runs it: exit codes, formats, sources, policy errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn tagguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tagguard"))
+        .args(args)
+        .env_remove("TAGGUARD_POLICY")
+        .env_remove("TAGGUARD_CONFIG")
+        .env_remove("TAGGUARD_SOURCE")
+        .output()
+        .expect("the tagguard binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf-8 output")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("utf-8 output")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("temp file");
+    path.display().to_string()
+}
+
+#[test]
+fn demo_scan_prints_a_summary_and_exits_1() {
+    let out = tagguard(&["scan"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "Compliance score",
+        "ec2:instance",
+        "CostCenter",
+        "Worst offenders",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        text.lines().count() < 60,
+        "the summary lists rows, not every violation"
+    );
+}
+
+#[test]
+fn json_output_carries_every_violation_with_detail() {
+    let out = tagguard(&["scan", "--format", "json", "--size", "3000", "--seed", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
+    let violations = json["violations"].as_array().expect("violations array");
+    assert_eq!(
+        violations.len() as u64,
+        json["error_count"].as_u64().unwrap() + json["warning_count"].as_u64().unwrap()
+    );
+    assert_eq!(json["total_resources"], 3000);
+    let score = json["compliance_score"].as_f64().unwrap();
+    let ratio = json["compliant_resources"].as_f64().unwrap() / 3000.0;
+    assert!((score - ratio).abs() < 1e-12);
+    for key in ["issues", "scan_timestamp", "by_resource_type", "by_tag"] {
+        assert!(json.get(key).is_some(), "missing {key}");
+    }
+    for v in violations {
+        for key in [
+            "resource_arn",
+            "resource_id",
+            "resource_type",
+            "region",
+            "account_id",
+            "violation_type",
+            "tag_name",
+            "severity",
+        ] {
+            assert!(v.get(key).is_some(), "violation lacks {key}: {v}");
+        }
+        if v["violation_type"] == "invalid_value" {
+            assert!(
+                v["current_value"].is_string() && v["allowed_values"].is_array(),
+                "{v}"
+            );
+        }
+    }
+}
+
+#[test]
+fn filters_and_severity_apply() {
+    let out = tagguard(&[
+        "scan",
+        "--format",
+        "json",
+        "--size",
+        "4000",
+        "--resource-types",
+        "s3:bucket,rds:db",
+        "--regions",
+        "us-west-2",
+        "--severity",
+        "warnings_only",
+    ]);
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let types: Vec<&str> = json["by_resource_type"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(types, ["rds:db", "s3:bucket"]);
+    for v in json["violations"].as_array().unwrap() {
+        assert_eq!(v["region"], "us-west-2");
+        assert_eq!(v["severity"], "warning");
+    }
+}
+
+#[test]
+fn csv_and_markdown_formats() {
+    let out = tagguard(&["scan", "--format", "csv", "--size", "200"]);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("resource_arn,resource_id,resource_type,region,account_id,violation_type")
+    );
+    assert!(text.lines().count() > 10);
+    let out = tagguard(&["scan", "--format", "markdown", "--size", "200"]);
+    assert!(stdout(&out).starts_with("# Tag compliance report"));
+}
+
+#[test]
+fn compliant_snapshot_exits_0_and_bad_one_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::billing-exports",
+        "Tags": [{"Key": "CostCenter", "Value": "Finance"}, {"Key": "Owner", "Value": "finops@example.com"}]}]}"#;
+    let path = write(dir.path(), "good.json", good);
+    let out = tagguard(&["scan", "--source", &format!("file:{path}")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    let bad = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::untagged-bucket", "Tags": []}]}"#;
+    let path = write(dir.path(), "bad.json", bad);
+    let out = tagguard(&[
+        "scan",
+        "--format",
+        "json",
+        "--source",
+        &format!("file:{path}"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let tags: Vec<&str> = json["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["tag_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tags,
+        ["CostCenter", "Owner"],
+        "untagged bucket misses the two tags that apply to buckets"
+    );
+}
+
+#[test]
+fn snapshot_with_a_bad_arn_is_partial_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b1",
+        "Tags": [{"Key": "CostCenter", "Value": "Finance"}, {"Key": "Owner", "Value": "a@example.com"}]},
+        {"ResourceARN": "bucket-without-arn", "Tags": []}]}"#;
+    let path = write(dir.path(), "partial.json", text);
+    let out = tagguard(&[
+        "scan",
+        "--format",
+        "json",
+        "--source",
+        &format!("file:{path}"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "compliant but partial: a gate must not pass"
+    );
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["partial"], true);
+    assert!(
+        json["issues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'bucket-without-arn' is not an ARN")
+    );
+}
+
+#[test]
+fn policy_check_reports_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "broken.json",
+        "{\n  \"version\": \"1\",\n  \"required_tags\": [\n    {\"name\": \"Owner\", \"validation_regex\": \"[a-z\"}\n  ]\n}\n",
+    );
+    let out = tagguard(&["policy", "check", &path]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("error in policy '{path}' at line 4, column")),
+        "{err}"
+    );
+    assert!(
+        err.contains("field 'required_tags[0].validation_regex'"),
+        "{err}"
+    );
+
+    let out = tagguard(&["scan", "--policy", &path]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a scan with a broken policy is an error"
+    );
+
+    let out = tagguard(&["policy", "check", "policies/tagging_policy.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_clear_message() {
+    for (args, needle) in [
+        (
+            vec!["scan", "--resource-types", "ec2"],
+            "'ec2' is not a resource type",
+        ),
+        (
+            vec!["scan", "--accounts", "12"],
+            "'12' is not an account id",
+        ),
+        (
+            vec!["scan", "--source", "s3://x"],
+            "'s3://x' is not a source",
+        ),
+        (
+            vec!["scan", "--source", "file:/nonexistent/estate.json"],
+            "cannot read snapshot",
+        ),
+    ] {
+        let out = tagguard(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn policy_show_prints_the_policy() {
+    let out = tagguard(&["policy", "show"]);
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["required_tags"].as_array().unwrap().len(), 4);
+}

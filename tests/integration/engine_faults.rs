@@ -1,0 +1,271 @@
+//! The engine under faults: failing and crashing shards give partial results, never a crash or a
+//! silent drop; scans can be cancelled; progress is published; concurrent scans stay exact.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tagguard::config::Config;
+use tagguard::domain::{ResourceType, ScanIssueKind, ScanScope, SeverityFilter};
+use tagguard::engine::{EngineError, EngineHandle, ScanRequest};
+use tagguard::source::{Page, ResourceSource, Shard, ShardPlan, SourceError, SyntheticSource};
+
+use crate::support::{estate, policy, truth_keys, violation_keys};
+
+/// What the wrapped source does wrong.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// The us-west-2 lambda shard of the first account fails on page `n` (0-based).
+    FailOnPage(u32),
+    /// That shard's fetch panics.
+    Panic,
+    /// Every page takes this long.
+    Slow(Duration),
+    /// Planning fails.
+    PlanFails,
+}
+
+/// A synthetic estate with a fault injected: a source of the engine's public trait, as any
+/// embedder could write one.
+struct FaultySource {
+    inner: Arc<SyntheticSource>,
+    fault: Fault,
+}
+
+fn is_target(shard: &Shard) -> bool {
+    &*shard.account_id == "123456789012"
+        && &*shard.region == "us-west-2"
+        && &*shard.service == "lambda"
+}
+
+#[async_trait]
+impl ResourceSource for FaultySource {
+    fn name(&self) -> String {
+        "faulty".into()
+    }
+
+    async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
+        if let Fault::PlanFails = self.fault {
+            return Err(SourceError::new(
+                ScanIssueKind::AccessDenied,
+                "no credentials at all",
+            ));
+        }
+        self.inner.plan(scope).await
+    }
+
+    async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError> {
+        let page_number = token
+            .as_deref()
+            .map_or(0, |t| t.parse::<u32>().unwrap() / 1_000);
+        match self.fault {
+            Fault::FailOnPage(n) if is_target(shard) && page_number == n => {
+                let mut error = SourceError::new(
+                    ScanIssueKind::AccessDenied,
+                    "User is not authorized to perform lambda:ListFunctions",
+                );
+                error.missing_permission = Some("lambda:ListFunctions".into());
+                return Err(error);
+            }
+            Fault::Panic if is_target(shard) => panic!("poison page"),
+            Fault::Slow(delay) => tokio::time::sleep(delay).await,
+            _ => {}
+        }
+        self.inner.fetch_page(shard, token).await
+    }
+}
+
+fn target_scope() -> ScanScope {
+    ScanScope {
+        resource_types: [ResourceType::LambdaFunction].into(),
+        regions: ["us-west-2".to_string()].into(),
+        accounts: ["123456789012".to_string()].into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_shard_gives_a_partial_result_with_the_reason() {
+    let policy = policy();
+    // 60k resources put more than one page in the target shard, so page 1 fails mid-shard.
+    let inner = estate(60_000, 3, &policy);
+    let truth = inner.ground_truth(&ScanScope::default());
+    let target_total = inner.ground_truth(&target_scope()).by_type[&ResourceType::LambdaFunction].0;
+    assert!(target_total > 1_000, "the target shard spans pages");
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner,
+        fault: Fault::FailOnPage(1),
+    });
+    let result = engine.scan(ScanRequest::new(source, policy)).await.unwrap();
+    engine.shutdown().await;
+
+    assert!(result.partial);
+    assert_eq!(result.issues.len(), 1);
+    let issue = &result.issues[0];
+    assert_eq!(
+        (
+            issue.account_id.as_str(),
+            issue.region.as_str(),
+            issue.service.as_str()
+        ),
+        ("123456789012", "us-west-2", "lambda")
+    );
+    assert_eq!(issue.kind, ScanIssueKind::AccessDenied);
+    assert_eq!(
+        issue.missing_permission.as_deref(),
+        Some("lambda:ListFunctions")
+    );
+    assert_eq!(
+        issue.resources_before_failure, 1_000,
+        "the first page was read and kept"
+    );
+    let expected_total: u64 =
+        truth.by_type.values().map(|c| c.0).sum::<u64>() - (target_total - 1_000);
+    assert_eq!(result.total_resources, expected_total);
+    assert_eq!(result.shards_succeeded, result.shards_total - 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_fetcher_is_reported_and_the_rest_completes() {
+    let policy = policy();
+    let inner = estate(5_000, 4, &policy);
+    let truth = inner.ground_truth(&ScanScope::default());
+    let target_total = inner.ground_truth(&target_scope()).by_type[&ResourceType::LambdaFunction].0;
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner,
+        fault: Fault::Panic,
+    });
+    let result = engine
+        .scan(ScanRequest::new(source, policy.clone()))
+        .await
+        .unwrap();
+    assert_eq!(result.issues.len(), 1);
+    assert_eq!(result.issues[0].kind, ScanIssueKind::FetcherCrashed);
+    assert!(
+        result.issues[0].message.contains("poison page"),
+        "{}",
+        result.issues[0].message
+    );
+    assert_eq!(
+        result.total_resources,
+        truth.by_type.values().map(|c| c.0).sum::<u64>() - target_total
+    );
+    // The engine survives the crash and scans again.
+    let again = engine
+        .scan(ScanRequest::new(estate(100, 1, &policy), policy.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again.total_resources, 100);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_failure_fails_the_scan_with_the_reason() {
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner: estate(10, 1, &policy),
+        fault: Fault::PlanFails,
+    });
+    let error = engine
+        .scan(ScanRequest::new(source, policy))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, EngineError::Plan(e) if e.kind == ScanIssueKind::AccessDenied),
+        "{error}"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_can_be_cancelled() {
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner: estate(200_000, 1, &policy),
+        fault: Fault::Slow(Duration::from_millis(200)),
+    });
+    let ticket = engine
+        .start_scan(ScanRequest::new(source, policy.clone()))
+        .await
+        .unwrap();
+    let id = ticket.id;
+    let mut progress = ticket.progress();
+    // Wait until some batch was validated, then cancel.
+    while progress.borrow().resources_scanned == 0 {
+        progress.changed().await.unwrap();
+    }
+    engine.cancel(id);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), ticket.result())
+        .await
+        .expect("cancel is prompt");
+    assert_eq!(outcome.unwrap_err(), EngineError::Cancelled(id));
+    // The engine goes on serving other scans.
+    let result = engine
+        .scan(ScanRequest::new(estate(50, 2, &policy), policy))
+        .await
+        .unwrap();
+    assert_eq!(result.total_resources, 50);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reaches_the_totals() {
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let ticket = engine
+        .start_scan(ScanRequest::new(estate(12_000, 8, &policy), policy))
+        .await
+        .unwrap();
+    let progress = ticket.progress();
+    let result = ticket.result().await.unwrap();
+    let last = progress.borrow().clone();
+    assert!(last.finished);
+    assert_eq!(last.resources_scanned, result.total_resources);
+    assert_eq!(last.non_compliant, result.non_compliant_resources);
+    assert_eq!(last.shards_total, Some(result.shards_total));
+    assert_eq!(last.shards_done, result.shards_total);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scans_on_one_engine_stay_exact() {
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let estates: Vec<_> = (0..4).map(|seed| estate(7_000, seed, &policy)).collect();
+    let mut tickets = Vec::new();
+    for source in &estates {
+        let request =
+            ScanRequest::new(source.clone(), policy.clone()).with_severity(SeverityFilter::All);
+        tickets.push(engine.start_scan(request).await.unwrap());
+    }
+    for (ticket, source) in tickets.into_iter().zip(&estates) {
+        let result = ticket.result().await.unwrap();
+        assert_eq!(
+            violation_keys(&result),
+            truth_keys(&source.ground_truth(&ScanScope::default()))
+        );
+    }
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_resolves_scans_in_flight() {
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner: estate(100_000, 1, &policy),
+        fault: Fault::Slow(Duration::from_millis(500)),
+    });
+    let ticket = engine
+        .start_scan(ScanRequest::new(source, policy))
+        .await
+        .unwrap();
+    engine.shutdown().await;
+    let outcome = tokio::time::timeout(Duration::from_secs(5), ticket.result())
+        .await
+        .expect("prompt");
+    assert_eq!(outcome.unwrap_err(), EngineError::Stopped);
+}
