@@ -3,4 +3,5 @@
 mod cli;
 mod engine_faults;
 mod engine_ground_truth;
+mod properties;
 mod support;
