@@ -10,6 +10,34 @@
 //! - [`engine`]: the actor pipeline (supervisor, fetchers, validator pool, aggregator) and
 //!   [`engine::EngineHandle`], the typed API for embedding.
 //! - [`report`]: the result rendered as a table summary, JSON, CSV or Markdown.
+//!
+//! # Example
+//! Validate one resource's tags against the built-in policy:
+//! ```
+//! use tagguard::domain::{ResourceType, Severity, Tag, ViolationType};
+//!
+//! let policy = tagguard::policy::default_policy();
+//! let tags = [
+//!     Tag::new("CostCenter", "Marketing"),
+//!     Tag::new("Owner", "not-an-email"),
+//!     Tag::new("environment", "production"),
+//! ];
+//! let findings = policy.validate(&ResourceType::Ec2Instance, &tags);
+//! let errors: Vec<_> = findings
+//!     .iter()
+//!     .filter(|f| f.severity == Severity::Error)
+//!     .map(|f| (f.violation_type, &*f.tag_name))
+//!     .collect();
+//! assert_eq!(
+//!     errors,
+//!     [
+//!         (ViolationType::InvalidFormat, "Owner"),
+//!         (ViolationType::MissingRequiredTag, "Application"),
+//!     ]
+//! );
+//! // `environment` matches `Environment` ignoring case: a warning, not an error.
+//! assert!(findings.iter().any(|f| f.violation_type == ViolationType::KeyCaseMismatch));
+//! ```
 
 pub mod config;
 pub mod domain;

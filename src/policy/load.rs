@@ -224,13 +224,13 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
                 Some((compiled, Arc::from(pattern.as_str())))
             }
         };
-        if let (Some(values), Some((regex, pattern))) = (&allowed, &regex) {
-            if let Some(value) = values.iter().find(|v| !regex.is_match(v)) {
-                return Err(check.error(
-                    &at("allowed_values"),
-                    format!("allowed value '{value}' does not match validation_regex '{pattern}'"),
-                ));
-            }
+        if let (Some(values), Some((regex, pattern))) = (&allowed, &regex)
+            && let Some(value) = values.iter().find(|v| !regex.is_match(v))
+        {
+            return Err(check.error(
+                &at("allowed_values"),
+                format!("allowed value '{value}' does not match validation_regex '{pattern}'"),
+            ));
         }
         let mut applies_to = Vec::with_capacity(rule.applies_to.len());
         for (i, text) in rule.applies_to.iter().enumerate() {

@@ -65,16 +65,16 @@ impl Policy {
                     Severity::Error,
                 );
             }
-            if let Some((regex, pattern)) = &rule.regex {
-                if !regex.is_match(&tag.value) {
-                    out.push(finding(
-                        ViolationType::InvalidFormat,
-                        Severity::Error,
-                        &rule.name,
-                        Some(&tag.value),
-                        Expected::Pattern(pattern.clone()),
-                    ));
-                }
+            if let Some((regex, pattern)) = &rule.regex
+                && !regex.is_match(&tag.value)
+            {
+                out.push(finding(
+                    ViolationType::InvalidFormat,
+                    Severity::Error,
+                    &rule.name,
+                    Some(&tag.value),
+                    Expected::Pattern(pattern.clone()),
+                ));
             }
         }
 
@@ -202,17 +202,15 @@ fn check_allowed(
     if allowed.iter().any(|a| a == value) {
         return;
     }
-    if ignore_case {
-        if let Some(canonical) = allowed.iter().find(|a| eq_ignore_case(a, value)) {
-            out.push(finding(
-                ViolationType::ValueCaseMismatch,
-                Severity::Warning,
-                name,
-                Some(value),
-                Expected::Canonical(Arc::from(canonical.as_str())),
-            ));
-            return;
-        }
+    if ignore_case && let Some(canonical) = allowed.iter().find(|a| eq_ignore_case(a, value)) {
+        out.push(finding(
+            ViolationType::ValueCaseMismatch,
+            Severity::Warning,
+            name,
+            Some(value),
+            Expected::Canonical(Arc::from(canonical.as_str())),
+        ));
+        return;
     }
     out.push(finding(
         ViolationType::InvalidValue,

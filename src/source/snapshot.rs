@@ -63,10 +63,13 @@ struct SnapshotTag {
     value: String,
 }
 
+/// A shard's identity in a snapshot: (account, region, service).
+type ShardKey = (Arc<str>, Arc<str>, Arc<str>);
+
 /// A snapshot loaded into memory, grouped into shards.
 pub struct SnapshotSource {
     name: String,
-    shards: BTreeMap<(Arc<str>, Arc<str>, Arc<str>), Vec<Resource>>,
+    shards: BTreeMap<ShardKey, Vec<Resource>>,
     /// Entries that could not be read (malformed ARNs), reported with every scan.
     rejected: Vec<ScanIssue>,
 }
@@ -104,7 +107,7 @@ impl SnapshotSource {
                 ),
             )
         })?;
-        let mut shards: BTreeMap<(Arc<str>, Arc<str>, Arc<str>), Vec<Resource>> = BTreeMap::new();
+        let mut shards: BTreeMap<ShardKey, Vec<Resource>> = BTreeMap::new();
         let mut rejected = Vec::new();
         let mut interned: BTreeMap<String, Arc<str>> = BTreeMap::new();
         let mut intern = |s: &str| {

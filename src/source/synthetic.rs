@@ -564,10 +564,10 @@ impl Generator {
             let value = &rule.valid[rng.below(rule.valid.len() as u64) as usize];
             tags.push(Tag::new(&*rule.name, value.as_str()));
         }
-        if let Some(key) = self.name_key {
-            if *resource_type == ResourceType::Ec2Instance {
-                tags.push(Tag::new(key, format!("{app}-{index}")));
-            }
+        if let Some(key) = self.name_key
+            && *resource_type == ResourceType::Ec2Instance
+        {
+            tags.push(Tag::new(key, format!("{app}-{index}")));
         }
         if rng.chance(30) {
             tags.push(Tag::new(
@@ -763,23 +763,23 @@ impl Generator {
         value: &str,
         note: &mut impl FnMut(ViolationType, Severity, &str),
     ) {
-        if let Some(allowed) = &rule.allowed {
-            if !allowed.iter().any(|a| a == value) {
-                if self.ignore_case && allowed.iter().any(|a| eq_ignore_case(a, value)) {
-                    note(
-                        ViolationType::ValueCaseMismatch,
-                        Severity::Warning,
-                        &rule.name,
-                    );
-                } else {
-                    note(ViolationType::InvalidValue, Severity::Error, &rule.name);
-                }
+        if let Some(allowed) = &rule.allowed
+            && !allowed.iter().any(|a| a == value)
+        {
+            if self.ignore_case && allowed.iter().any(|a| eq_ignore_case(a, value)) {
+                note(
+                    ViolationType::ValueCaseMismatch,
+                    Severity::Warning,
+                    &rule.name,
+                );
+            } else {
+                note(ViolationType::InvalidValue, Severity::Error, &rule.name);
             }
         }
-        if let Some(regex) = &rule.regex {
-            if !regex.is_match(value) {
-                note(ViolationType::InvalidFormat, Severity::Error, &rule.name);
-            }
+        if let Some(regex) = &rule.regex
+            && !regex.is_match(value)
+        {
+            note(ViolationType::InvalidFormat, Severity::Error, &rule.name);
         }
     }
 }

@@ -12,7 +12,12 @@ use tagguard::policy::{Policy, eq_ignore_case};
 
 use crate::support::{estate, policy_with_case, scan, truth_keys, violation_keys};
 
-const ACCOUNTS: [&str; 4] = ["123456789012", "234567890123", "345678901234", "999999999999"];
+const ACCOUNTS: [&str; 4] = [
+    "123456789012",
+    "234567890123",
+    "345678901234",
+    "999999999999",
+];
 const REGIONS: [&str; 4] = ["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"];
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -70,25 +75,32 @@ fn tag() -> impl Strategy<Value = Tag> {
 fn tags() -> impl Strategy<Value = Vec<Tag>> {
     prop::collection::vec(tag(), 0..9).prop_map(|tags| {
         let mut seen = BTreeSet::new();
-        tags.into_iter().filter(|t| seen.insert(t.key.clone())).collect()
+        tags.into_iter()
+            .filter(|t| seen.insert(t.key.clone()))
+            .collect()
     })
 }
 
 /// The error-severity violations the policy's rules call for, computed from the policy
 /// document's plain fields (not the compiled rules): the model the validator must agree with.
-fn model_errors(policy: &Policy, resource_type: &ResourceType, tags: &[Tag]) -> BTreeSet<(ViolationType, String)> {
+fn model_errors(
+    policy: &Policy,
+    resource_type: &ResourceType,
+    tags: &[Tag],
+) -> BTreeSet<(ViolationType, String)> {
     let doc = &policy.document;
     let ignore_case = !doc.tag_naming_rules.case_sensitivity;
     let mut errors = BTreeSet::new();
     for rule in &doc.required_tags {
-        let applies = rule.applies_to.is_empty() || rule.applies_to.iter().any(|t| t == resource_type.as_str());
+        let applies = rule.applies_to.is_empty()
+            || rule.applies_to.iter().any(|t| t == resource_type.as_str());
         if !applies {
             continue;
         }
-        let found = tags
-            .iter()
-            .find(|t| t.key == rule.name)
-            .or_else(|| tags.iter().find(|t| ignore_case && eq_ignore_case(&t.key, &rule.name)));
+        let found = tags.iter().find(|t| t.key == rule.name).or_else(|| {
+            tags.iter()
+                .find(|t| ignore_case && eq_ignore_case(&t.key, &rule.name))
+        });
         let Some(found) = found else {
             errors.insert((ViolationType::MissingRequiredTag, rule.name.clone()));
             continue;
@@ -98,15 +110,17 @@ fn model_errors(policy: &Policy, resource_type: &ResourceType, tags: &[Tag]) -> 
             continue;
         }
         if let Some(allowed) = &rule.allowed_values {
-            let ok = allowed.iter().any(|a| *a == found.value || (ignore_case && eq_ignore_case(a, &found.value)));
+            let ok = allowed
+                .iter()
+                .any(|a| *a == found.value || (ignore_case && eq_ignore_case(a, &found.value)));
             if !ok {
                 errors.insert((ViolationType::InvalidValue, rule.name.clone()));
             }
         }
-        if let Some(pattern) = &rule.validation_regex {
-            if !regex::Regex::new(pattern).unwrap().is_match(&found.value) {
-                errors.insert((ViolationType::InvalidFormat, rule.name.clone()));
-            }
+        if let Some(pattern) = &rule.validation_regex
+            && !regex::Regex::new(pattern).unwrap().is_match(&found.value)
+        {
+            errors.insert((ViolationType::InvalidFormat, rule.name.clone()));
         }
     }
     errors
@@ -244,5 +258,8 @@ proptest! {
 fn model_sees_the_same_policy_as_the_validator() {
     // Guards the model above: it reads the document, the validator the compiled rules.
     let policy: Arc<Policy> = policy_with_case(false);
-    assert_eq!(policy.document.required_tags.len(), policy.required_tags().len());
+    assert_eq!(
+        policy.document.required_tags.len(),
+        policy.required_tags().len()
+    );
 }

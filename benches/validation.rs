@@ -1,0 +1,76 @@
+//! Policy validation throughput on one core: the hot loop of every scan.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tagguard::domain::{Resource, ScanScope};
+use tagguard::policy::default_policy;
+use tagguard::source::{ResourceSource, SyntheticSource, SyntheticSpec};
+
+/// Every resource of a synthetic estate, fetched page by page as the engine would.
+fn resources(size: u64) -> Vec<Resource> {
+    let policy = Arc::new(default_policy());
+    let source = SyntheticSource::new(SyntheticSpec { size, seed: 42 }, policy).expect("estate");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut all = Vec::with_capacity(size as usize);
+        for shard in source
+            .plan(&ScanScope::default())
+            .await
+            .expect("plan")
+            .shards
+        {
+            let mut token = None;
+            loop {
+                let page = source.fetch_page(&shard, token).await.expect("page");
+                all.extend(page.resources);
+                token = page.next;
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        all
+    })
+}
+
+fn validation(c: &mut Criterion) {
+    let policy = default_policy();
+    let resources = resources(100_000);
+    let mut group = c.benchmark_group("validation");
+    group.throughput(Throughput::Elements(resources.len() as u64));
+    group.bench_function("validate_100k_resources", |b| {
+        let mut findings = Vec::with_capacity(16);
+        b.iter(|| {
+            let mut count = 0usize;
+            for r in &resources {
+                findings.clear();
+                policy.validate_into(&r.resource_type, &r.tags, &mut findings);
+                count += findings.len();
+            }
+            black_box(count)
+        })
+    });
+    let compliant: Vec<&Resource> = resources
+        .iter()
+        .filter(|r| policy.validate(&r.resource_type, &r.tags).is_empty())
+        .collect();
+    group.throughput(Throughput::Elements(compliant.len() as u64));
+    group.bench_function("validate_compliant_only", |b| {
+        let mut findings = Vec::with_capacity(16);
+        b.iter(|| {
+            for r in &compliant {
+                findings.clear();
+                policy.validate_into(&r.resource_type, &r.tags, &mut findings);
+            }
+            black_box(findings.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, validation);
+criterion_main!(benches);
