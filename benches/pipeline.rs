@@ -10,6 +10,10 @@ use tagguard::engine::{EngineHandle, ScanRequest};
 use tagguard::policy::default_policy;
 use tagguard::source::{ResourceSource, SyntheticSource, SyntheticSpec};
 
+/// The allocator the `tagguard` binary uses, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn pipeline(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

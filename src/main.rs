@@ -22,6 +22,11 @@ use tagguard::policy::{Policy, default_policy, load_policy};
 use tagguard::report::{self, Format};
 use tagguard::source::{SourceSpec, SyntheticSpec};
 
+/// mimalloc: scans allocate and free millions of small strings; the system allocator spent
+/// about 40 % of a 1 M-resource scan in malloc and free (docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tagguard", version, about = "Tag compliance for AWS estates", long_about = None)]
 struct Cli {

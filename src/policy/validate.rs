@@ -45,7 +45,7 @@ impl Policy {
             if !exact {
                 push_key_case(out, &rule.name, &tag.key);
             }
-            if tag.value.trim().is_empty() {
+            if is_blank(&tag.value) {
                 out.push(finding(
                     ViolationType::EmptyValue,
                     Severity::Error,
@@ -225,11 +225,22 @@ fn check_allowed(
 /// case-insensitive one wherever it appears.
 fn find_tag<'t>(tags: &'t [Tag], name: &str, ignore_case: bool) -> Option<(&'t Tag, bool)> {
     let mut folded = None;
+    let name_is_ascii = name.is_ascii();
     for tag in tags {
-        if tag.key == name {
-            return Some((tag, true));
-        }
-        if ignore_case && folded.is_none() && eq_ignore_case(&tag.key, name) {
+        let key = tag.key.as_str();
+        if key.len() == name.len() {
+            if key == name {
+                return Some((tag, true));
+            }
+            if ignore_case && folded.is_none() && key.eq_ignore_ascii_case(name) {
+                folded = Some((tag, false));
+            }
+        } else if ignore_case
+            && folded.is_none()
+            && !(name_is_ascii && key.is_ascii())
+            && eq_ignore_case(key, name)
+        {
+            // Unicode case folding can change the length in bytes.
             folded = Some((tag, false));
         }
     }
@@ -238,13 +249,21 @@ fn find_tag<'t>(tags: &'t [Tag], name: &str, ignore_case: bool) -> Option<(&'t T
 
 /// Case-insensitive equality: ASCII fast path, full Unicode lowercase otherwise.
 pub fn eq_ignore_case(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a.chars()
-            .flat_map(char::to_lowercase)
-            .eq(b.chars().flat_map(char::to_lowercase))
+    // Equal bytes up to ASCII case means equal ignoring case, whatever else the text holds.
+    if a.len() == b.len() && a.eq_ignore_ascii_case(b) {
+        return true;
     }
+    if a.is_ascii() && b.is_ascii() {
+        return false;
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
+}
+
+/// Empty or whitespace only; stops at the first visible character.
+fn is_blank(text: &str) -> bool {
+    text.chars().all(char::is_whitespace)
 }
 
 /// Keys AWS reserves for itself (`aws:cloudformation:stack-name`); users cannot change them.
@@ -257,13 +276,37 @@ fn char_len_exceeds(text: &str, max: usize) -> bool {
     text.len() > max && text.chars().count() > max
 }
 
+/// Bytes allowed in tags by every AWS service, for the ASCII fast path: letters, digits, space,
+/// `_ . : / = + - @`. Non-ASCII bytes are `false` here and checked as Unicode characters.
+const PORTABLE_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@');
+        b += 1;
+    }
+    table
+};
+
 /// Whether every character is a letter, a digit, a space or one of `_ . : / = + - @`: the set
 /// AWS documents as allowed in tags by every service.
 pub fn is_portable(text: &str) -> bool {
+    // No early exit: a branch-free pass over short strings is faster than stopping early.
+    let mut all_portable = true;
+    for &b in text.as_bytes() {
+        all_portable &= PORTABLE_BYTES[b as usize];
+    }
+    if all_portable {
+        return true;
+    }
+    if text.is_ascii() {
+        return false;
+    }
     text.chars().all(|c| {
         if c.is_ascii() {
-            c.is_ascii_alphanumeric()
-                || matches!(c, ' ' | '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
+            PORTABLE_BYTES[c as usize]
         } else {
             c.is_alphanumeric()
         }
