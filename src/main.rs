@@ -128,7 +128,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {error:#}");
+            eprintln!("tagguard: {error:#}");
             ExitCode::from(2)
         }
     }

@@ -209,12 +209,14 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
                     .size_limit(REGEX_SIZE_LIMIT)
                     .build()
                     .map_err(|e| {
+                        // The regex crate's message ends with a line "error: <what>".
                         let reason = e.to_string();
                         let reason = reason
                             .lines()
                             .last()
                             .unwrap_or("invalid")
                             .trim()
+                            .trim_start_matches("error: ")
                             .to_string();
                         check.error(
                             &at("validation_regex"),
@@ -472,7 +474,10 @@ mod tests {
         let (line, column, field, message) = invalid(text);
         assert_eq!((line, column), (6, 24));
         assert_eq!(field, "required_tags[1].validation_regex");
-        assert!(message.contains("'^(a' does not compile"), "{message}");
+        assert!(
+            message.contains("'^(a' does not compile: unclosed group"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -284,7 +284,10 @@ const PORTABLE_BYTES: [bool; 256] = {
     while b < 128 {
         let c = b as u8;
         table[b] = c.is_ascii_alphanumeric()
-            || matches!(c, b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@');
+            || matches!(
+                c,
+                b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@'
+            );
         b += 1;
     }
     table
