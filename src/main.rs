@@ -16,10 +16,11 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tagguard::config::Config;
-use tagguard::domain::{ResourceType, ScanResult, ScanScope, SeverityFilter};
+use tagguard::domain::{ResourceType, ScanResult, ScanScope, SeverityFilter, TypeCheck};
 use tagguard::engine::{EngineHandle, ScanRequest};
 use tagguard::policy::{Policy, default_policy, load_policy};
 use tagguard::report::{self, Format};
+use tagguard::source::aws::AwsOptions;
 use tagguard::source::{SourceSpec, SyntheticSpec};
 
 /// mimalloc: scans allocate and free millions of small strings; the system allocator spent
@@ -72,27 +73,39 @@ struct Common {
 
 #[derive(Args)]
 struct ScanArgs {
-    /// Where resources come from: `demo` (a synthetic estate) or `file:PATH` (the output of
-    /// `aws resourcegroupstaggingapi get-resources`).
+    /// Where resources come from: `demo` (a synthetic estate), `file:PATH` (the output of
+    /// `aws resourcegroupstaggingapi get-resources`) or `aws` (the AWS APIs, read-only).
     #[arg(long, default_value = "demo", env = "TAGGUARD_SOURCE")]
     source: String,
-    /// Resources in the demo estate.
-    #[arg(long, default_value_t = SyntheticSpec::default().size)]
-    size: u64,
-    /// Seed of the demo estate: the same seed gives the same estate.
-    #[arg(long, default_value_t = SyntheticSpec::default().seed)]
-    seed: u64,
+    /// Resources in the demo estate (default 2000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=MAX_DEMO_SIZE))]
+    size: Option<u64>,
+    /// Seed of the demo estate: the same seed gives the same estate (default 42).
+    #[arg(long)]
+    seed: Option<u64>,
     #[command(flatten)]
     common: Common,
     /// Resource types, comma-separated (`ec2:instance,s3:bucket`), or `all`.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     resource_types: Vec<String>,
-    /// Regions, comma-separated; default: all the source has.
+    /// Regions, comma-separated, or `all`. AWS: default the config chain's region, `all` every
+    /// enabled region. Other sources: default all they have.
     #[arg(long, value_delimiter = ',')]
     regions: Vec<String>,
-    /// Account ids, comma-separated; default: all the source has.
+    /// Account ids, comma-separated. AWS: default the caller's account, `organization` every
+    /// active account of the organisation. Other sources: default all they have.
     #[arg(long, value_delimiter = ',')]
     accounts: Vec<String>,
+    /// AWS: the role assumed in accounts other than the caller's.
+    #[arg(
+        long,
+        default_value = "OrganizationAccountAccessRole",
+        env = "TAGGUARD_ROLE_NAME"
+    )]
+    role_name: String,
+    /// AWS: the external id the role requires, if any.
+    #[arg(long, env = "TAGGUARD_EXTERNAL_ID")]
+    external_id: Option<String>,
     /// Which violations to list: all, errors_only or warnings_only (counts cover all).
     #[arg(long, default_value = "all")]
     severity: SeverityFilter,
@@ -102,18 +115,24 @@ struct ScanArgs {
     /// Never show a progress bar (it shows only when stderr is a terminal).
     #[arg(long)]
     no_progress: bool,
+    /// Accept a scan that finds no resource in scope (exit 0 instead of 2).
+    #[arg(long)]
+    allow_empty: bool,
 }
+
+/// Largest demo estate: about 400 MiB of memory per million resources with violations kept.
+const MAX_DEMO_SIZE: u64 = 10_000_000;
 
 #[derive(Args)]
 struct BenchArgs {
     /// Resources in the synthetic estate.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(0..=MAX_DEMO_SIZE))]
     size: u64,
     /// Seed of the estate.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Scans to run; the best and the median are reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     #[command(flatten)]
     common: Common,
@@ -136,7 +155,15 @@ fn main() -> ExitCode {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TAGGUARD_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = match std::env::var("TAGGUARD_LOG") {
+        Err(_) => EnvFilter::new("warn"),
+        Ok(text) => EnvFilter::try_new(&text).unwrap_or_else(|e| {
+            eprintln!(
+                "tagguard: warning: TAGGUARD_LOG='{text}' is not a log filter ({e}); using 'warn'"
+            );
+            EnvFilter::new("warn")
+        }),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr);
@@ -157,7 +184,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Policy(PolicyCommand::Check { file }) => {
-            let policy = load_policy(&file)?;
+            let policy = load(&Some(file.clone()))?;
             println!(
                 "policy '{}' is valid: version {}, {} required tags, {} optional tags",
                 file.display(),
@@ -187,14 +214,19 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn load(policy: &Option<PathBuf>) -> Result<Policy> {
-    Ok(match policy {
+    let policy = match policy {
         Some(path) => load_policy(path)?,
         None => default_policy(),
-    })
+    };
+    for warning in &policy.warnings {
+        eprintln!("tagguard: warning: {warning}");
+    }
+    Ok(policy)
 }
 
 fn scope(args: &ScanArgs) -> Result<ScanScope> {
     let mut resource_types = BTreeSet::new();
+    let is_aws = args.source == "aws";
     for text in args
         .resource_types
         .iter()
@@ -204,18 +236,43 @@ fn scope(args: &ScanArgs) -> Result<ScanScope> {
         if text == "all" {
             continue;
         }
-        resource_types.insert(text.parse::<ResourceType>()?);
+        let resource_type = text.parse::<ResourceType>()?;
+        match resource_type.check() {
+            TypeCheck::Known => {}
+            TypeCheck::WrongCase(known) => {
+                bail!(
+                    "'{text}' is not a resource type; types are case-sensitive: did you mean '{known}'?"
+                )
+            }
+            TypeCheck::Unknown => eprintln!(
+                "tagguard: warning: '{text}' is not a resource type tagguard knows; if it is a typo, nothing will match it"
+            ),
+        }
+        resource_types.insert(resource_type);
     }
-    for account in &args.accounts {
+    for account in args
+        .accounts
+        .iter()
+        .filter(|a| !(is_aws && *a == "organization"))
+    {
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             bail!("'{account}' is not an account id: expected 12 digits");
         }
     }
+    for region in args.regions.iter().map(|r| r.trim()) {
+        if !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            bail!("'{region}' is not a region: regions are lowercase, e.g. 'us-east-1'");
+        }
+    }
+    // `all` and `organization` select rather than filter.
     let list = |items: &[String]| -> BTreeSet<String> {
         items
             .iter()
             .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && s != "all" && s != "organization")
             .collect()
     };
     Ok(ScanScope {
@@ -228,18 +285,31 @@ fn scope(args: &ScanArgs) -> Result<ScanScope> {
 async fn scan(args: ScanArgs) -> Result<ExitCode> {
     let policy = Arc::new(load(&args.common.policy)?);
     let config = Config::load(args.common.config.as_deref())?;
+    let is_demo = args.source == "demo";
+    if !is_demo && (args.size.is_some() || args.seed.is_some()) {
+        bail!(
+            "--size and --seed apply to the demo source only, not to '{}'",
+            args.source
+        );
+    }
     let spec = match args
         .source
         .parse::<SourceSpec>()
         .map_err(anyhow::Error::msg)?
     {
-        SourceSpec::Demo(_) => SourceSpec::Demo(SyntheticSpec {
-            size: args.size,
-            seed: args.seed,
+        SourceSpec::Demo(default) => SourceSpec::Demo(SyntheticSpec {
+            size: args.size.unwrap_or(default.size),
+            seed: args.seed.unwrap_or(default.seed),
+        }),
+        SourceSpec::Aws(_) => SourceSpec::Aws(AwsOptions {
+            all_regions: args.regions.iter().any(|r| r == "all"),
+            organization: args.accounts.iter().any(|a| a == "organization"),
+            role_name: args.role_name.clone(),
+            external_id: args.external_id.clone(),
         }),
         other => other,
     };
-    let source = spec.open(&policy)?;
+    let source = spec.open(&policy).await?;
     let scope = scope(&args)?;
     let engine = EngineHandle::start(config).await?;
     let ticket = engine
@@ -286,19 +356,33 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
     engine.shutdown().await;
     let result = result?;
 
+    let code = exit_code(&result, args.allow_empty);
     let stdout = io::stdout().lock();
     let mut out = BufWriter::new(stdout);
-    report::write(&result, args.format, &mut out)?;
-    out.flush()?;
-    Ok(exit_code(&result))
+    let written = report::write(&result, args.format, &mut out).and_then(|_| out.flush());
+    match written {
+        // A reader that stops early (`| head`) does not change what the scan found.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(code),
+    }
 }
 
-fn exit_code(result: &ScanResult) -> ExitCode {
+fn exit_code(result: &ScanResult, allow_empty: bool) -> ExitCode {
+    for note in &result.notes {
+        eprintln!("tagguard: note: {note}");
+    }
+    if result.total_resources == 0 && !allow_empty {
+        eprintln!(
+            "tagguard: no resource in scope, so nothing was checked: check --source, --regions, --accounts and --resource-types (or pass --allow-empty)"
+        );
+        return ExitCode::from(2);
+    }
     if !result.all_compliant() {
         ExitCode::from(1)
     } else if result.partial {
         eprintln!(
-            "tagguard: the scan is partial ({} issues): not every resource could be read",
+            "tagguard: the scan is partial ({} issue(s)): not every resource could be read",
             result.issues.len()
         );
         ExitCode::from(2)
@@ -314,7 +398,7 @@ async fn bench(args: BenchArgs) -> Result<ExitCode> {
         size: args.size,
         seed: args.seed,
     };
-    let source = SourceSpec::Demo(spec).open(&policy)?;
+    let source = SourceSpec::Demo(spec).open(&policy).await?;
     let engine = EngineHandle::start(config).await?;
     let mut times = Vec::new();
     let mut last = None;

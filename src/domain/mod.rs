@@ -124,6 +124,122 @@ impl<'de> Deserialize<'de> for ResourceType {
     }
 }
 
+/// Resource types commonly seen in the Resource Groups Tagging API. A type outside this list is
+/// accepted (AWS adds types often) but named in a warning, since it is usually a typo; a type
+/// that differs from one of these only in case is an error.
+pub const KNOWN_RESOURCE_TYPES: &[&str] = &[
+    "acm:certificate",
+    "apigateway:restapis",
+    "apigateway:apis",
+    "apigateway:stages",
+    "appsync:apis",
+    "athena:workgroup",
+    "autoscaling:autoScalingGroup",
+    "backup:backup-vault",
+    "cloudformation:stack",
+    "cloudfront:distribution",
+    "cloudtrail:trail",
+    "cloudwatch:alarm",
+    "codebuild:project",
+    "codepipeline:pipeline",
+    "cognito-idp:userpool",
+    "dynamodb:table",
+    "ec2:customer-gateway",
+    "ec2:dhcp-options",
+    "ec2:elastic-ip",
+    "ec2:image",
+    "ec2:instance",
+    "ec2:internet-gateway",
+    "ec2:key-pair",
+    "ec2:launch-template",
+    "ec2:natgateway",
+    "ec2:network-acl",
+    "ec2:network-interface",
+    "ec2:route-table",
+    "ec2:security-group",
+    "ec2:snapshot",
+    "ec2:subnet",
+    "ec2:transit-gateway",
+    "ec2:volume",
+    "ec2:vpc",
+    "ec2:vpc-endpoint",
+    "ec2:vpc-peering-connection",
+    "ec2:vpn-connection",
+    "ec2:vpn-gateway",
+    "ecr:repository",
+    "ecs:cluster",
+    "ecs:service",
+    "ecs:task",
+    "ecs:task-definition",
+    "eks:cluster",
+    "eks:nodegroup",
+    "elasticache:cluster",
+    "elasticache:replicationgroup",
+    "elasticfilesystem:file-system",
+    "elasticloadbalancing:loadbalancer",
+    "elasticloadbalancing:targetgroup",
+    "es:domain",
+    "events:rule",
+    "firehose:deliverystream",
+    "glue:job",
+    "glue:database",
+    "iam:role",
+    "iam:user",
+    "iam:policy",
+    "kafka:cluster",
+    "kinesis:stream",
+    "kms:key",
+    "lambda:function",
+    "logs:log-group",
+    "opensearch:domain",
+    "rds:cluster",
+    "rds:cluster-snapshot",
+    "rds:db",
+    "rds:og",
+    "rds:pg",
+    "rds:snapshot",
+    "rds:subgrp",
+    "redshift:cluster",
+    "route53:hostedzone",
+    "s3:bucket",
+    "sagemaker:endpoint",
+    "sagemaker:notebook-instance",
+    "secretsmanager:secret",
+    "sns:topic",
+    "sqs:queue",
+    "ssm:parameter",
+    "states:stateMachine",
+    "wafv2:webacl",
+];
+
+/// How a resource type relates to [`KNOWN_RESOURCE_TYPES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeCheck {
+    /// A known type.
+    Known,
+    /// Not known: a warning, since AWS adds types.
+    Unknown,
+    /// Differs from a known type only in case: an error (types are case-sensitive).
+    WrongCase(&'static str),
+}
+
+impl ResourceType {
+    /// Checks the type against [`KNOWN_RESOURCE_TYPES`].
+    pub fn check(&self) -> TypeCheck {
+        let text = self.as_str();
+        if KNOWN_RESOURCE_TYPES.contains(&text) {
+            return TypeCheck::Known;
+        }
+        match KNOWN_RESOURCE_TYPES
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(text))
+        {
+            Some(known) => TypeCheck::WrongCase(known),
+            None => TypeCheck::Unknown,
+        }
+    }
+}
+
 /// One tag as AWS returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tag {
@@ -157,6 +273,11 @@ pub struct ResourceAttributes {
     pub cloudformation_stack: Option<String>,
     /// Auto Scaling group the instance belongs to.
     pub autoscaling_group: Option<String>,
+    /// Security groups attached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+    /// IAM instance profile of an EC2 instance.
+    pub iam_instance_profile: Option<String>,
 }
 
 /// A resource as every source delivers it.

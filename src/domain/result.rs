@@ -127,14 +127,31 @@ pub enum ScanIssueKind {
     Other,
 }
 
+impl std::fmt::Display for ScanIssueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScanIssueKind::AccessDenied => "access_denied",
+            ScanIssueKind::Throttled => "throttled",
+            ScanIssueKind::RegionDisabled => "region_disabled",
+            ScanIssueKind::EndpointUnavailable => "endpoint_unavailable",
+            ScanIssueKind::InvalidInput => "invalid_input",
+            ScanIssueKind::FetcherCrashed => "fetcher_crashed",
+            ScanIssueKind::Other => "other",
+        })
+    }
+}
+
 /// A shard that failed. The scan completes without it and says it is partial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanIssue {
-    /// Account of the shard (empty when the failure is not tied to one).
+    /// Account of the shard (empty, and absent from JSON, when not tied to one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub account_id: String,
     /// Region of the shard.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
     /// Service of the shard (`ec2`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
     /// The class of error.
     pub kind: ScanIssueKind,
@@ -233,6 +250,12 @@ pub struct ScanResult {
     pub issues: Vec<ScanIssue>,
     /// True when some shard failed: counts cover only what could be read.
     pub partial: bool,
+    /// Limits of the source that the counts are subject to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// API calls the source made for this scan, per `service:Operation` (AWS only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_calls: BTreeMap<String, u64>,
     /// When the scan started.
     pub scan_timestamp: DateTime<Utc>,
     /// Wall time of the scan in milliseconds.

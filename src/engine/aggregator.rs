@@ -2,6 +2,7 @@
 //! scan's result, publishes progress, and answers the scan's ticket when every shard is done.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ use crate::domain::{
     Offender, ResourceType, ScanId, ScanIssue, ScanIssueKind, ScanResult, ScanScope,
     SeverityFilter, TagCounts, TypeCounts, Violation,
 };
-use crate::source::{Shard, SourceError};
+use crate::source::{ResourceSource, Shard, SourceError};
 
 /// The aggregator actor (no configuration of its own).
 pub struct Aggregator;
@@ -27,6 +28,8 @@ pub enum AggregatorMsg {
         shards: Vec<Shard>,
         /// Problems met while planning.
         issues: Vec<ScanIssue>,
+        /// Limits of the source to state in the result.
+        notes: Vec<String>,
     },
     /// The source could not plan the scan at all.
     PlanFailed(SourceError),
@@ -58,6 +61,10 @@ pub struct AggregatorArgs {
     pub reply: oneshot::Sender<Result<ScanResult, EngineError>>,
     /// Where progress goes.
     pub progress: watch::Sender<ScanProgress>,
+    /// The source, to read its API call counters at the end.
+    pub source_handle: Arc<dyn ResourceSource>,
+    /// The source's API call counters when the scan started.
+    pub api_calls_before: BTreeMap<String, u64>,
 }
 
 /// Per-shard bookkeeping: a shard is done once it has ended and all its batches are validated.
@@ -82,6 +89,7 @@ pub struct AggregatorState {
     batches: Vec<((usize, u64), Vec<Violation>)>,
     offenders: Vec<Offender>,
     issues: Vec<ScanIssue>,
+    notes: Vec<String>,
     progress: ScanProgress,
 }
 
@@ -111,6 +119,7 @@ impl Actor for Aggregator {
             batches: Vec::new(),
             offenders: Vec::new(),
             issues: Vec::new(),
+            notes: Vec::new(),
             progress,
         })
     }
@@ -122,7 +131,12 @@ impl Actor for Aggregator {
         state: &mut AggregatorState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            AggregatorMsg::Planned { shards, issues } => {
+            AggregatorMsg::Planned {
+                shards,
+                issues,
+                notes,
+            } => {
+                state.notes = notes;
                 state.progress.shards_total = Some(shards.len() as u64);
                 state.shards = shards;
                 state.planned = true;
@@ -248,6 +262,8 @@ impl AggregatorState {
             warning_count: totals.warnings,
             violations,
             partial: !self.issues.is_empty(),
+            notes: std::mem::take(&mut self.notes),
+            api_calls: calls_since(&args.api_calls_before, args.source_handle.api_calls()),
             issues: std::mem::take(&mut self.issues),
             scan_timestamp: args.started_at,
             duration_ms: args.started.elapsed().as_millis() as u64,
@@ -262,4 +278,19 @@ impl AggregatorState {
             shards_succeeded: self.shards.len() as u64 - self.shards_failed,
         }
     }
+}
+
+/// Calls made between two snapshots of a source's counters.
+fn calls_since(
+    before: &BTreeMap<String, u64>,
+    after: BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .into_iter()
+        .map(|(op, n)| {
+            let delta = n - before.get(&op).copied().unwrap_or(0);
+            (op, delta)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }

@@ -193,6 +193,8 @@ impl SupervisorState {
             severity: request.severity,
             reply,
             progress: progress_tx,
+            api_calls_before: request.source.api_calls(),
+            source_handle: request.source.clone(),
         };
         let (aggregator, _) = Actor::spawn_linked(None, Aggregator, args, myself.get_cell())
             .await
@@ -280,6 +282,7 @@ impl SupervisorState {
                 let _ = scan.aggregator.send_message(AggregatorMsg::Planned {
                     shards: plan.shards,
                     issues: plan.issues,
+                    notes: plan.notes,
                 });
                 self.launch_fetchers(myself).await;
             }

@@ -56,7 +56,7 @@ pub fn load_policy(path: &Path) -> Result<Policy, PolicyError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Io {
         file: file.clone(),
-        reason: e.kind().to_string(),
+        reason: io_reason(&e),
     })?;
     parse_policy(&text, &file)
 }
@@ -69,6 +69,8 @@ pub fn default_policy() -> Policy {
 
 /// Parses, checks and compiles policy text; `origin` names it in errors.
 pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    // Editors on some systems save JSON with a byte-order mark; it is not part of the document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let document: PolicyDocument =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
@@ -79,7 +81,7 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
                 line: inner.line(),
                 column: inner.column(),
                 field: if field == "." { String::new() } else { field },
-                message: strip_position(&inner.to_string()),
+                message: humanize(&strip_position(&inner.to_string())),
             }
         })?;
     deserializer.end().map_err(|e| PolicyError::Invalid {
@@ -90,6 +92,48 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
         message: strip_position(&e.to_string()),
     })?;
     compile(document, text, origin)
+}
+
+/// The reason of an I/O error in plain words.
+pub fn io_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
+        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".to_string(),
+        kind => kind.to_string(),
+    }
+}
+
+/// serde's messages name Rust types (`struct PolicyDocument`, `usize`); say what they mean.
+pub fn humanize(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("struct ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "struct ".len()..];
+        let name_end = after
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .unwrap_or(after.len());
+        let mut tail = &after[name_end..];
+        // "struct X with 5 elements": the element count is noise to a user.
+        if let Some(stripped) = tail.strip_prefix(" with ") {
+            let digits = stripped
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(stripped.len());
+            let words = &stripped[digits..];
+            if digits > 0 && (words.starts_with(" elements") || words.starts_with(" element")) {
+                let word_len = if words.starts_with(" elements") { 9 } else { 8 };
+                tail = &words[word_len..];
+            }
+        }
+        out.push_str("a JSON object");
+        rest = tail;
+    }
+    out.push_str(rest);
+    out.replace("usize", "a non-negative integer")
+        .replace("u64", "a non-negative integer")
+        .replace("f64", "a number")
 }
 
 /// serde_json appends " at line L column C"; we report position separately.
@@ -141,6 +185,27 @@ impl Checker<'_> {
 
 fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy, PolicyError> {
     let check = Checker { text, origin };
+    // serde also accepts a struct written as an array of its fields; the schema is objects.
+    let mut objects: Vec<Vec<Step<'_>>> = vec![vec![]];
+    if locate(text, &[Step::Key("tag_naming_rules")]).is_some() {
+        objects.push(vec![Step::Key("tag_naming_rules")]);
+    }
+    for (list, len) in [
+        ("required_tags", document.required_tags.len()),
+        ("optional_tags", document.optional_tags.len()),
+    ] {
+        for i in 0..len {
+            objects.push(vec![Step::Key(list), Step::Index(i)]);
+        }
+    }
+    for path in &objects {
+        if let Some(at) = locate(text, path)
+            && text.as_bytes().get(at) != Some(&b'{')
+        {
+            return Err(check.error(path, "expected a JSON object".into()));
+        }
+    }
+    let mut warnings = Vec::new();
     if document.version.trim().is_empty() {
         return Err(check.error(&[Step::Key("version")], "the version is empty".into()));
     }
@@ -170,6 +235,18 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
         let path = [Step::Key(list), Step::Index(index), Step::Key("name")];
         if name.trim().is_empty() {
             return Err(check.error(&path, "the tag name is empty".into()));
+        }
+        if crate::policy::is_reserved(name) {
+            return Err(check.error(
+                &path,
+                format!("tag name '{name}' uses the prefix 'aws:', which AWS reserves for itself"),
+            ));
+        }
+        if !rules.allow_special_characters && !crate::policy::is_portable(name) {
+            return Err(check.error(
+                &path,
+                format!("tag name '{name}' has characters outside letters, digits, spaces and _ . : / = + - @, which allow_special_characters: false forbids"),
+            ));
         }
         if name.len() > rules.max_key_length {
             return Err(check.error(
@@ -201,7 +278,12 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
                 Step::Key(field),
             ]
         };
-        let allowed = compile_allowed(&check, &at("allowed_values"), &rule.allowed_values)?;
+        let allowed = compile_allowed(
+            &check,
+            &at("allowed_values"),
+            &rule.allowed_values,
+            rules.case_sensitivity,
+        )?;
         let regex = match &rule.validation_regex {
             None => None,
             Some(pattern) => {
@@ -249,6 +331,32 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
                             e.to_string(),
                         )
                     })?;
+            let path = [
+                Step::Key("required_tags"),
+                Step::Index(index),
+                Step::Key("applies_to"),
+                Step::Index(i),
+            ];
+            match parsed.check() {
+                crate::domain::TypeCheck::Known => {}
+                crate::domain::TypeCheck::WrongCase(known) => {
+                    return Err(check.error(
+                        &path,
+                        format!("'{text}' is not a resource type; types are case-sensitive: did you mean '{known}'?"),
+                    ));
+                }
+                crate::domain::TypeCheck::Unknown => {
+                    let PolicyError::Invalid { line, column, .. } =
+                        check.error(&path, String::new())
+                    else {
+                        unreachable!("Checker::error builds Invalid")
+                    };
+                    warnings.push(format!(
+                        "policy '{origin}' at line {line}, column {column}: '{text}' in applies_to of '{}' is not a resource type tagguard knows; if it is a typo, the rule applies to nothing",
+                        rule.name
+                    ));
+                }
+            }
             if !applies_to.contains(&parsed) {
                 applies_to.push(parsed);
             }
@@ -271,7 +379,12 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
         ];
         optional.push(CompiledOptional {
             name: Arc::from(rule.name.as_str()),
-            allowed_values: compile_allowed(&check, &path, &rule.allowed_values)?,
+            allowed_values: compile_allowed(
+                &check,
+                &path,
+                &rule.allowed_values,
+                rules.case_sensitivity,
+            )?,
         });
     }
 
@@ -280,6 +393,7 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
         origin: origin.to_string(),
         required,
         optional,
+        warnings,
     })
 }
 
@@ -287,15 +401,44 @@ fn compile_allowed(
     check: &Checker<'_>,
     path: &[Step<'_>],
     values: &Option<Vec<String>>,
+    case_sensitive: bool,
 ) -> Result<Option<Arc<[String]>>, PolicyError> {
-    match values {
-        None => Ok(None),
-        Some(values) if values.is_empty() => Err(check.error(
+    let Some(values) = values else {
+        return Ok(None);
+    };
+    if values.is_empty() {
+        return Err(check.error(
             path,
             "allowed_values is empty, so no value could pass: omit it to allow any value".into(),
-        )),
-        Some(values) => Ok(Some(Arc::from(values.clone()))),
+        ));
     }
+    for (i, value) in values.iter().enumerate() {
+        let mut at = path.to_vec();
+        at.push(Step::Index(i));
+        if value.trim().is_empty() {
+            return Err(check.error(
+                &at,
+                "an allowed value is empty; a blank required tag is always an error".into(),
+            ));
+        }
+        let same = |other: &String| {
+            if case_sensitive {
+                other == value
+            } else {
+                crate::policy::eq_ignore_case(other, value)
+            }
+        };
+        if let Some(first) = values[..i].iter().position(same) {
+            return Err(check.error(
+                &at,
+                format!(
+                    "allowed value '{value}' repeats allowed_values[{first}] '{}'",
+                    values[first]
+                ),
+            ));
+        }
+    }
+    Ok(Some(Arc::from(values.clone())))
 }
 
 /// 1-based line and column of a byte offset.
@@ -532,6 +675,98 @@ mod tests {
     }
 
     #[test]
+    fn more_semantic_checks() {
+        let cases = [
+            (
+                r#"["1", "x", [], [], {"case_sensitivity": true, "allow_special_characters": true, "max_key_length": 1, "max_value_length": 1}]"#,
+                "",
+                "expected a JSON object",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [["A"]]}"#,
+                "required_tags[0]",
+                "expected a JSON object",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": "A", "allowed_values": ["x", ""]}]}"#,
+                "required_tags[0].allowed_values[1]",
+                "empty",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": "A", "allowed_values": ["x", "y", "x"]}]}"#,
+                "required_tags[0].allowed_values[2]",
+                "repeats allowed_values[0]",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": "A", "allowed_values": ["x", "X"]}], "tag_naming_rules": {"case_sensitivity": false}}"#,
+                "required_tags[0].allowed_values[1]",
+                "repeats",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": "aws:team"}]}"#,
+                "required_tags[0].name",
+                "reserves",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": "team#id"}], "tag_naming_rules": {"allow_special_characters": false}}"#,
+                "required_tags[0].name",
+                "allow_special_characters",
+            ),
+            (
+                r#"{"version": "1", "required_tags": [{"name": "A", "applies_to": ["EC2:Instance"]}]}"#,
+                "required_tags[0].applies_to[0]",
+                "did you mean 'ec2:instance'",
+            ),
+        ];
+        for (text, want_field, want_message) in cases {
+            let (_, _, field, message) = invalid(text);
+            assert_eq!(field, want_field, "{text}");
+            assert!(message.contains(want_message), "{message} for {text}");
+            assert!(!message.contains("struct"), "{message}");
+        }
+        // Case variants are distinct values when the policy is case-sensitive.
+        let sensitive =
+            r#"{"version": "1", "required_tags": [{"name": "A", "allowed_values": ["x", "X"]}]}"#;
+        assert!(parse_policy(sensitive, "p.json").is_ok());
+    }
+
+    #[test]
+    fn unknown_resource_types_warn_with_their_position() {
+        let text = "{\"version\": \"1\",\n \"required_tags\": [{\"name\": \"A\", \"applies_to\": [\"ec2:instanse\", \"dynamodb:table\"]}]}";
+        let policy = parse_policy(text, "p.json").unwrap();
+        assert_eq!(policy.warnings.len(), 1, "{:?}", policy.warnings);
+        assert!(
+            policy.warnings[0].starts_with("policy 'p.json' at line 2, column"),
+            "{}",
+            policy.warnings[0]
+        );
+        assert!(policy.warnings[0].contains("'ec2:instanse'"));
+        assert!(default_policy().warnings.is_empty());
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored_and_type_names_do_not_leak() {
+        assert!(
+            parse_policy(
+                "\u{feff}{\"version\": \"1\", \"required_tags\": []}",
+                "p.json"
+            )
+            .is_ok()
+        );
+        let (_, _, _, message) = invalid(
+            r#"{"version": "1", "required_tags": [], "tag_naming_rules": {"max_key_length": -1}}"#,
+        );
+        assert!(
+            message.contains("non-negative integer") && !message.contains("usize"),
+            "{message}"
+        );
+        assert_eq!(
+            humanize("invalid type: sequence, expected struct PolicyDocument with 5 elements"),
+            "invalid type: sequence, expected a JSON object"
+        );
+    }
+
+    #[test]
     fn syntax_errors_and_trailing_text() {
         let (line, _, _, message) = invalid("{\"version\": \"1\",\n \"required_tags\": [}\n");
         assert_eq!(line, 2);
@@ -545,7 +780,7 @@ mod tests {
         let err = load_policy(Path::new("no-such-policy.json")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "cannot read policy 'no-such-policy.json': entity not found"
+            "cannot read policy 'no-such-policy.json': no such file"
         );
     }
 }

@@ -5,7 +5,10 @@ mod load;
 mod model;
 mod validate;
 
-pub use load::{DEFAULT_POLICY_JSON, PolicyError, default_policy, load_policy, parse_policy};
+pub use load::{
+    DEFAULT_POLICY_JSON, PolicyError, default_policy, humanize, io_reason, load_policy,
+    parse_policy,
+};
 pub use model::{
     CompiledOptional, CompiledRequired, NamingRules, OptionalTagRule, Policy, PolicyDocument,
     RequiredTagRule,

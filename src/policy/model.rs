@@ -139,6 +139,8 @@ pub struct Policy {
     pub origin: String,
     pub(crate) required: Vec<CompiledRequired>,
     pub(crate) optional: Vec<CompiledOptional>,
+    /// Things that load but are probably mistakes (an unknown resource type in `applies_to`).
+    pub warnings: Vec<String>,
 }
 
 impl Policy {

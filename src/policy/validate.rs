@@ -32,7 +32,7 @@ impl Policy {
             if !rule.applies_to(resource_type) {
                 continue;
             }
-            let Some((tag, exact)) = find_tag(tags, &rule.name, ignore_case) else {
+            let Some(Found { tag, exact, others }) = find_tag(tags, &rule.name, ignore_case) else {
                 out.push(finding(
                     ViolationType::MissingRequiredTag,
                     Severity::Error,
@@ -44,6 +44,9 @@ impl Policy {
             };
             if !exact {
                 push_key_case(out, &rule.name, &tag.key);
+            }
+            if others {
+                push_ignored_variants(out, tags, tag, &rule.name);
             }
             if is_blank(&tag.value) {
                 out.push(finding(
@@ -79,11 +82,14 @@ impl Policy {
         }
 
         for rule in &self.optional {
-            let Some((tag, exact)) = find_tag(tags, &rule.name, ignore_case) else {
+            let Some(Found { tag, exact, others }) = find_tag(tags, &rule.name, ignore_case) else {
                 continue;
             };
             if !exact {
                 push_key_case(out, &rule.name, &tag.key);
+            }
+            if others {
+                push_ignored_variants(out, tags, tag, &rule.name);
             }
             if let Some(allowed) = &rule.allowed_values {
                 check_allowed(
@@ -127,7 +133,7 @@ impl Policy {
                     ViolationType::ValueTooLong,
                     Severity::Warning,
                     &tag.key,
-                    None,
+                    Some(&tag.value),
                     Expected::MaxLength(rules.max_value_length),
                 ));
             }
@@ -221,30 +227,71 @@ fn check_allowed(
     ));
 }
 
-/// The tag whose key is `name`, and whether the match is exact. An exact match wins over a
-/// case-insensitive one wherever it appears.
-fn find_tag<'t>(tags: &'t [Tag], name: &str, ignore_case: bool) -> Option<(&'t Tag, bool)> {
-    let mut folded = None;
+/// The tag judged for a policy tag name.
+struct Found<'t> {
+    tag: &'t Tag,
+    /// The key is exactly the policy's spelling.
+    exact: bool,
+    /// Other keys equal the name ignoring case (only looked for when case is ignored).
+    others: bool,
+}
+
+/// The tag whose key is `name`. An exact match wins over a case-insensitive one wherever it
+/// appears; among case variants the first wins, and the others are flagged.
+fn find_tag<'t>(tags: &'t [Tag], name: &str, ignore_case: bool) -> Option<Found<'t>> {
+    let mut exact = None;
+    let mut folded: Option<&Tag> = None;
+    let mut variants = 0usize;
     let name_is_ascii = name.is_ascii();
     for tag in tags {
         let key = tag.key.as_str();
-        if key.len() == name.len() {
-            if key == name {
-                return Some((tag, true));
+        if key.len() == name.len() && key == name {
+            if !ignore_case {
+                return Some(Found {
+                    tag,
+                    exact: true,
+                    others: false,
+                });
             }
-            if ignore_case && folded.is_none() && key.eq_ignore_ascii_case(name) {
-                folded = Some((tag, false));
-            }
+            exact = Some(tag);
+            variants += 1;
         } else if ignore_case
-            && folded.is_none()
-            && !(name_is_ascii && key.is_ascii())
-            && eq_ignore_case(key, name)
+            && if key.len() == name.len() {
+                key.eq_ignore_ascii_case(name)
+                    || (!(name_is_ascii && key.is_ascii()) && eq_ignore_case(key, name))
+            } else {
+                // Unicode case folding can change the length in bytes.
+                !(name_is_ascii && key.is_ascii()) && eq_ignore_case(key, name)
+            }
         {
-            // Unicode case folding can change the length in bytes.
-            folded = Some((tag, false));
+            folded = folded.or(Some(tag));
+            variants += 1;
         }
     }
-    folded
+    let others = variants > 1;
+    match (exact, folded) {
+        (Some(tag), _) => Some(Found {
+            tag,
+            exact: true,
+            others,
+        }),
+        (None, Some(tag)) => Some(Found {
+            tag,
+            exact: false,
+            others,
+        }),
+        (None, None) => None,
+    }
+}
+
+/// Flags the case variants of `name` that were not judged: with two spellings on one resource,
+/// only one is checked, and the other must not pass unnoticed.
+fn push_ignored_variants(out: &mut Vec<Finding>, tags: &[Tag], judged: &Tag, name: &Arc<str>) {
+    for tag in tags {
+        if !std::ptr::eq(tag, judged) && eq_ignore_case(&tag.key, name) {
+            push_key_case(out, name, &tag.key);
+        }
+    }
 }
 
 /// Case-insensitive equality: ASCII fast path, full Unicode lowercase otherwise.
@@ -480,11 +527,40 @@ mod tests {
     }
 
     #[test]
-    fn exact_key_wins_over_case_variant() {
+    fn exact_key_wins_over_case_variant_which_is_flagged() {
         let p = policy(false);
         let mut t = tags(GOOD);
         t.insert(0, Tag::new("costcenter", "nonsense"));
-        assert!(p.validate(&ResourceType::Ec2Instance, &t).is_empty());
+        let found = p.validate(&ResourceType::Ec2Instance, &t);
+        assert_eq!(
+            kinds(&found),
+            vec![(
+                ViolationType::KeyCaseMismatch,
+                Severity::Warning,
+                "CostCenter".into()
+            )]
+        );
+        assert_eq!(found[0].current_value.as_deref(), Some("costcenter"));
+    }
+
+    #[test]
+    fn every_case_variant_is_flagged_when_none_is_exact() {
+        let p = policy(false);
+        let mut t = tags(&GOOD[1..]);
+        t.push(Tag::new("costcenter", "Sales"));
+        t.push(Tag::new("COSTCENTER", "bogus"));
+        let found = p.validate(&ResourceType::Ec2Instance, &t);
+        let keys: Vec<_> = found
+            .iter()
+            .map(|f| (f.violation_type, f.current_value.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (ViolationType::KeyCaseMismatch, "costcenter"),
+                (ViolationType::KeyCaseMismatch, "COSTCENTER"),
+            ]
+        );
     }
 
     #[test]

@@ -21,10 +21,19 @@ pub const HEADER: [&str; 13] = [
     "message",
 ];
 
+/// The csv crate wraps I/O errors in its own type; unwrap them so a closed pipe stays a closed
+/// pipe for the caller.
+fn io(error: csv::Error) -> io::Error {
+    match error.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
 /// Writes every listed violation; allowed values are joined with `|`.
 pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(HEADER)?;
+    writer.write_record(HEADER).map_err(io)?;
     for v in &result.violations {
         let r = &v.resource;
         let f = &v.finding;
@@ -35,23 +44,25 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
             Expected::Canonical(value) => (String::new(), value.to_string()),
             Expected::MaxLength(max) => (String::new(), format!("max {max} characters")),
         };
-        writer.write_record([
-            r.arn.as_str(),
-            r.id.as_str(),
-            r.resource_type.as_str(),
-            &r.region,
-            &r.account_id,
-            f.violation_type.as_str(),
-            &f.tag_name,
-            &f.severity.to_string(),
-            f.current_value.as_deref().unwrap_or(""),
-            &allowed,
-            &expected,
-            &r.monthly_cost
-                .map(|c| format!("{c:.2}"))
-                .unwrap_or_default(),
-            &v.message(),
-        ])?;
+        writer
+            .write_record([
+                r.arn.as_str(),
+                r.id.as_str(),
+                r.resource_type.as_str(),
+                &r.region,
+                &r.account_id,
+                f.violation_type.as_str(),
+                &f.tag_name,
+                &f.severity.to_string(),
+                f.current_value.as_deref().unwrap_or(""),
+                &allowed,
+                &expected,
+                &r.monthly_cost
+                    .map(|c| format!("{c:.2}"))
+                    .unwrap_or_default(),
+                &v.message(),
+            ])
+            .map_err(io)?;
     }
     writer.flush()
 }

@@ -44,9 +44,8 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     if result.partial {
         writeln!(
             out,
-            "| Partial | {} of {} shards failed |",
-            result.shards_total - result.shards_succeeded,
-            result.shards_total
+            "| Partial | {} |",
+            super::summary::plural(result.issues.len() as u64, "issue")
         )?;
     }
 
@@ -93,11 +92,18 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "## Issues (the scan is partial)")?;
         writeln!(out)?;
         for issue in &result.issues {
-            writeln!(
-                out,
-                "- `{}/{}/{}` {:?}: {}",
-                issue.account_id, issue.region, issue.service, issue.kind, issue.message
-            )?;
+            let place = [&issue.account_id, &issue.region, &issue.service]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("/");
+            let place = if place.is_empty() {
+                "scan".to_string()
+            } else {
+                place
+            };
+            writeln!(out, "- `{place}` {}: {}", issue.kind, cell(&issue.message))?;
         }
     }
 

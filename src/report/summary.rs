@@ -33,9 +33,8 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     if result.partial {
         writeln!(
             out,
-            "Partial scan      {} of {} shards failed; counts cover what could be read",
-            result.shards_total - result.shards_succeeded,
-            result.shards_total
+            "Partial scan      {}; counts cover what could be read (see Issues)",
+            plural(result.issues.len() as u64, "issue")
         )?;
     }
 
@@ -108,6 +107,19 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         }
     }
 
+    if !result.notes.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Notes")?;
+        for note in &result.notes {
+            writeln!(out, "  {note}")?;
+        }
+    }
+    if !result.api_calls.is_empty() {
+        writeln!(out)?;
+        let total: u64 = result.api_calls.values().sum();
+        writeln!(out, "AWS API calls     {}", thousands(total))?;
+    }
+
     if !result.issues.is_empty() {
         writeln!(out)?;
         writeln!(out, "Issues")?;
@@ -123,11 +135,20 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
             } else {
                 place
             };
-            writeln!(out, "  {place}: {:?}: {}", issue.kind, issue.message)?;
+            writeln!(out, "  {place}: {}: {}", issue.kind, issue.message)?;
         }
     }
     writeln!(out)?;
     writeln!(out, "Every violation: --format json, csv or markdown.")
+}
+
+/// `1 issue`, `2 issues`.
+pub(crate) fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
 }
 
 fn truncate(text: &str, width: usize) -> String {

@@ -5,9 +5,11 @@
 //! [`ResourceSource::fetch_page`], one fetcher actor per shard. Sources know nothing of actors,
 //! rate limiters or policies' semantics; the engine knows nothing of where pages come from.
 
+pub mod aws;
 pub mod snapshot;
 pub mod synthetic;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -57,6 +59,8 @@ pub struct ShardPlan {
     pub shards: Vec<Shard>,
     /// Problems found while planning; they make the scan partial.
     pub issues: Vec<ScanIssue>,
+    /// Limits of the source the result must state (never-tagged resources invisible, say).
+    pub notes: Vec<String>,
 }
 
 /// A failure of a source. Becomes a [`ScanIssue`] when it concerns one shard.
@@ -111,6 +115,11 @@ pub trait ResourceSource: Send + Sync + 'static {
     /// The shards covering `scope`. Shards outside the scope must not be returned.
     async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError>;
 
+    /// API calls made so far, per `service:Operation` (empty for sources without an API).
+    fn api_calls(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
+
     /// One page of a shard: the first when `token` is `None`.
     async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError>;
 }
@@ -122,6 +131,8 @@ pub enum SourceSpec {
     Demo(SyntheticSpec),
     /// A snapshot file of `aws resourcegroupstaggingapi get-resources`.
     File(PathBuf),
+    /// AWS itself, through the official SDK.
+    Aws(aws::AwsOptions),
 }
 
 impl FromStr for SourceSpec {
@@ -129,6 +140,8 @@ impl FromStr for SourceSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "demo" {
             Ok(SourceSpec::Demo(SyntheticSpec::default()))
+        } else if s == "aws" {
+            Ok(SourceSpec::Aws(aws::AwsOptions::default()))
         } else if let Some(path) = s.strip_prefix("file:") {
             if path.is_empty() {
                 Err("'file:' needs a path, e.g. file:estate.json".to_string())
@@ -137,7 +150,7 @@ impl FromStr for SourceSpec {
             }
         } else {
             Err(format!(
-                "'{s}' is not a source: use 'demo' or 'file:PATH' ('aws' comes with the AWS source)"
+                "'{s}' is not a source: use 'demo', 'file:PATH' or 'aws'"
             ))
         }
     }
@@ -145,10 +158,11 @@ impl FromStr for SourceSpec {
 
 impl SourceSpec {
     /// Opens the source. The synthetic estate is generated against `policy`.
-    pub fn open(&self, policy: &Arc<Policy>) -> Result<Arc<dyn ResourceSource>, SourceError> {
+    pub async fn open(&self, policy: &Arc<Policy>) -> Result<Arc<dyn ResourceSource>, SourceError> {
         Ok(match self {
             SourceSpec::Demo(spec) => Arc::new(SyntheticSource::new(*spec, policy.clone())?),
             SourceSpec::File(path) => Arc::new(SnapshotSource::open(path)?),
+            SourceSpec::Aws(options) => Arc::new(aws::AwsSource::new(options.clone()).await?),
         })
     }
 }

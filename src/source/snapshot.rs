@@ -81,7 +81,10 @@ impl SnapshotSource {
         let text = std::fs::read_to_string(path).map_err(|e| {
             SourceError::new(
                 ScanIssueKind::InvalidInput,
-                format!("cannot read snapshot '{shown}': {}", e.kind()),
+                format!(
+                    "cannot read snapshot '{shown}': {}",
+                    crate::policy::io_reason(&e)
+                ),
             )
         })?;
         SnapshotSource::parse(&text, &shown)
@@ -89,24 +92,39 @@ impl SnapshotSource {
 
     /// Parses snapshot text; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<SnapshotSource, SourceError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // Dispatch on the first character rather than an untagged enum, so that errors point at
-        // the offending line instead of "did not match any variant".
-        let parsed = if text.trim_start().starts_with('[') {
-            serde_json::from_str::<Vec<SnapshotPage>>(text)
-        } else {
-            serde_json::from_str::<SnapshotPage>(text).map(|page| vec![page])
-        };
-        let pages = parsed.map_err(|e| {
+        // the offending field instead of "did not match any variant".
+        let invalid = |e: serde_path_to_error::Error<serde_json::Error>| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if field == "." {
+                String::new()
+            } else {
+                format!(", field '{field}'")
+            };
             SourceError::new(
                 ScanIssueKind::InvalidInput,
                 format!(
-                    "snapshot '{origin}' at line {}, column {}: not the output of 'aws resourcegroupstaggingapi get-resources' ({})",
-                    e.line(),
-                    e.column(),
-                    e.to_string().split(" at line ").next().unwrap_or_default()
+                    "snapshot '{origin}' at line {}, column {}{field}: {}; expected the output of 'aws resourcegroupstaggingapi get-resources'",
+                    inner.line(),
+                    inner.column(),
+                    crate::policy::humanize(
+                        inner
+                            .to_string()
+                            .split(" at line ")
+                            .next()
+                            .unwrap_or_default()
+                    )
                 ),
             )
-        })?;
+        };
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let pages: Vec<SnapshotPage> = if text.trim_start().starts_with('[') {
+            serde_path_to_error::deserialize(&mut deserializer).map_err(invalid)?
+        } else {
+            vec![serde_path_to_error::deserialize(&mut deserializer).map_err(invalid)?]
+        };
         let mut shards: BTreeMap<ShardKey, Vec<Resource>> = BTreeMap::new();
         let mut rejected = Vec::new();
         let mut interned: BTreeMap<String, Arc<str>> = BTreeMap::new();
@@ -122,7 +140,10 @@ impl SnapshotSource {
                 Err(e) => {
                     rejected.push(ScanIssue::unattributed(
                         ScanIssueKind::InvalidInput,
-                        format!("snapshot '{origin}', entry {entry}: {e}"),
+                        format!(
+                            "snapshot '{origin}', entry {} of ResourceTagMappingList: {e}",
+                            entry + 1
+                        ),
                     ));
                     continue;
                 }
@@ -137,6 +158,16 @@ impl SnapshotSource {
                 ("", None) => UNKNOWN_ACCOUNT,
                 (a, _) => a,
             });
+            if let Some(cost) = mapping.monthly_cost.filter(|c| !c.is_finite() || *c < 0.0) {
+                rejected.push(ScanIssue::unattributed(
+                    ScanIssueKind::InvalidInput,
+                    format!(
+                        "snapshot '{origin}', entry {}: MonthlyCost {cost} of '{}' is not a cost; the resource is scanned with its cost unknown",
+                        entry + 1,
+                        arn.as_str()
+                    ),
+                ));
+            }
             let service = intern(arn.service());
             let resource = Resource {
                 resource_type: arn.resource_type(),
@@ -151,7 +182,7 @@ impl SnapshotSource {
                     .map(|t| Tag::new(t.key, t.value))
                     .collect(),
                 created_at: mapping.created_at,
-                monthly_cost: mapping.monthly_cost,
+                monthly_cost: mapping.monthly_cost.filter(|c| c.is_finite() && *c >= 0.0),
                 attributes: ResourceAttributes {
                     instance_type: mapping.instance_type,
                     ..ResourceAttributes::default()
@@ -215,6 +246,7 @@ impl ResourceSource for SnapshotSource {
         Ok(ShardPlan {
             shards,
             issues: self.rejected.clone(),
+            notes: Vec::new(),
         })
     }
 
@@ -320,7 +352,7 @@ mod tests {
         assert!(
             plan.issues[0]
                 .message
-                .contains("entry 3: 'not-an-arn' is not an ARN")
+                .contains("entry 4 of ResourceTagMappingList: 'not-an-arn' is not an ARN")
         );
     }
 
@@ -335,6 +367,44 @@ mod tests {
         let all = scan(&source, &scope);
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].id, "orders");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "CreatedAt": "yesterday"}]}"#;
+        let err = SnapshotSource::parse(text, "s.json").err().unwrap();
+        assert!(
+            err.message
+                .contains("field 'ResourceTagMappingList[0].CreatedAt'"),
+            "{}",
+            err.message
+        );
+        let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "MonthlyCost": "12.5"}]}"#;
+        let err = SnapshotSource::parse(text, "s.json").err().unwrap();
+        assert!(
+            err.message
+                .contains("field 'ResourceTagMappingList[0].MonthlyCost'")
+                && err.message.contains("a number"),
+            "{}",
+            err.message
+        );
+        let err = SnapshotSource::parse("{}", "s.json").err().unwrap();
+        assert!(
+            err.message
+                .contains("missing field `ResourceTagMappingList`"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn negative_cost_is_an_issue_and_unknown() {
+        let text =
+            r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "MonthlyCost": -3}]}"#;
+        let source = SnapshotSource::parse(text, "s.json").unwrap();
+        assert_eq!(source.rejected.len(), 1);
+        let all = scan(&source, &ScanScope::default());
+        assert_eq!(all[0].monthly_cost, None);
     }
 
     #[test]

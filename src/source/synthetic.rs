@@ -323,6 +323,7 @@ impl ResourceSource for SyntheticSource {
                 .map(|s| s.shard.clone())
                 .collect(),
             issues: Vec::new(),
+            notes: Vec::new(),
         })
     }
 

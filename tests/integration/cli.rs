@@ -254,6 +254,84 @@ fn bad_arguments_exit_2_with_a_clear_message() {
 }
 
 #[test]
+fn a_scope_matching_nothing_does_not_pass_the_gate() {
+    for args in [
+        vec!["scan", "--regions", "us-eats-1"],
+        vec!["scan", "--accounts", "999999999999"],
+    ] {
+        let out = tagguard(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("no resource in scope"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = tagguard(&["scan", "--regions", "us-eats-1", "--allow-empty"]);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "empty.json",
+        r#"{"ResourceTagMappingList": []}"#,
+    );
+    let out = tagguard(&["scan", "--source", &format!("file:{path}")]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an empty snapshot checks nothing"
+    );
+}
+
+#[test]
+fn a_closed_pipe_keeps_the_scan_exit_code() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagguard"))
+        .args(["scan", "--format", "csv", "--size", "20000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take()); // like `| head -c 64`
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "non-compliant, not an error: {err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
+
+#[test]
+fn policy_warnings_reach_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "typo.json",
+        r#"{"version": "1", "required_tags": [{"name": "Owner", "applies_to": ["ec2:instanse"]}]}"#,
+    );
+    let out = tagguard(&["policy", "check", &path]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains(
+            "'ec2:instanse' in applies_to of 'Owner' is not a resource type tagguard knows"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn policy_show_prints_the_policy() {
     let out = tagguard(&["policy", "show"]);
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();

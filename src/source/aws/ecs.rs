@@ -1,0 +1,138 @@
+//! ECS services: `ListClusters`, then per cluster `ListServices` (100 per page) and
+//! `DescribeServices` with `include=TAGS` (10 per call).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{ServiceLister, ShardContext, classify, tag, tag_value, to_chrono};
+use crate::domain::{Arn, Resource, ResourceAttributes, ResourceType, ScanIssueKind};
+use crate::source::{Page, SourceError};
+
+/// Lists ECS services.
+pub struct EcsLister;
+
+/// Where the listing is: the clusters (listed once, on the first page), which one, and the
+/// `ListServices` token inside it. Serialised as the shard's page token.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cursor {
+    clusters: Vec<String>,
+    index: usize,
+    services_token: Option<String>,
+}
+
+#[async_trait]
+impl ServiceLister for EcsLister {
+    fn service(&self) -> &'static str {
+        "ecs"
+    }
+
+    fn resource_types(&self) -> Vec<ResourceType> {
+        vec![ResourceType::EcsService]
+    }
+
+    async fn fetch(
+        &self,
+        ctx: &ShardContext<'_>,
+        token: Option<String>,
+    ) -> Result<Page, SourceError> {
+        let conf = aws_sdk_ecs::config::Builder::from(&ctx.config)
+            .interceptor(ctx.calls.clone())
+            .build();
+        let client = aws_sdk_ecs::Client::from_conf(conf);
+        let mut cursor = match token {
+            Some(token) => serde_json::from_str::<Cursor>(&token).map_err(|e| {
+                SourceError::new(ScanIssueKind::Other, format!("bad ECS page token: {e}"))
+            })?,
+            None => {
+                let mut clusters = Vec::new();
+                let mut next = None;
+                loop {
+                    let out = client
+                        .list_clusters()
+                        .max_results(100)
+                        .set_next_token(next)
+                        .send()
+                        .await
+                        .map_err(|e| classify("ecs:ListClusters", e))?;
+                    clusters.extend(out.cluster_arns().iter().cloned());
+                    next = out
+                        .next_token()
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string);
+                    if next.is_none() {
+                        break;
+                    }
+                }
+                Cursor {
+                    clusters,
+                    ..Cursor::default()
+                }
+            }
+        };
+        let Some(cluster) = cursor.clusters.get(cursor.index).cloned() else {
+            return Ok(Page::default());
+        };
+        let listed = client
+            .list_services()
+            .cluster(&cluster)
+            .max_results(100)
+            .set_next_token(cursor.services_token.take())
+            .send()
+            .await
+            .map_err(|e| classify("ecs:ListServices", e))?;
+        let mut resources = Vec::new();
+        for chunk in listed.service_arns().chunks(10) {
+            let described = client
+                .describe_services()
+                .cluster(&cluster)
+                .set_services(Some(chunk.to_vec()))
+                .include(aws_sdk_ecs::types::ServiceField::Tags)
+                .send()
+                .await
+                .map_err(|e| classify("ecs:DescribeServices", e))?;
+            for service in described.services() {
+                let Some(arn) = service.service_arn() else {
+                    continue;
+                };
+                let tags: Vec<_> = service
+                    .tags()
+                    .iter()
+                    .filter_map(|t| tag(t.key(), t.value()))
+                    .collect();
+                let network = service
+                    .network_configuration()
+                    .and_then(|n| n.awsvpc_configuration());
+                let id = Arn::parse(arn)
+                    .map(|a| a.resource_id().to_string())
+                    .unwrap_or_else(|_| service.service_name().unwrap_or_default().to_string());
+                resources.push(Resource {
+                    arn: arn.to_string(),
+                    account_id: ctx.account.clone(),
+                    region: ctx.region.clone(),
+                    resource_type: ResourceType::EcsService,
+                    id,
+                    name: service.service_name().map(str::to_string),
+                    created_at: service.created_at().and_then(to_chrono),
+                    monthly_cost: None,
+                    attributes: ResourceAttributes {
+                        subnet_id: network.and_then(|n| n.subnets().first()).cloned(),
+                        security_groups: network
+                            .map(|n| n.security_groups().to_vec())
+                            .unwrap_or_default(),
+                        cloudformation_stack: tag_value(&tags, "aws:cloudformation:stack-name")
+                            .map(str::to_string),
+                        ..ResourceAttributes::default()
+                    },
+                    tags,
+                });
+            }
+        }
+        match listed.next_token().filter(|t| !t.is_empty()) {
+            Some(next) => cursor.services_token = Some(next.to_string()),
+            None => cursor.index += 1,
+        }
+        let next = (cursor.index < cursor.clusters.len())
+            .then(|| serde_json::to_string(&cursor).expect("a cursor of strings serialises"));
+        Ok(Page { resources, next })
+    }
+}

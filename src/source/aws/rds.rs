@@ -1,0 +1,86 @@
+//! RDS DB instances: `DescribeDBInstances`, 100 per page (following `Marker`), tags inline.
+
+use async_trait::async_trait;
+
+use super::{ServiceLister, ShardContext, classify, tag, tag_value, to_chrono};
+use crate::domain::{Resource, ResourceAttributes, ResourceType};
+use crate::source::{Page, SourceError};
+
+/// Lists RDS DB instances.
+pub struct RdsLister;
+
+#[async_trait]
+impl ServiceLister for RdsLister {
+    fn service(&self) -> &'static str {
+        "rds"
+    }
+
+    fn resource_types(&self) -> Vec<ResourceType> {
+        vec![ResourceType::RdsDb]
+    }
+
+    async fn fetch(
+        &self,
+        ctx: &ShardContext<'_>,
+        token: Option<String>,
+    ) -> Result<Page, SourceError> {
+        let conf = aws_sdk_rds::config::Builder::from(&ctx.config)
+            .interceptor(ctx.calls.clone())
+            .build();
+        let out = aws_sdk_rds::Client::from_conf(conf)
+            .describe_db_instances()
+            .max_records(100)
+            .set_marker(token)
+            .send()
+            .await
+            .map_err(|e| classify("rds:DescribeDBInstances", e))?;
+        let mut resources = Vec::new();
+        for db in out.db_instances() {
+            let Some(id) = db.db_instance_identifier() else {
+                continue;
+            };
+            let tags: Vec<_> = db
+                .tag_list()
+                .iter()
+                .filter_map(|t| tag(t.key(), t.value()))
+                .collect();
+            let arn = db.db_instance_arn().map(str::to_string).unwrap_or_else(|| {
+                format!(
+                    "arn:{}:rds:{}:{}:db:{id}",
+                    ctx.partition, ctx.region, ctx.account
+                )
+            });
+            let attributes = ResourceAttributes {
+                instance_type: db.db_instance_class().map(str::to_string),
+                vpc_id: db
+                    .db_subnet_group()
+                    .and_then(|g| g.vpc_id())
+                    .map(str::to_string),
+                security_groups: db
+                    .vpc_security_groups()
+                    .iter()
+                    .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+                    .collect(),
+                cloudformation_stack: tag_value(&tags, "aws:cloudformation:stack-name")
+                    .map(str::to_string),
+                ..ResourceAttributes::default()
+            };
+            resources.push(Resource {
+                arn,
+                account_id: ctx.account.clone(),
+                region: ctx.region.clone(),
+                resource_type: ResourceType::RdsDb,
+                id: id.to_string(),
+                name: Some(id.to_string()),
+                created_at: db.instance_create_time().and_then(to_chrono),
+                monthly_cost: None,
+                tags,
+                attributes,
+            });
+        }
+        Ok(Page {
+            resources,
+            next: out.marker().filter(|t| !t.is_empty()).map(str::to_string),
+        })
+    }
+}
