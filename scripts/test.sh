@@ -1,16 +1,51 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: unit, integration, property and doc tests, with the
-# example and the benches compiled. Needs only the Rust toolchain; everything else it sets up.
+# The whole test suite, on a fresh machine: unit, integration, property and doc tests, and the
+# AWS source against a real AWS API emulator (moto). Needs the Rust toolchain and Python 3;
+# everything else it sets up itself: moto goes into .venv (once), and is started on a free
+# loopback port for the run and stopped after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "scripts/test.sh: cargo is not installed; install Rust from https://rustup.rs" >&2
-  exit 2
+for tool in cargo python3; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "scripts/test.sh: $tool is not installed (cargo: https://rustup.rs; python3: your package manager)" >&2
+    exit 2
+  fi
+done
+
+# moto's server, pinned to the version the tests were written against, in a local venv.
+MOTO_SPEC='moto[server]>=5.1,<5.3'
+if [ ! -x .venv/bin/moto_server ]; then
+  echo "== installing $MOTO_SPEC into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "$MOTO_SPEC"
 fi
 
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+moto_log=$(mktemp)
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+moto_pid=$!
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+cleanup() {
+  kill "$moto_pid" 2>/dev/null || true
+  wait "$moto_pid" 2>/dev/null || true
+  rm -f "$log" "$moto_log"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
+    break
+  fi
+  if ! kill -0 "$moto_pid" 2>/dev/null; then
+    echo "scripts/test.sh: moto_server exited:" >&2
+    cat "$moto_log" >&2
+    exit 2
+  fi
+  sleep 0.2
+done
+export TAGGUARD_TEST_MOTO="http://127.0.0.1:$port"
+echo "== moto server on $TAGGUARD_TEST_MOTO"
+
 # --locked: build exactly the dependency versions in Cargo.lock (the AWS SDK's MSRV moves fast).
 status=0
 cargo test --locked --all-features "$@" 2>&1 | tee "$log" || status=$?

@@ -356,6 +356,13 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
     engine.shutdown().await;
     let result = result?;
 
+    if args.format != Format::Table {
+        // The table shows notes itself; other formats carry them in the data, and a person
+        // watching the terminal should still see them.
+        for note in &result.notes {
+            eprintln!("tagguard: note: {note}");
+        }
+    }
     let code = exit_code(&result, args.allow_empty);
     let stdout = io::stdout().lock();
     let mut out = BufWriter::new(stdout);
@@ -369,9 +376,6 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
 }
 
 fn exit_code(result: &ScanResult, allow_empty: bool) -> ExitCode {
-    for note in &result.notes {
-        eprintln!("tagguard: note: {note}");
-    }
     if result.total_resources == 0 && !allow_empty {
         eprintln!(
             "tagguard: no resource in scope, so nothing was checked: check --source, --regions, --accounts and --resource-types (or pass --allow-empty)"

@@ -1,5 +1,6 @@
 //! Integration tests through the public API: one test binary, one module per area.
 
+mod aws_moto;
 mod cli;
 mod engine_faults;
 mod engine_ground_truth;

@@ -28,7 +28,7 @@ impl ApiCalls {
     }
 
     fn record(&self, service: &str, operation: &str) {
-        let key = format!("{}:{operation}", service.to_ascii_lowercase());
+        let key = format!("{}:{operation}", iam_prefix(service));
         if let Some(count) = self.counts.get(&key) {
             count.fetch_add(1, Ordering::Relaxed);
             return;
@@ -37,6 +37,15 @@ impl ApiCalls {
             .entry(key)
             .or_default()
             .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The IAM prefix of a service from the SDK's service name, so counts read like the actions in
+/// the IAM policy (`tag:GetResources`, not `Resource Groups Tagging API:GetResources`).
+fn iam_prefix(service: &str) -> String {
+    match service.to_ascii_lowercase().as_str() {
+        "resource groups tagging api" => "tag".to_string(),
+        other => other.replace(' ', ""),
     }
 }
 

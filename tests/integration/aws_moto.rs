@@ -1,0 +1,591 @@
+//! The AWS source against a real AWS API emulator (the moto server that `scripts/test.sh`
+//! installs and starts): estates are created through the Rust SDK, and `tagguard scan --source
+//! aws` must find exactly what was created, across regions and accounts.
+//!
+//! Each test works in accounts of its own (moto gives every account its own state, and the keys
+//! `AssumeRole` returns act in the role's account), so tests run in parallel on one server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use serde_json::Value;
+use tagguard::domain::{ResourceType, Severity, Tag};
+use tagguard::policy::default_policy;
+
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+/// The emulator's address, set by `scripts/test.sh`. Without it the test fails loudly.
+fn moto() -> String {
+    std::env::var("TAGGUARD_TEST_MOTO").expect(
+        "TAGGUARD_TEST_MOTO is not set: the AWS tests need the moto server that scripts/test.sh installs and starts; run the suite with scripts/test.sh",
+    )
+}
+
+/// A fresh 12-digit account id per call, unique within the run.
+fn unique_account() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id() as u64 % 100_000;
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 1_000;
+    format!("7{pid:05}{time:03}{n:03}")
+}
+
+/// Credentials acting in `account` (moto maps `AssumeRole` keys to the role's account).
+async fn credentials_in(account: &str) -> Credentials {
+    let base = base_config().await;
+    let out = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(format!(
+            "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
+        ))
+        .role_session_name("tests")
+        .send()
+        .await
+        .expect("AssumeRole on moto");
+    let c = out.credentials().expect("credentials");
+    Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "moto-assumed",
+    )
+}
+
+async fn base_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}
+
+async fn config_in(account: &str, region: &str) -> SdkConfig {
+    base_config()
+        .await
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(
+            credentials_in(account).await,
+        ))
+        .region(Region::new(region.to_string()))
+        .build()
+}
+
+/// What was created: enough to predict what the scan must report.
+#[derive(Debug, Clone)]
+struct Created {
+    arn: String,
+    resource_type: ResourceType,
+    region: String,
+    tags: Vec<Tag>,
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
+    pairs.iter().map(|(k, v)| Tag::new(*k, *v)).collect()
+}
+
+/// Tag sets cycled through the estate: compliant, missing tags, invalid values, case-only
+/// differences (warnings), and nothing at all.
+fn tag_sets(is_bucket: bool) -> Vec<Vec<Tag>> {
+    let good = if is_bucket {
+        tags(&[("CostCenter", "Finance"), ("Owner", "data@example.com")])
+    } else {
+        tags(&[
+            ("CostCenter", "Engineering"),
+            ("Owner", "team@example.com"),
+            ("Environment", "production"),
+            ("Application", "checkout"),
+        ])
+    };
+    vec![
+        good,
+        tags(&[("CostCenter", "Sales")]),
+        tags(&[
+            ("CostCenter", "Engineering"),
+            ("Owner", "not-an-email"),
+            ("Environment", "prod"),
+            ("Application", "Checkout App"),
+        ]),
+        tags(&[
+            ("costcenter", "engineering"),
+            ("Owner", "ops@example.com"),
+            ("Environment", "Production"),
+            ("Application", "billing"),
+        ]),
+        Vec::new(),
+    ]
+}
+
+/// Creates `per_type` resources of each of the five types in `region` of the account of
+/// `config`, and returns them.
+async fn create_estate(
+    config: &SdkConfig,
+    account: &str,
+    region: &str,
+    per_type: usize,
+) -> Vec<Created> {
+    let mut created = Vec::new();
+    let compute_sets = tag_sets(false);
+    let bucket_sets = tag_sets(true);
+
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    for i in 0..per_type {
+        let set = &compute_sets[i % compute_sets.len()];
+        let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
+        for t in set {
+            spec = spec.tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(&t.key)
+                    .value(&t.value)
+                    .build(),
+            );
+        }
+        let mut run = ec2
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1);
+        if !set.is_empty() {
+            run = run.tag_specifications(spec.build());
+        }
+        let out = run.send().await.expect("RunInstances");
+        let id = out.instances()[0].instance_id().unwrap().to_string();
+        created.push(Created {
+            arn: format!("arn:aws:ec2:{region}:{account}:instance/{id}"),
+            resource_type: ResourceType::Ec2Instance,
+            region: region.into(),
+            tags: set.clone(),
+        });
+    }
+
+    let rds = aws_sdk_rds::Client::new(config);
+    for i in 0..per_type {
+        let set = &compute_sets[(i + 1) % compute_sets.len()];
+        let mut create = rds
+            .create_db_instance()
+            .db_instance_identifier(format!("orders-{region}-{i}"))
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .master_username("admin")
+            .master_user_password("password123")
+            .allocated_storage(20);
+        for t in set {
+            create = create.tags(
+                aws_sdk_rds::types::Tag::builder()
+                    .key(&t.key)
+                    .value(&t.value)
+                    .build(),
+            );
+        }
+        let out = create.send().await.expect("CreateDBInstance");
+        created.push(Created {
+            arn: out
+                .db_instance()
+                .unwrap()
+                .db_instance_arn()
+                .unwrap()
+                .to_string(),
+            resource_type: ResourceType::RdsDb,
+            region: region.into(),
+            tags: set.clone(),
+        });
+    }
+
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    );
+    for i in 0..per_type {
+        let set = &bucket_sets[(i + 2) % bucket_sets.len()];
+        let name = format!("logs-{account}-{region}-{i}");
+        let mut create = s3.create_bucket().bucket(&name);
+        if region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        create.send().await.expect("CreateBucket");
+        if !set.is_empty() {
+            let tagging = aws_sdk_s3::types::Tagging::builder()
+                .set_tag_set(Some(
+                    set.iter()
+                        .map(|t| {
+                            aws_sdk_s3::types::Tag::builder()
+                                .key(&t.key)
+                                .value(&t.value)
+                                .build()
+                                .unwrap()
+                        })
+                        .collect(),
+                ))
+                .build()
+                .unwrap();
+            s3.put_bucket_tagging()
+                .bucket(&name)
+                .tagging(tagging)
+                .send()
+                .await
+                .expect("PutBucketTagging");
+        }
+        created.push(Created {
+            arn: format!("arn:aws:s3:::{name}"),
+            resource_type: ResourceType::S3Bucket,
+            region: region.into(),
+            tags: set.clone(),
+        });
+    }
+
+    let iam = aws_sdk_iam::Client::new(config);
+    let role_name = format!("lambda-exec-{region}");
+    let role = iam
+        .create_role()
+        .role_name(&role_name)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .expect("CreateRole");
+    let role_arn = role.role().unwrap().arn().to_string();
+    let lambda = aws_sdk_lambda::Client::new(config);
+    for i in 0..per_type {
+        let set = &compute_sets[(i + 3) % compute_sets.len()];
+        let mut create = lambda
+            .create_function()
+            .function_name(format!("resize-{i}"))
+            .runtime(aws_sdk_lambda::types::Runtime::Python312)
+            .role(&role_arn)
+            .handler("app.handler")
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(aws_sdk_lambda::primitives::Blob::new(
+                        b"not really a zip".to_vec(),
+                    ))
+                    .build(),
+            );
+        for t in set {
+            create = create.tags(&t.key, &t.value);
+        }
+        let out = create.send().await.expect("CreateFunction");
+        created.push(Created {
+            arn: out.function_arn().unwrap().to_string(),
+            resource_type: ResourceType::LambdaFunction,
+            region: region.into(),
+            tags: set.clone(),
+        });
+    }
+
+    let ecs = aws_sdk_ecs::Client::new(config);
+    ecs.create_cluster()
+        .cluster_name("web")
+        .send()
+        .await
+        .expect("CreateCluster");
+    for i in 0..per_type {
+        let set = &compute_sets[(i + 4) % compute_sets.len()];
+        let mut create = ecs
+            .create_service()
+            .cluster("web")
+            .service_name(format!("api-{i}"))
+            .desired_count(0);
+        for t in set {
+            create = create.tags(
+                aws_sdk_ecs::types::Tag::builder()
+                    .key(&t.key)
+                    .value(&t.value)
+                    .build(),
+            );
+        }
+        let out = create.send().await.expect("CreateService");
+        created.push(Created {
+            arn: out.service().unwrap().service_arn().unwrap().to_string(),
+            resource_type: ResourceType::EcsService,
+            region: region.into(),
+            tags: set.clone(),
+        });
+    }
+    created
+}
+
+type Key = (String, String, String, String);
+
+/// What the built-in policy says of what was created: violations and per-type counts.
+fn expected(created: &[Created]) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
+    let policy = default_policy();
+    let mut violations = BTreeSet::new();
+    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for c in created {
+        let findings = policy.validate(&c.resource_type, &c.tags);
+        let entry = counts.entry(c.resource_type.to_string()).or_default();
+        entry.0 += 1;
+        if !findings.iter().any(|f| f.severity == Severity::Error) {
+            entry.1 += 1;
+        }
+        for f in findings {
+            violations.insert((
+                c.arn.clone(),
+                f.violation_type.to_string(),
+                f.tag_name.to_string(),
+                f.severity.to_string(),
+            ));
+        }
+    }
+    (violations, counts)
+}
+
+/// Runs `tagguard scan --source aws` against moto with the given credentials.
+fn scan_cli(credentials: &Credentials, args: &[&str]) -> (Option<i32>, Value, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tagguard"));
+    command
+        .args([
+            "scan",
+            "--source",
+            "aws",
+            "--format",
+            "json",
+            "--no-progress",
+        ])
+        .args(args)
+        .env("AWS_ENDPOINT_URL", moto())
+        .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("TAGGUARD_POLICY")
+        .env_remove("TAGGUARD_CONFIG");
+    match credentials.session_token() {
+        Some(token) => command.env("AWS_SESSION_TOKEN", token),
+        None => command.env_remove("AWS_SESSION_TOKEN"),
+    };
+    let out = command.output().expect("tagguard runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON on stdout ({e}); stderr: {stderr}"));
+    (out.status.code(), json, stderr)
+}
+
+fn found(json: &Value) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
+    let violations = json["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["resource_arn"].as_str().unwrap().to_string(),
+                v["violation_type"].as_str().unwrap().to_string(),
+                v["tag_name"].as_str().unwrap().to_string(),
+                v["severity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let counts = json["by_resource_type"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(t, c)| {
+            (
+                t.clone(),
+                (
+                    c["total"].as_u64().unwrap(),
+                    c["compliant"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    (violations, counts)
+}
+
+fn caller_credentials() -> Credentials {
+    Credentials::new("testing", "testing", None, None, "tests")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_finds_exactly_what_was_created_in_two_regions() {
+    let account = unique_account();
+    let mut created = Vec::new();
+    for region in REGIONS {
+        let config = config_in(&account, region).await;
+        created.extend(create_estate(&config, &account, region, 7).await);
+    }
+    let (want_violations, want_counts) = expected(&created);
+
+    let (code, json, stderr) = scan_cli(
+        &caller_credentials(),
+        &[
+            "--accounts",
+            &account,
+            "--regions",
+            "us-east-1,eu-west-1",
+            "--resource-types",
+            "ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service",
+        ],
+    );
+    assert_eq!(code, Some(1), "non-compliant estate; stderr: {stderr}");
+    assert_eq!(
+        json["issues"].as_array().unwrap().len(),
+        0,
+        "{}",
+        json["issues"]
+    );
+    let (got_violations, got_counts) = found(&json);
+    assert_eq!(got_counts, want_counts);
+    assert_eq!(got_violations, want_violations);
+
+    // Every resource is placed in the region it was created in, buckets included.
+    let regions: BTreeMap<&str, &str> = created
+        .iter()
+        .map(|c| (c.arn.as_str(), c.region.as_str()))
+        .collect();
+    for v in json["violations"].as_array().unwrap() {
+        let arn = v["resource_arn"].as_str().unwrap();
+        assert_eq!(v["region"].as_str().unwrap(), regions[arn], "{arn}");
+        assert_eq!(v["account_id"].as_str().unwrap(), account);
+    }
+
+    // Tags come in bulk: no call per bucket or function for tags.
+    let calls = json["api_calls"]
+        .as_object()
+        .expect("api_calls in the result");
+    for per_resource in ["s3:GetBucketTagging", "lambda:ListTags"] {
+        assert!(
+            !calls.contains_key(per_resource),
+            "{per_resource} was called: {calls:?}"
+        );
+    }
+    assert!(calls.contains_key("tag:GetResources"), "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_accounts_are_reached_by_assume_role() {
+    let management = unique_account();
+    let management_config = config_in(&management, "us-east-1").await;
+    let org = aws_sdk_organizations::Client::new(&management_config);
+    org.create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .expect("CreateOrganization");
+    let mut members = Vec::new();
+    for i in 0..2 {
+        let out = org
+            .create_account()
+            .email(format!("member{i}-{management}@example.com"))
+            .account_name(format!("member-{i}"))
+            .send()
+            .await
+            .expect("CreateAccount");
+        let status = out.create_account_status().unwrap();
+        members.push(
+            status
+                .account_id()
+                .expect("moto creates accounts at once")
+                .to_string(),
+        );
+    }
+    let mut created = Vec::new();
+    for member in &members {
+        let config = config_in(member, "us-east-1").await;
+        created.extend(create_estate(&config, member, "us-east-1", 3).await);
+    }
+    let (want_violations, want_counts) = expected(&created);
+
+    let (code, json, stderr) = scan_cli(
+        &credentials_in(&management).await,
+        &[
+            "--accounts",
+            "organization",
+            "--regions",
+            "us-east-1",
+            "--resource-types",
+            "ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        json["issues"].as_array().unwrap().len(),
+        0,
+        "{}",
+        json["issues"]
+    );
+    let (got_violations, got_counts) = found(&json);
+    assert_eq!(got_counts, want_counts);
+    assert_eq!(got_violations, want_violations);
+    let accounts: BTreeSet<&str> = json["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["account_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(accounts, members.iter().map(String::as_str).collect());
+    assert!(calls_of(&json, "organizations:ListAccounts") >= 1);
+}
+
+fn calls_of(json: &Value, operation: &str) -> u64 {
+    json["api_calls"][operation].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_region_gives_a_partial_result_with_the_reason() {
+    let account = unique_account();
+    let config = config_in(&account, "us-east-1").await;
+    let created = create_estate(&config, &account, "us-east-1", 5).await;
+    let (want_violations, want_counts) = expected(&created);
+
+    // moto answers 500 for a region it does not know: the region's endpoint is down.
+    let (code, json, stderr) = scan_cli(
+        &caller_credentials(),
+        &[
+            "--accounts",
+            &account,
+            "--regions",
+            "us-east-1,zz-down-1",
+            "--resource-types",
+            "ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(json["partial"], true);
+    let issues = json["issues"].as_array().unwrap();
+    let failed: BTreeSet<(&str, &str)> = issues
+        .iter()
+        .map(|i| {
+            (
+                i["region"].as_str().unwrap(),
+                i["service"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("zz-down-1", "ec2"),
+            ("zz-down-1", "ecs"),
+            ("zz-down-1", "lambda"),
+            ("zz-down-1", "rds")
+        ]
+        .into()
+    );
+    for issue in issues {
+        assert_eq!(issue["account_id"].as_str().unwrap(), account);
+        assert!(!issue["message"].as_str().unwrap().is_empty());
+    }
+    // The healthy region is complete and exact.
+    let (got_violations, got_counts) = found(&json);
+    assert_eq!(got_counts, want_counts);
+    assert_eq!(got_violations, want_violations);
+}
