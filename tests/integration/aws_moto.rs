@@ -589,3 +589,71 @@ async fn a_failing_region_gives_a_partial_result_with_the_reason() {
     assert_eq!(got_counts, want_counts);
     assert_eq!(got_violations, want_violations);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_types_adds_the_tagging_api_and_says_what_it_cannot_see() {
+    let account = unique_account();
+    let config = config_in(&account, "us-east-1").await;
+    let created = create_estate(&config, &account, "us-east-1", 2).await;
+    // A type without a native lister: an EBS volume, tagged but missing most required tags.
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let volume = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(8)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("CostCenter")
+                        .value("Finance")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateVolume");
+    let volume_arn = format!(
+        "arn:aws:ec2:us-east-1:{account}:volume/{}",
+        volume.volume_id().unwrap()
+    );
+
+    let (_, json, stderr) = scan_cli(
+        &caller_credentials(),
+        &["--accounts", &account, "--regions", "us-east-1"],
+    );
+    assert!(
+        json["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("never been tagged"),
+        "{}",
+        json["notes"]
+    );
+    assert!(stderr.contains("tagguard: note:"), "{stderr}");
+    let counts = json["by_resource_type"].as_object().unwrap();
+    assert_eq!(counts["ec2:volume"]["total"], 1);
+    // Native types are listed once, not again through the tagging API.
+    let (_, want_counts) = expected(&created);
+    for (resource_type, (total, _)) in want_counts {
+        assert_eq!(
+            counts[&resource_type]["total"].as_u64().unwrap(),
+            total,
+            "{resource_type}"
+        );
+    }
+    let volume_violations: Vec<&str> = json["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["resource_arn"] == volume_arn.as_str())
+        .map(|v| v["tag_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        volume_violations,
+        ["Owner"],
+        "CostCenter and Owner apply to every type"
+    );
+}

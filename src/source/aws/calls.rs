@@ -67,3 +67,19 @@ impl Intercept for ApiCalls {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_keyed_like_iam_actions() {
+        let calls = ApiCalls::default();
+        calls.record("Resource Groups Tagging API", "GetResources");
+        calls.record("Resource Groups Tagging API", "GetResources");
+        calls.record("EC2", "DescribeInstances");
+        let snapshot = calls.snapshot();
+        assert_eq!(snapshot["tag:GetResources"], 2);
+        assert_eq!(snapshot["ec2:DescribeInstances"], 1);
+    }
+}
