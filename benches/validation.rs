@@ -6,7 +6,7 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tagguard::domain::{Resource, ScanScope};
 use tagguard::policy::default_policy;
-use tagguard::source::{ResourceSource, SyntheticSource, SyntheticSpec};
+use tagguard::source::{ResourceSource, SyntheticSource, SyntheticSpec, Unthrottled};
 
 /// The allocator the `tagguard` binary uses, so the figures are the product's.
 #[global_allocator]
@@ -29,7 +29,10 @@ fn resources(size: u64) -> Vec<Resource> {
         {
             let mut token = None;
             loop {
-                let page = source.fetch_page(&shard, token).await.expect("page");
+                let page = source
+                    .fetch_page(&shard, token, &Unthrottled)
+                    .await
+                    .expect("page");
                 all.extend(page.resources);
                 token = page.next;
                 if token.is_none() {

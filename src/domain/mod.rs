@@ -240,6 +240,9 @@ impl ResourceType {
     }
 }
 
+/// Region label of resources that belong to no region.
+pub const GLOBAL_REGION: &str = "global";
+
 /// One tag as AWS returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tag {
@@ -465,9 +468,11 @@ impl ScanScope {
         self.resource_types.is_empty() || self.resource_types.contains(resource_type)
     }
 
-    /// Whether a region is in scope.
+    /// Whether a region is in scope. Resources of no region (`global`: CloudFront, Route 53,
+    /// S3 buckets of a snapshot that does not say) belong to every region's scope: a region
+    /// filter cannot place them, and dropping them would hide them.
     pub fn admits_region(&self, region: &str) -> bool {
-        self.regions.is_empty() || self.regions.contains(region)
+        self.regions.is_empty() || region == GLOBAL_REGION || self.regions.contains(region)
     }
 
     /// Whether an account is in scope.

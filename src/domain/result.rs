@@ -165,6 +165,20 @@ pub struct ScanIssue {
 }
 
 impl ScanIssue {
+    /// Where the issue happened, as `account/region/service` (the parts known), or `scan`.
+    pub fn place(&self) -> String {
+        let parts: Vec<&str> = [&self.account_id, &self.region, &self.service]
+            .into_iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if parts.is_empty() {
+            "scan".to_string()
+        } else {
+            parts.join("/")
+        }
+    }
+
     /// An issue not tied to one shard (a malformed entry of a snapshot, say).
     pub fn unattributed(kind: ScanIssueKind, message: impl Into<String>) -> ScanIssue {
         ScanIssue {

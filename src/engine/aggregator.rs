@@ -35,6 +35,8 @@ pub enum AggregatorMsg {
     PlanFailed(SourceError),
     /// A batch was validated.
     BatchValidated(BatchOutcome),
+    /// Problems that cost some resources of a shard but not the shard.
+    Issues(Vec<ScanIssue>),
     /// A shard's fetcher ended (read everything, or failed).
     ShardEnded(ShardEnded),
     /// The scan ends without a result (cancelled, or its pool died).
@@ -153,6 +155,7 @@ impl Actor for Aggregator {
                 return Ok(());
             }
             AggregatorMsg::BatchValidated(outcome) => state.merge(outcome),
+            AggregatorMsg::Issues(issues) => state.issues.extend(issues),
             AggregatorMsg::ShardEnded(end) => {
                 if let Some(issue) = end.issue {
                     state.shards_failed += 1;

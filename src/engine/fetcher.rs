@@ -1,5 +1,6 @@
-//! The fetcher: one actor per shard that pulls pages from the source, one token of its rate
-//! limiter per page, and sends each page to the validator pool as a batch.
+//! The fetcher: one actor per shard that pulls pages from the source, pacing every API call the
+//! source makes with the governor limiter of (account, region, API), and sends each page to the
+//! validator pool as a batch.
 //!
 //! One message per page (`FetchPage(token)`), so the actor stays responsive between pages and
 //! a killed fetcher stops at a page boundary at the latest.
@@ -7,16 +8,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use governor::DefaultDirectRateLimiter;
+use async_trait::async_trait;
 use ractor::factory::FactoryRef;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::Semaphore;
 
 use super::ShardEnded;
 use super::aggregator::AggregatorMsg;
+use super::limits::{LimiterKey, LimiterRegistry};
 use super::validator::ValidateBatch;
 use crate::domain::{ScanIssueKind, ScanScope};
-use crate::source::{ResourceSource, Shard, SourceError};
+use crate::source::{ResourceSource, Shard, SourceError, Throttle};
 
 /// The fetcher actor (no configuration of its own).
 pub struct Fetcher;
@@ -45,8 +47,8 @@ pub struct FetcherArgs {
     pub shard: Shard,
     /// The source to read.
     pub source: Arc<dyn ResourceSource>,
-    /// The limiter of the shard's (account, region, API).
-    pub limiter: Arc<DefaultDirectRateLimiter>,
+    /// The process's rate limiters.
+    pub limiters: Arc<LimiterRegistry>,
     /// The scan's validator pool.
     pub validators: FactoryRef<(), ValidateBatch>,
     /// The scan's aggregator.
@@ -79,8 +81,15 @@ impl Actor for Fetcher {
         FetcherMsg::FetchPage(token): FetcherMsg,
         state: &mut FetcherArgs,
     ) -> Result<(), ActorProcessingErr> {
-        state.limiter.until_ready().await;
-        let page = match state.source.fetch_page(&state.shard, token.clone()).await {
+        let throttle = ShardThrottle {
+            limiters: &state.limiters,
+            account: &state.shard.account_id,
+        };
+        let page = match state
+            .source
+            .fetch_page(&state.shard, token.clone(), &throttle)
+            .await
+        {
             Ok(page) => page,
             Err(error) => {
                 state.end(Some(error));
@@ -88,6 +97,12 @@ impl Actor for Fetcher {
                 return Ok(());
             }
         };
+        if !page.issues.is_empty() {
+            // A stopped aggregator means the scan was cancelled.
+            let _ = state
+                .aggregator
+                .send_message(AggregatorMsg::Issues(page.issues));
+        }
         let resources: Vec<_> = page
             .resources
             .into_iter()
@@ -130,6 +145,25 @@ impl Actor for Fetcher {
             }
         }
         Ok(())
+    }
+}
+
+/// The engine's side of [`Throttle`]: a token of the limiter of (the shard's account, region,
+/// API) before each call.
+struct ShardThrottle<'a> {
+    limiters: &'a LimiterRegistry,
+    account: &'a Arc<str>,
+}
+
+#[async_trait]
+impl Throttle for ShardThrottle<'_> {
+    async fn until_ready(&self, region: &str, api: &str) {
+        let limiter = self.limiters.get(LimiterKey {
+            account_id: self.account.clone(),
+            region: Arc::from(region),
+            quota_key: api.to_string(),
+        });
+        limiter.until_ready().await;
     }
 }
 

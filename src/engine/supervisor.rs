@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, oneshot, watch};
 
 use super::aggregator::{Aggregator, AggregatorArgs, AggregatorMsg};
 use super::fetcher::{FetchCounters, Fetcher, FetcherArgs};
-use super::limits::{LimiterKey, LimiterRegistry};
+use super::limits::LimiterRegistry;
 use super::validator::{ValidateBatch, ValidatorFactory, ValidatorWorker};
 use super::{EngineError, ScanProgress, ScanRequest, ScanTicket, ShardEnded};
 use crate::config::EngineConfig;
@@ -301,17 +301,12 @@ impl SupervisorState {
                 let Some((shard_index, shard)) = scan.pending.pop_front() else {
                     break;
                 };
-                let limiter = self.limiters.get(LimiterKey {
-                    account_id: shard.account_id.clone(),
-                    region: shard.region.clone(),
-                    quota_key: scan.request.source.quota_key(&shard),
-                });
                 let counters = Arc::new(FetchCounters::default());
                 let args = FetcherArgs {
                     shard_index,
                     shard: shard.clone(),
                     source: scan.request.source.clone(),
-                    limiter,
+                    limiters: self.limiters.clone(),
                     validators: scan.validators.clone(),
                     aggregator: scan.aggregator.clone(),
                     scope: scan.scope.clone(),

@@ -92,17 +92,7 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "## Issues (the scan is partial)")?;
         writeln!(out)?;
         for issue in &result.issues {
-            let place = [&issue.account_id, &issue.region, &issue.service]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("/");
-            let place = if place.is_empty() {
-                "scan".to_string()
-            } else {
-                place
-            };
+            let place = issue.place();
             writeln!(out, "- `{place}` {}: {}", issue.kind, cell(&issue.message))?;
         }
     }

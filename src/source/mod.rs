@@ -49,6 +49,26 @@ pub struct Page {
     pub resources: Vec<Resource>,
     /// Token for the next page; `None` when the shard is done.
     pub next: Option<String>,
+    /// Problems that cost some resources of the page but not the shard (a bucket whose region
+    /// could not be read, say). They make the scan partial.
+    pub issues: Vec<ScanIssue>,
+}
+
+/// Paces a source's API calls: before each call, a source waits for a token of the limiter of
+/// (the shard's account, `region`, `api`). The engine owns the limiters (sized from
+/// `config/tagguard.toml`, shared by concurrent scans); sources only say what they call.
+#[async_trait]
+pub trait Throttle: Send + Sync {
+    /// Waits until a call to `api` (`ec2`, `tagging`, `local`, ...) in `region` may be made.
+    async fn until_ready(&self, region: &str, api: &str);
+}
+
+/// A throttle that never waits: for tests, benchmarks and embedders that pace calls themselves.
+pub struct Unthrottled;
+
+#[async_trait]
+impl Throttle for Unthrottled {
+    async fn until_ready(&self, _region: &str, _api: &str) {}
 }
 
 /// The shards a scan will fetch, and what could not even be planned (an account whose role
@@ -106,12 +126,6 @@ pub trait ResourceSource: Send + Sync + 'static {
     /// A short name for results and logs (`demo`, `file:estate.json`, `aws`).
     fn name(&self) -> String;
 
-    /// The rate-limit key of a shard's API (`config/tagguard.toml`): the service by default;
-    /// sources without an API quota answer `local`.
-    fn quota_key(&self, shard: &Shard) -> String {
-        shard.service.to_string()
-    }
-
     /// The shards covering `scope`. Shards outside the scope must not be returned.
     async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError>;
 
@@ -120,8 +134,14 @@ pub trait ResourceSource: Send + Sync + 'static {
         BTreeMap::new()
     }
 
-    /// One page of a shard: the first when `token` is `None`.
-    async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError>;
+    /// One page of a shard: the first when `token` is `None`. Every API call goes through
+    /// `throttle` first.
+    async fn fetch_page(
+        &self,
+        shard: &Shard,
+        token: Option<String>,
+        throttle: &dyn Throttle,
+    ) -> Result<Page, SourceError>;
 }
 
 /// Which source to scan, as the CLI and tools name it.

@@ -17,14 +17,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Page, ResourceSource, Shard, ShardPlan, SourceError};
+use super::{Page, ResourceSource, Shard, ShardPlan, SourceError, Throttle};
 use crate::domain::{Arn, Resource, ResourceAttributes, ScanIssue, ScanIssueKind, ScanScope, Tag};
 
 /// Resources per page handed to the engine.
 const PAGE_SIZE: usize = 1_000;
 
-/// Region label for resources whose ARN has no region and whose entry gives none.
-pub const GLOBAL_REGION: &str = "global";
+pub use crate::domain::GLOBAL_REGION;
 
 /// Account label for resources whose ARN has no account and whose entry gives none.
 pub const UNKNOWN_ACCOUNT: &str = "unknown";
@@ -217,10 +216,6 @@ impl ResourceSource for SnapshotSource {
         self.name.clone()
     }
 
-    fn quota_key(&self, _shard: &Shard) -> String {
-        "local".to_string()
-    }
-
     async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
         let mut shards = Vec::new();
         for ((account, region, service), resources) in &self.shards {
@@ -250,7 +245,14 @@ impl ResourceSource for SnapshotSource {
         })
     }
 
-    async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError> {
+    async fn fetch_page(
+        &self,
+        shard: &Shard,
+        token: Option<String>,
+        throttle: &dyn Throttle,
+    ) -> Result<Page, SourceError> {
+        // No API quota here; the `local` limiter only keeps a runaway scan polite.
+        throttle.until_ready(&shard.region, "local").await;
         let key = (
             shard.account_id.clone(),
             shard.region.clone(),
@@ -276,6 +278,7 @@ impl ResourceSource for SnapshotSource {
                 .cloned()
                 .collect(),
             next: (end < resources.len()).then(|| end.to_string()),
+            issues: Vec::new(),
         })
     }
 }
@@ -308,7 +311,10 @@ mod tests {
             for shard in &plan.shards {
                 let mut token = None;
                 loop {
-                    let page = source.fetch_page(shard, token).await.unwrap();
+                    let page = source
+                        .fetch_page(shard, token, &crate::source::Unthrottled)
+                        .await
+                        .unwrap();
                     all.extend(page.resources);
                     token = page.next;
                     if token.is_none() {

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use regex::Regex;
 
-use super::{Page, ResourceSource, Shard, ShardPlan, SourceError};
+use super::{Page, ResourceSource, Shard, ShardPlan, SourceError, Throttle};
 use crate::domain::{
     Resource, ResourceAttributes, ResourceType, ScanIssueKind, ScanScope, Severity, Tag,
     ViolationType,
@@ -310,10 +310,6 @@ impl ResourceSource for SyntheticSource {
         "demo".to_string()
     }
 
-    fn quota_key(&self, _shard: &Shard) -> String {
-        "local".to_string()
-    }
-
     async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
         Ok(ShardPlan {
             shards: self
@@ -327,7 +323,14 @@ impl ResourceSource for SyntheticSource {
         })
     }
 
-    async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError> {
+    async fn fetch_page(
+        &self,
+        shard: &Shard,
+        token: Option<String>,
+        throttle: &dyn Throttle,
+    ) -> Result<Page, SourceError> {
+        // No API quota here; the `local` limiter only keeps a runaway scan polite.
+        throttle.until_ready(&shard.region, "local").await;
         let slice = self.slice_of(shard).ok_or_else(|| {
             SourceError::new(
                 ScanIssueKind::InvalidInput,
@@ -347,6 +350,7 @@ impl ResourceSource for SyntheticSource {
         Ok(Page {
             resources,
             next: (end < slice.count).then(|| end.to_string()),
+            issues: Vec::new(),
         })
     }
 }

@@ -18,6 +18,9 @@ use tagguard::policy::default_policy;
 
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
+/// The five types with native listers: scans limited to them see exactly what the tests create.
+const NATIVE_TYPES: &str = "ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service";
+
 /// The emulator's address, set by `scripts/test.sh`. Without it the test fails loudly.
 fn moto() -> String {
     std::env::var("TAGGUARD_TEST_MOTO").expect(
@@ -432,7 +435,7 @@ async fn scan_finds_exactly_what_was_created_in_two_regions() {
             "--regions",
             "us-east-1,eu-west-1",
             "--resource-types",
-            "ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service",
+            NATIVE_TYPES,
         ],
     );
     assert_eq!(code, Some(1), "non-compliant estate; stderr: {stderr}");
@@ -512,7 +515,7 @@ async fn organization_accounts_are_reached_by_assume_role() {
             "--regions",
             "us-east-1",
             "--resource-types",
-            "ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service",
+            NATIVE_TYPES,
         ],
     );
     assert_eq!(code, Some(1), "{stderr}");
@@ -555,7 +558,7 @@ async fn a_failing_region_gives_a_partial_result_with_the_reason() {
             "--regions",
             "us-east-1,zz-down-1",
             "--resource-types",
-            "ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service",
+            NATIVE_TYPES,
         ],
     );
     assert_eq!(code, Some(1), "{stderr}");
@@ -582,7 +585,13 @@ async fn a_failing_region_gives_a_partial_result_with_the_reason() {
     );
     for issue in issues {
         assert_eq!(issue["account_id"].as_str().unwrap(), account);
-        assert!(!issue["message"].as_str().unwrap().is_empty());
+        assert_eq!(issue["kind"], "endpoint_unavailable", "{issue}");
+        let message = issue["message"].as_str().unwrap();
+        assert!(message.contains("HTTP 500"), "{message}");
+        assert!(
+            !message.contains("testing"),
+            "no credentials in messages: {message}"
+        );
     }
     // The healthy region is complete and exact.
     let (got_violations, got_counts) = found(&json);
@@ -656,4 +665,142 @@ async fn all_types_adds_the_tagging_api_and_says_what_it_cannot_see() {
         ["Owner"],
         "CostCenter and Owner apply to every type"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_longer_than_a_page_are_read_to_the_end() {
+    // 105 DB instances (RDS pages at 100, following Marker), 60 tagged functions (the tagging
+    // API pages at 50 resources even for an ARN list), 12 ECS services (DescribeServices takes
+    // 10 at a time).
+    let account = unique_account();
+    let region = "us-east-1";
+    let config = config_in(&account, region).await;
+    let sets = tag_sets(false);
+    let mut created = Vec::new();
+    let rds = aws_sdk_rds::Client::new(&config);
+    for i in 0..105 {
+        let set = &sets[i % sets.len()];
+        let mut create = rds
+            .create_db_instance()
+            .db_instance_identifier(format!("page-{i}"))
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .master_username("admin")
+            .master_user_password("password123")
+            .allocated_storage(20);
+        for t in set {
+            create = create.tags(
+                aws_sdk_rds::types::Tag::builder()
+                    .key(&t.key)
+                    .value(&t.value)
+                    .build(),
+            );
+        }
+        let out = create.send().await.expect("CreateDBInstance");
+        created.push(Created {
+            arn: out
+                .db_instance()
+                .unwrap()
+                .db_instance_arn()
+                .unwrap()
+                .to_string(),
+            resource_type: ResourceType::RdsDb,
+            region: region.into(),
+            tags: set.clone(),
+        });
+    }
+    let role = aws_sdk_iam::Client::new(&config)
+        .create_role()
+        .role_name("pages")
+        .assume_role_policy_document("{}")
+        .send()
+        .await
+        .expect("CreateRole");
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    for i in 0..60 {
+        // Every function tagged, so that all of them come back from the tagging API.
+        let set = &sets[i % 4];
+        let mut create = lambda
+            .create_function()
+            .function_name(format!("page-{i}"))
+            .runtime(aws_sdk_lambda::types::Runtime::Python312)
+            .role(role.role().unwrap().arn())
+            .handler("app.handler")
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(aws_sdk_lambda::primitives::Blob::new(b"zip".to_vec()))
+                    .build(),
+            );
+        for t in set {
+            create = create.tags(&t.key, &t.value);
+        }
+        let out = create.send().await.expect("CreateFunction");
+        created.push(Created {
+            arn: out.function_arn().unwrap().to_string(),
+            resource_type: ResourceType::LambdaFunction,
+            region: region.into(),
+            tags: set.clone(),
+        });
+    }
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    ecs.create_cluster()
+        .cluster_name("pages")
+        .send()
+        .await
+        .expect("CreateCluster");
+    for i in 0..12 {
+        let set = &sets[i % sets.len()];
+        let mut create = ecs
+            .create_service()
+            .cluster("pages")
+            .service_name(format!("svc-{i}"))
+            .desired_count(0);
+        for t in set {
+            create = create.tags(
+                aws_sdk_ecs::types::Tag::builder()
+                    .key(&t.key)
+                    .value(&t.value)
+                    .build(),
+            );
+        }
+        let out = create.send().await.expect("CreateService");
+        created.push(Created {
+            arn: out.service().unwrap().service_arn().unwrap().to_string(),
+            resource_type: ResourceType::EcsService,
+            region: region.into(),
+            tags: set.clone(),
+        });
+    }
+    let (want_violations, want_counts) = expected(&created);
+    let (_, json, stderr) = scan_cli(
+        &caller_credentials(),
+        &[
+            "--accounts",
+            &account,
+            "--regions",
+            region,
+            "--resource-types",
+            "rds:db,lambda:function,ecs:service",
+        ],
+    );
+    assert_eq!(
+        json["issues"].as_array().unwrap().len(),
+        0,
+        "{} {stderr}",
+        json["issues"]
+    );
+    let (got_violations, got_counts) = found(&json);
+    assert_eq!(got_counts, want_counts);
+    assert_eq!(got_violations, want_violations);
+    assert!(
+        calls_of(&json, "rds:DescribeDBInstances") >= 2,
+        "followed Marker: {}",
+        json["api_calls"]
+    );
+    assert!(
+        calls_of(&json, "tag:GetResources") >= 2,
+        "followed PaginationToken: {}",
+        json["api_calls"]
+    );
+    assert_eq!(calls_of(&json, "ecs:DescribeServices"), 2);
 }

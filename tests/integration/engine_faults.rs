@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use tagguard::config::Config;
 use tagguard::domain::{ResourceType, ScanIssueKind, ScanScope, SeverityFilter};
 use tagguard::engine::{EngineError, EngineHandle, ScanRequest};
-use tagguard::source::{Page, ResourceSource, Shard, ShardPlan, SourceError, SyntheticSource};
+use tagguard::source::{
+    Page, ResourceSource, Shard, ShardPlan, SourceError, SyntheticSource, Throttle,
+};
 
 use crate::support::{estate, policy, truth_keys, violation_keys};
 
@@ -54,7 +56,12 @@ impl ResourceSource for FaultySource {
         self.inner.plan(scope).await
     }
 
-    async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError> {
+    async fn fetch_page(
+        &self,
+        shard: &Shard,
+        token: Option<String>,
+        throttle: &dyn Throttle,
+    ) -> Result<Page, SourceError> {
         let page_number = token
             .as_deref()
             .map_or(0, |t| t.parse::<u32>().unwrap() / 1_000);
@@ -71,7 +78,7 @@ impl ResourceSource for FaultySource {
             Fault::Slow(delay) => tokio::time::sleep(delay).await,
             _ => {}
         }
-        self.inner.fetch_page(shard, token).await
+        self.inner.fetch_page(shard, token, throttle).await
     }
 }
 

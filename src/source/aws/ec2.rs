@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{ServiceLister, ShardContext, classify, tag, tag_value, to_chrono};
+use super::{ServiceLister, ShardContext, classify, client, tag, tag_value, to_chrono};
 use crate::domain::{Resource, ResourceAttributes, ResourceType};
 use crate::source::{Page, SourceError};
 
@@ -24,11 +24,19 @@ impl ServiceLister for Ec2Lister {
         ctx: &ShardContext<'_>,
         token: Option<String>,
     ) -> Result<Page, SourceError> {
-        let conf = aws_sdk_ec2::config::Builder::from(&ctx.config)
-            .interceptor(ctx.calls.clone())
+        ctx.pace("ec2").await;
+        // Terminated instances cost nothing and vanish within the hour: filtered out by AWS.
+        let live = aws_sdk_ec2::types::Filter::builder()
+            .name("instance-state-name")
+            .set_values(Some(
+                ["pending", "running", "shutting-down", "stopping", "stopped"]
+                    .map(String::from)
+                    .to_vec(),
+            ))
             .build();
-        let out = aws_sdk_ec2::Client::from_conf(conf)
+        let out = client!(aws_sdk_ec2, &ctx.config, ctx.calls)
             .describe_instances()
+            .filters(live)
             .max_results(1000)
             .set_next_token(token)
             .send()
@@ -88,6 +96,7 @@ impl ServiceLister for Ec2Lister {
                 .next_token()
                 .filter(|t| !t.is_empty())
                 .map(str::to_string),
+            issues: Vec::new(),
         })
     }
 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{ServiceLister, ShardContext, classify, tag, tag_value, to_chrono};
+use super::{ServiceLister, ShardContext, classify, client, tag, tag_value, to_chrono};
 use crate::domain::{Arn, Resource, ResourceAttributes, ResourceType, ScanIssueKind};
 use crate::source::{Page, SourceError};
 
@@ -35,10 +35,7 @@ impl ServiceLister for EcsLister {
         ctx: &ShardContext<'_>,
         token: Option<String>,
     ) -> Result<Page, SourceError> {
-        let conf = aws_sdk_ecs::config::Builder::from(&ctx.config)
-            .interceptor(ctx.calls.clone())
-            .build();
-        let client = aws_sdk_ecs::Client::from_conf(conf);
+        let client = client!(aws_sdk_ecs, &ctx.config, ctx.calls);
         let mut cursor = match token {
             Some(token) => serde_json::from_str::<Cursor>(&token).map_err(|e| {
                 SourceError::new(ScanIssueKind::Other, format!("bad ECS page token: {e}"))
@@ -47,6 +44,7 @@ impl ServiceLister for EcsLister {
                 let mut clusters = Vec::new();
                 let mut next = None;
                 loop {
+                    ctx.pace("ecs").await;
                     let out = client
                         .list_clusters()
                         .max_results(100)
@@ -72,6 +70,7 @@ impl ServiceLister for EcsLister {
         let Some(cluster) = cursor.clusters.get(cursor.index).cloned() else {
             return Ok(Page::default());
         };
+        ctx.pace("ecs").await;
         let listed = client
             .list_services()
             .cluster(&cluster)
@@ -81,7 +80,9 @@ impl ServiceLister for EcsLister {
             .await
             .map_err(|e| classify("ecs:ListServices", e))?;
         let mut resources = Vec::new();
+        let mut issues = Vec::new();
         for chunk in listed.service_arns().chunks(10) {
+            ctx.pace("ecs").await;
             let described = client
                 .describe_services()
                 .cluster(&cluster)
@@ -90,6 +91,23 @@ impl ServiceLister for EcsLister {
                 .send()
                 .await
                 .map_err(|e| classify("ecs:DescribeServices", e))?;
+            for failure in described.failures() {
+                // A service deleted between the two calls is gone, not lost; anything else is.
+                if failure.reason() != Some("MISSING") {
+                    issues.push(ctx.issue(
+                        ctx.region,
+                        "ecs",
+                        SourceError::new(
+                            ScanIssueKind::Other,
+                            format!(
+                                "ecs:DescribeServices could not describe '{}': {}",
+                                failure.arn().unwrap_or_default(),
+                                failure.reason().unwrap_or("no reason given")
+                            ),
+                        ),
+                    ));
+                }
+            }
             for service in described.services() {
                 let Some(arn) = service.service_arn() else {
                     continue;
@@ -133,6 +151,10 @@ impl ServiceLister for EcsLister {
         }
         let next = (cursor.index < cursor.clusters.len())
             .then(|| serde_json::to_string(&cursor).expect("a cursor of strings serialises"));
-        Ok(Page { resources, next })
+        Ok(Page {
+            resources,
+            next,
+            issues,
+        })
     }
 }

@@ -3,6 +3,7 @@
 
 use std::error::Error as StdError;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -10,10 +11,9 @@ use crate::domain::ScanIssueKind;
 use crate::source::SourceError;
 
 /// Classifies the failure of a call to `action` (an IAM action such as `ec2:DescribeInstances`).
-pub fn classify<E, R>(action: &str, error: SdkError<E, R>) -> SourceError
+pub fn classify<E>(action: &str, error: SdkError<E, HttpResponse>) -> SourceError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match &error {
         SdkError::DispatchFailure(failure) => {
@@ -32,10 +32,12 @@ where
         ),
         SdkError::ServiceError(context) => {
             let err = context.err();
-            let code = err.code().unwrap_or("Unknown");
-            let message = err.message().unwrap_or("");
-            from_code(action, code, message)
+            match err.code() {
+                Some(code) => from_code(action, code, err.message().unwrap_or("")),
+                None => from_status(action, context.raw().status().as_u16()),
+            }
         }
+        SdkError::ResponseError(context) => from_status(action, context.raw().status().as_u16()),
         other => {
             let code = other.code().unwrap_or("");
             if !code.is_empty() {
@@ -47,6 +49,27 @@ where
                 )
             }
         }
+    }
+}
+
+/// Classifies an answer without an error code by its HTTP status.
+fn from_status(action: &str, status: u16) -> SourceError {
+    let (kind, what) = match status {
+        403 => (ScanIssueKind::AccessDenied, "access denied"),
+        429 => (
+            ScanIssueKind::Throttled,
+            "too many requests, past the retry budget",
+        ),
+        500..=599 => (
+            ScanIssueKind::EndpointUnavailable,
+            "the service failed, past the retry budget",
+        ),
+        _ => (ScanIssueKind::Other, "unexpected answer"),
+    };
+    SourceError {
+        kind,
+        missing_permission: (kind == ScanIssueKind::AccessDenied).then(|| action.to_string()),
+        message: format!("{action}: {what} (HTTP {status})"),
     }
 }
 
@@ -67,10 +90,18 @@ pub fn from_code(action: &str, code: &str, message: &str) -> SourceError {
         | "RequestThrottledException"
         | "SlowDown"
         | "ProvisionedThroughputExceededException" => ScanIssueKind::Throttled,
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => ScanIssueKind::AccessDenied,
+        // Opt-in regions answer these when they are not enabled for the account.
         "OptInRequired"
         | "AuthFailure"
         | "InvalidClientTokenId"
         | "UnrecognizedClientException" => ScanIssueKind::RegionDisabled,
+        "InternalError"
+        | "InternalFailure"
+        | "InternalServerError"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "Unavailable" => ScanIssueKind::EndpointUnavailable,
         _ => ScanIssueKind::Other,
     };
     let detail = if message.is_empty() {
@@ -92,13 +123,14 @@ pub fn from_code(action: &str, code: &str, message: &str) -> SourceError {
     };
     SourceError {
         kind,
-        missing_permission: (kind == ScanIssueKind::AccessDenied).then(|| action.to_string()),
+        missing_permission: (kind == ScanIssueKind::AccessDenied && !code.contains("Expired"))
+            .then(|| action.to_string()),
         message: text,
     }
 }
 
 /// An error and its sources, joined: the SDK's own message is often just "dispatch failure".
-fn source_chain(error: &(dyn StdError + 'static)) -> String {
+pub(crate) fn source_chain(error: &(dyn StdError + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
@@ -141,8 +173,22 @@ mod tests {
             from_code("ec2:DescribeInstances", "OptInRequired", "").kind,
             ScanIssueKind::RegionDisabled
         );
-        let other = from_code("s3:ListAllMyBuckets", "InternalError", "boom");
-        assert_eq!(other.kind, ScanIssueKind::Other);
-        assert!(other.missing_permission.is_none());
+        let down = from_code("s3:ListAllMyBuckets", "InternalError", "boom");
+        assert_eq!(down.kind, ScanIssueKind::EndpointUnavailable);
+        assert!(down.missing_permission.is_none());
+        let expired = from_code(
+            "ec2:DescribeInstances",
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        );
+        assert_eq!(expired.kind, ScanIssueKind::AccessDenied);
+        assert!(
+            expired.missing_permission.is_none(),
+            "an expired token is no missing permission"
+        );
+        assert_eq!(
+            from_code("ecs:ListClusters", "ValidationException", "").kind,
+            ScanIssueKind::Other
+        );
     }
 }

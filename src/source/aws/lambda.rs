@@ -1,16 +1,13 @@
-//! Lambda functions: `ListFunctions`, 50 per page, with their tags from the tagging API in bulk
-//! (the Lambda API has no bulk tag call). Functions never tagged are absent from the tagging
-//! API and count as untagged. The Lambda API gives no creation time, only `LastModified`, so
-//! `created_at` stays unknown.
+//! Lambda functions: `ListFunctions`, 50 per page, then the tags of that page's functions from
+//! the tagging API in one call (the Lambda API has no bulk tag call). Functions never tagged
+//! are absent from the tagging API and count as untagged. The Lambda API gives no creation
+//! time, only `LastModified`, so `created_at` stays unknown.
 
 use async_trait::async_trait;
 
-use super::{ServiceLister, ShardContext, classify, tag_value};
+use super::{ServiceLister, ShardContext, classify, client, tag_value, tagging};
 use crate::domain::{Resource, ResourceAttributes, ResourceType};
 use crate::source::{Page, SourceError};
-
-/// Tagging API type filter for functions.
-const TYPE_FILTER: &str = "lambda:function";
 
 /// Lists Lambda functions.
 pub struct LambdaLister;
@@ -30,24 +27,31 @@ impl ServiceLister for LambdaLister {
         ctx: &ShardContext<'_>,
         token: Option<String>,
     ) -> Result<Page, SourceError> {
-        let tags = ctx.source.bulk_tags(ctx, ctx.region, TYPE_FILTER).await?;
-        let conf = aws_sdk_lambda::config::Builder::from(&ctx.config)
-            .interceptor(ctx.calls.clone())
-            .build();
-        let out = aws_sdk_lambda::Client::from_conf(conf)
+        ctx.pace("lambda").await;
+        let out = client!(aws_sdk_lambda, &ctx.config, ctx.calls)
             .list_functions()
             .max_items(50)
             .set_marker(token)
             .send()
             .await
             .map_err(|e| classify("lambda:ListFunctions", e))?;
-        let mut resources = Vec::new();
-        for function in out.functions() {
+        let functions: Vec<_> = out
+            .functions()
+            .iter()
+            .filter(|f| f.function_arn().is_some() && f.function_name().is_some())
+            .collect();
+        let arns: Vec<String> = functions
+            .iter()
+            .filter_map(|f| f.function_arn().map(str::to_string))
+            .collect();
+        let mut tags = tagging::tags_for(ctx, ctx.region, &arns).await?;
+        let mut resources = Vec::with_capacity(functions.len());
+        for function in functions {
             let (Some(arn), Some(name)) = (function.function_arn(), function.function_name())
             else {
                 continue;
             };
-            let tags = tags.get(arn).cloned().unwrap_or_default();
+            let tags = tags.remove(arn).unwrap_or_default();
             let vpc = function.vpc_config();
             let attributes = ResourceAttributes {
                 vpc_id: vpc
@@ -75,13 +79,13 @@ impl ServiceLister for LambdaLister {
                 attributes,
             });
         }
-        let next = out
-            .next_marker()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if next.is_none() {
-            ctx.source.forget_tags(ctx.account, ctx.region, TYPE_FILTER);
-        }
-        Ok(Page { resources, next })
+        Ok(Page {
+            resources,
+            next: out
+                .next_marker()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+            issues: Vec::new(),
+        })
     }
 }

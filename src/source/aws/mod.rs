@@ -1,11 +1,13 @@
 //! The AWS source: real SDK calls, multi-region and multi-account, one file per service.
 //!
 //! Planning resolves the accounts (the caller's, a list, or the organisation's active accounts,
-//! each reached by STS `AssumeRole`), the regions (the config chain's, a list, or every enabled
-//! region), and the shards: one per account × region × regional service, one per account for
-//! S3 (global, each bucket placed in its own region), and one per account × region for the
-//! other resource types of the tagging API when the scan asks for them. Credentials come only
-//! from the standard AWS chain; `AWS_ENDPOINT_URL` is honoured by every client.
+//! each reached by STS `AssumeRole`), the regions of each account (the config chain's, a list,
+//! or every region enabled for that account), and the shards: one per account × region ×
+//! regional service, one per account for S3 (global, each bucket placed in its own region), and
+//! one per account × region for the other resource types of the tagging API when the scan asks
+//! for them. Credentials come only from the standard AWS chain; `AWS_ENDPOINT_URL` is honoured
+//! by every client. Every call is paced by the engine's limiter of (account, region, API) and
+//! counted per operation.
 //!
 //! Adding a service: one file here implementing [`ServiceLister`], one line in [`listers`],
 //! a rate limit in `config/tagguard.toml`, and a test against the emulator.
@@ -19,7 +21,7 @@ mod rds;
 mod s3;
 mod tagging;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -27,20 +29,24 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
+use futures::StreamExt;
 
-use super::{Page, ResourceSource, Shard, ShardPlan, SourceError};
+use super::{Page, ResourceSource, Shard, ShardPlan, SourceError, Throttle};
 use crate::domain::{Arn, ResourceType, ScanIssue, ScanIssueKind, ScanScope, Tag};
 
 pub use calls::ApiCalls;
 pub use errors::{classify, from_code};
 
-/// Region label of S3 shards: buckets are listed once per account and placed in their regions.
-pub const GLOBAL_REGION: &str = "global";
+pub use crate::domain::GLOBAL_REGION;
+
+/// Accounts whose role is assumed at once while planning.
+const PLAN_CONCURRENCY: usize = 8;
 
 /// How the AWS source picks accounts and regions when the scope does not list them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsOptions {
-    /// Every enabled region (EC2 `DescribeRegions`) instead of the config chain's region.
+    /// Every region enabled for each account (EC2 `DescribeRegions`) instead of the config
+    /// chain's region.
     pub all_regions: bool,
     /// Every active account of the organisation (Organizations `ListAccounts`).
     pub organization: bool,
@@ -91,28 +97,81 @@ fn listers() -> Vec<Arc<dyn ServiceLister>> {
     ]
 }
 
-/// What a lister needs for one call.
+/// What a lister needs for one page.
 pub(crate) struct ShardContext<'a> {
     /// The account's configuration (its credentials), for the shard's region.
     pub config: SdkConfig,
     /// The account.
     pub account: &'a Arc<str>,
-    /// The region (for S3: the region the listing calls go to).
+    /// The region the calls go to (for S3: the home region).
     pub region: &'a Arc<str>,
+    /// The regions planned for the account: S3 keeps the buckets located in them.
+    pub regions: &'a [String],
     /// `aws`, `aws-cn`, `aws-us-gov`.
     pub partition: &'a str,
     /// Call counter to attach to clients.
     pub calls: &'a ApiCalls,
-    /// Whether an endpoint override is set (then S3 uses path-style addressing).
-    pub custom_endpoint: bool,
-    /// The source, for caches shared between pages of a shard.
-    pub source: &'a AwsSource,
+    /// Whether S3 has an endpoint override (then it uses path-style addressing).
+    pub s3_custom_endpoint: bool,
     /// Resource types this shard lists.
     pub resource_types: &'a [ResourceType],
+    /// The region where global resources of the tagging API are kept (once per account).
+    pub global_home: &'a str,
+    /// Paces every call.
+    pub throttle: &'a dyn Throttle,
 }
 
-/// Tags of resources, by ARN.
-pub(crate) type TagsByArn = HashMap<String, Vec<Tag>>;
+impl ShardContext<'_> {
+    /// Waits for a token of the (account, shard region, `api`) limiter.
+    pub async fn pace(&self, api: &str) {
+        self.throttle.until_ready(self.region, api).await;
+    }
+
+    /// Waits for a token of the (account, `region`, `api`) limiter.
+    pub async fn pace_in(&self, region: &str, api: &str) {
+        self.throttle.until_ready(region, api).await;
+    }
+
+    /// The same account's configuration in another region.
+    pub fn config_in(&self, region: &str) -> SdkConfig {
+        self.config
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .build()
+    }
+
+    /// An issue of this shard that did not end it.
+    pub fn issue(&self, region: &str, service: &str, error: SourceError) -> ScanIssue {
+        ScanIssue {
+            account_id: self.account.to_string(),
+            region: region.to_string(),
+            service: service.to_string(),
+            kind: error.kind,
+            missing_permission: error.missing_permission,
+            message: error.message,
+            resources_before_failure: 0,
+        }
+    }
+}
+
+/// Builds a service client from a context's configuration, with the call counter attached.
+macro_rules! client {
+    ($sdk:ident, $config:expr, $calls:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($config)
+                .interceptor($calls.clone())
+                .build(),
+        )
+    };
+}
+pub(crate) use client;
+
+/// An account ready to scan.
+#[derive(Debug, Clone)]
+struct PlannedAccount {
+    config: SdkConfig,
+    regions: Vec<String>,
+}
 
 /// The AWS source.
 pub struct AwsSource {
@@ -120,13 +179,10 @@ pub struct AwsSource {
     options: AwsOptions,
     calls: ApiCalls,
     listers: Vec<Arc<dyn ServiceLister>>,
-    /// Per account: its configuration (credentials), set when planning.
-    accounts: DashMap<String, SdkConfig>,
+    /// Per account: its configuration (credentials) and regions, set when planning.
+    accounts: DashMap<String, PlannedAccount>,
     /// Partition of the caller, set when planning.
     partition: std::sync::OnceLock<String>,
-    /// Tags from the tagging API, per (account, region, type filter), shared by the pages of a
-    /// shard: fetched once in bulk rather than once per resource.
-    tag_cache: DashMap<(String, String, String), Arc<TagsByArn>>,
 }
 
 impl AwsSource {
@@ -146,7 +202,6 @@ impl AwsSource {
             listers: listers(),
             accounts: DashMap::new(),
             partition: std::sync::OnceLock::new(),
-            tag_cache: DashMap::new(),
         }
     }
 
@@ -157,17 +212,14 @@ impl AwsSource {
             .unwrap_or_else(|| Region::new("us-east-1"))
     }
 
-    fn custom_endpoint(&self) -> bool {
-        self.base.endpoint_url().is_some()
+    fn s3_custom_endpoint(&self) -> bool {
+        self.base.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
     }
 
     /// The caller's account and partition.
     async fn caller(&self) -> Result<(String, String), SourceError> {
-        let conf = aws_sdk_sts::config::Builder::from(&self.base)
-            .region(self.home_region())
-            .interceptor(self.calls.clone())
-            .build();
-        let out = aws_sdk_sts::Client::from_conf(conf)
+        let config = self.base.to_builder().region(self.home_region()).build();
+        let out = client!(aws_sdk_sts, &config, self.calls)
             .get_caller_identity()
             .send()
             .await
@@ -189,11 +241,8 @@ impl AwsSource {
     }
 
     async fn organization_accounts(&self) -> Result<Vec<String>, SourceError> {
-        let conf = aws_sdk_organizations::config::Builder::from(&self.base)
-            .region(self.home_region())
-            .interceptor(self.calls.clone())
-            .build();
-        let client = aws_sdk_organizations::Client::from_conf(conf);
+        let config = self.base.to_builder().region(self.home_region()).build();
+        let client = client!(aws_sdk_organizations, &config, self.calls);
         let mut accounts = Vec::new();
         let mut token = None;
         loop {
@@ -204,7 +253,13 @@ impl AwsSource {
                 .await
                 .map_err(|e| classify("organizations:ListAccounts", e))?;
             for account in out.accounts() {
-                let active = account.status().is_none_or(|s| s.as_str() == "ACTIVE");
+                // `State` replaces the deprecated `Status`; either must say ACTIVE.
+                #[allow(deprecated)]
+                let active = match (account.state(), account.status()) {
+                    (Some(state), _) => state.as_str() == "ACTIVE",
+                    (None, Some(status)) => status.as_str() == "ACTIVE",
+                    (None, None) => true,
+                };
                 if let (true, Some(id)) = (active, account.id()) {
                     accounts.push(id.to_string());
                 }
@@ -217,12 +272,10 @@ impl AwsSource {
         Ok(accounts)
     }
 
-    async fn enabled_regions(&self) -> Result<Vec<String>, SourceError> {
-        let conf = aws_sdk_ec2::config::Builder::from(&self.base)
-            .region(self.home_region())
-            .interceptor(self.calls.clone())
-            .build();
-        let out = aws_sdk_ec2::Client::from_conf(conf)
+    /// The regions enabled for the account of `config`.
+    async fn enabled_regions(&self, config: &SdkConfig) -> Result<Vec<String>, SourceError> {
+        let config = config.to_builder().region(self.home_region()).build();
+        let out = client!(aws_sdk_ec2, &config, self.calls)
             .describe_regions()
             .all_regions(false)
             .send()
@@ -262,14 +315,23 @@ impl AwsSource {
         }
         let provider = builder.build().await;
         // Assume the role now, once, so that a missing trust or permission is one issue for
-        // the account instead of one per shard.
+        // the account instead of one per shard. (The identity cache assumes it again on first
+        // use: one extra call per account, not counted in `api_calls`, like its refreshes.)
         provider.provide_credentials().await.map_err(|e| {
-            let mut error = SourceError::new(
-                ScanIssueKind::AccessDenied,
-                format!("cannot assume role '{role}': {}", error_text(&e)),
-            );
-            error.missing_permission = Some("sts:AssumeRole".to_string());
-            error
+            let text = errors::source_chain(&e);
+            let denied = text.contains("AccessDenied") || text.contains("not authorized");
+            let kind = if denied {
+                ScanIssueKind::AccessDenied
+            } else if text.contains("dispatch failure") || text.contains("connect") {
+                ScanIssueKind::EndpointUnavailable
+            } else {
+                ScanIssueKind::Other
+            };
+            SourceError {
+                kind,
+                missing_permission: denied.then(|| "sts:AssumeRole".to_string()),
+                message: format!("cannot assume role '{role}': {text}"),
+            }
         })?;
         Ok(self
             .base
@@ -278,51 +340,29 @@ impl AwsSource {
             .build())
     }
 
-    /// Tags of every resource of `type_filter` in (account, region), from the tagging API in
-    /// bulk (100 per call), cached for the shard's later pages.
-    pub(crate) async fn bulk_tags(
+    /// Resolves one account: its credentials and its regions.
+    async fn plan_account(
         &self,
-        ctx: &ShardContext<'_>,
-        region: &str,
-        type_filter: &str,
-    ) -> Result<Arc<TagsByArn>, SourceError> {
-        let key = (
-            ctx.account.to_string(),
-            region.to_string(),
-            type_filter.to_string(),
-        );
-        if let Some(found) = self.tag_cache.get(&key) {
-            return Ok(found.clone());
-        }
-        let mut tags = HashMap::new();
-        tagging::for_each_mapping(ctx, region, &[type_filter.to_string()], |arn, list| {
-            tags.insert(arn, list);
-        })
-        .await?;
-        let tags = Arc::new(tags);
-        self.tag_cache.insert(key, tags.clone());
-        Ok(tags)
+        account: &str,
+        caller: &str,
+        partition: &str,
+        scope: &ScanScope,
+    ) -> Result<PlannedAccount, SourceError> {
+        let config = self.account_config(account, caller, partition).await?;
+        let regions = if !scope.regions.is_empty() {
+            scope
+                .regions
+                .iter()
+                .filter(|r| *r != GLOBAL_REGION)
+                .cloned()
+                .collect()
+        } else if self.options.all_regions {
+            self.enabled_regions(&config).await?
+        } else {
+            vec![self.home_region().to_string()]
+        };
+        Ok(PlannedAccount { config, regions })
     }
-
-    /// Drops the cached tags of a shard once its last page is read.
-    pub(crate) fn forget_tags(&self, account: &str, region: &str, type_filter: &str) {
-        self.tag_cache.remove(&(
-            account.to_string(),
-            region.to_string(),
-            type_filter.to_string(),
-        ));
-    }
-}
-
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// An SDK timestamp as a chrono time.
@@ -338,6 +378,20 @@ pub(crate) fn tag(key: Option<&str>, value: Option<&str>) -> Option<Tag> {
 /// The value of a tag, when present.
 pub(crate) fn tag_value<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {
     tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+}
+
+/// The region where a partition's global resources are reported by the tagging API.
+fn global_home(partition: &str, regions: &[String]) -> String {
+    let home = match partition {
+        "aws-cn" => "cn-north-1",
+        "aws-us-gov" => "us-gov-west-1",
+        _ => "us-east-1",
+    };
+    if regions.iter().any(|r| r == home) {
+        home.to_string()
+    } else {
+        regions.first().cloned().unwrap_or_else(|| home.to_string())
+    }
 }
 
 #[async_trait]
@@ -363,13 +417,6 @@ impl ResourceSource for AwsSource {
         } else {
             vec![caller.clone()]
         };
-        let regions: Vec<String> = if !scope.regions.is_empty() {
-            scope.regions.iter().cloned().collect()
-        } else if self.options.all_regions {
-            self.enabled_regions().await?
-        } else {
-            vec![self.home_region().to_string()]
-        };
 
         // Which listers, and whether the tagging API covers other types.
         let native: BTreeSet<ResourceType> = ResourceType::NATIVE.into_iter().collect();
@@ -385,16 +432,29 @@ impl ResourceSource for AwsSource {
             .cloned()
             .collect();
         let tagging_shards = scope.resource_types.is_empty() || !other_types.is_empty();
-        if scope.resource_types.is_empty() {
+        if tagging_shards {
             notes.push(
                 "resource types other than ec2:instance, rds:db, s3:bucket, lambda:function and ecs:service come from the Resource Groups Tagging API, which never returns resources that have never been tagged: untagged resources of those types are not counted".to_string(),
             );
         }
 
+        let planned: Vec<(String, Result<PlannedAccount, SourceError>)> =
+            futures::stream::iter(accounts)
+                .map(|account| {
+                    let (caller, partition) = (&caller, &partition);
+                    async move {
+                        let plan = self.plan_account(&account, caller, partition, scope).await;
+                        (account, plan)
+                    }
+                })
+                .buffered(PLAN_CONCURRENCY)
+                .collect()
+                .await;
+
         let mut shards = Vec::new();
-        for account in &accounts {
-            let config = match self.account_config(account, &caller, &partition).await {
-                Ok(config) => config,
+        for (account, plan) in planned {
+            let planned = match plan {
+                Ok(planned) => planned,
                 Err(error) => {
                     let mut issue = ScanIssue::unattributed(error.kind, error.message);
                     issue.account_id = account.clone();
@@ -403,7 +463,8 @@ impl ResourceSource for AwsSource {
                     continue;
                 }
             };
-            self.accounts.insert(account.clone(), config);
+            let regions = planned.regions.clone();
+            self.accounts.insert(account.clone(), planned);
             let account: Arc<str> = Arc::from(account.as_str());
             for lister in &listers {
                 let types: Vec<ResourceType> = lister
@@ -443,11 +504,16 @@ impl ResourceSource for AwsSource {
         })
     }
 
-    async fn fetch_page(&self, shard: &Shard, token: Option<String>) -> Result<Page, SourceError> {
-        let config = self
+    async fn fetch_page(
+        &self,
+        shard: &Shard,
+        token: Option<String>,
+        throttle: &dyn Throttle,
+    ) -> Result<Page, SourceError> {
+        let planned = self
             .accounts
             .get(&*shard.account_id)
-            .map(|c| c.clone())
+            .map(|p| p.clone())
             .ok_or_else(|| {
                 SourceError::new(
                     ScanIssueKind::Other,
@@ -459,20 +525,23 @@ impl ResourceSource for AwsSource {
         } else {
             shard.region.clone()
         };
-        let config = config
-            .to_builder()
-            .region(Region::new(region.to_string()))
-            .build();
         let partition = self.partition.get().map_or("aws", String::as_str);
+        let global_home = global_home(partition, &planned.regions);
         let ctx = ShardContext {
-            config,
+            config: planned
+                .config
+                .to_builder()
+                .region(Region::new(region.to_string()))
+                .build(),
             account: &shard.account_id,
             region: &region,
+            regions: &planned.regions,
             partition,
             calls: &self.calls,
-            custom_endpoint: self.custom_endpoint(),
-            source: self,
+            s3_custom_endpoint: self.s3_custom_endpoint(),
             resource_types: &shard.resource_types,
+            global_home: &global_home,
+            throttle,
         };
         if &*shard.service == tagging::SERVICE {
             return tagging::fetch_other_types(&ctx, token).await;
@@ -488,5 +557,27 @@ impl ResourceSource for AwsSource {
                 )
             })?;
         lister.fetch(&ctx, token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_resources_are_kept_in_one_region_per_partition() {
+        let regions = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            global_home("aws", &regions(&["eu-west-1", "us-east-1"])),
+            "us-east-1"
+        );
+        assert_eq!(
+            global_home("aws", &regions(&["eu-west-1", "eu-central-1"])),
+            "eu-west-1"
+        );
+        assert_eq!(
+            global_home("aws-cn", &regions(&["cn-north-1"])),
+            "cn-north-1"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{ServiceLister, ShardContext, classify, tag, tag_value, to_chrono};
+use super::{ServiceLister, ShardContext, classify, client, tag, tag_value, to_chrono};
 use crate::domain::{Resource, ResourceAttributes, ResourceType};
 use crate::source::{Page, SourceError};
 
@@ -24,10 +24,8 @@ impl ServiceLister for RdsLister {
         ctx: &ShardContext<'_>,
         token: Option<String>,
     ) -> Result<Page, SourceError> {
-        let conf = aws_sdk_rds::config::Builder::from(&ctx.config)
-            .interceptor(ctx.calls.clone())
-            .build();
-        let out = aws_sdk_rds::Client::from_conf(conf)
+        ctx.pace("rds").await;
+        let out = client!(aws_sdk_rds, &ctx.config, ctx.calls)
             .describe_db_instances()
             .max_records(100)
             .set_marker(token)
@@ -81,6 +79,7 @@ impl ServiceLister for RdsLister {
         Ok(Page {
             resources,
             next: out.marker().filter(|t| !t.is_empty()).map(str::to_string),
+            issues: Vec::new(),
         })
     }
 }

@@ -1,19 +1,18 @@
 //! S3 buckets: listed once per account (`ListBuckets`), each placed in its own region
-//! (`BucketRegion` when AWS returns it, else `GetBucketLocation`, 16 at a time), with tags from
-//! the tagging API in bulk per bucket region. Never-tagged buckets count as untagged.
+//! (`BucketRegion` when AWS returns it, else `GetBucketLocation`, 16 at a time), kept when that
+//! region is planned, with tags from the tagging API in bulk per region (100 ARNs per call).
+//! Never-tagged buckets count as untagged. A bucket whose region or tags cannot be read is
+//! reported as an issue, and the other buckets are scanned.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
-use super::{ServiceLister, ShardContext, classify, tag_value, to_chrono};
-use crate::domain::{Resource, ResourceAttributes, ResourceType};
+use super::{ServiceLister, ShardContext, classify, tag_value, tagging, to_chrono};
+use crate::domain::{Resource, ResourceAttributes, ResourceType, ScanIssue};
 use crate::source::{Page, SourceError};
-
-/// Tagging API type filter for buckets.
-const TYPE_FILTER: &str = "s3";
 
 /// Bucket location requests in flight at once.
 const LOCATION_CONCURRENCY: usize = 16;
@@ -29,6 +28,13 @@ fn region_of_constraint(constraint: Option<&str>) -> String {
         "EU" => "eu-west-1".to_string(),
         region => region.to_string(),
     }
+}
+
+/// A bucket of the listing.
+struct Bucket {
+    name: String,
+    region: Option<String>,
+    created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[async_trait]
@@ -50,11 +56,13 @@ impl ServiceLister for S3Lister {
         ctx: &ShardContext<'_>,
         token: Option<String>,
     ) -> Result<Page, SourceError> {
-        let conf = aws_sdk_s3::config::Builder::from(&ctx.config)
-            .force_path_style(ctx.custom_endpoint)
-            .interceptor(ctx.calls.clone())
-            .build();
-        let client = aws_sdk_s3::Client::from_conf(conf);
+        let client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&ctx.config)
+                .force_path_style(ctx.s3_custom_endpoint)
+                .interceptor(ctx.calls.clone())
+                .build(),
+        );
+        ctx.pace("s3").await;
         let out = client
             .list_buckets()
             .max_buckets(1000)
@@ -62,101 +70,122 @@ impl ServiceLister for S3Lister {
             .send()
             .await
             .map_err(|e| classify("s3:ListAllMyBuckets", e))?;
-
-        let buckets: Vec<_> = out
+        let mut issues: Vec<ScanIssue> = Vec::new();
+        let mut buckets: Vec<Bucket> = out
             .buckets()
             .iter()
-            .filter(|b| b.name().is_some())
+            .filter_map(|b| {
+                Some(Bucket {
+                    name: b.name()?.to_string(),
+                    region: b
+                        .bucket_region()
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_string),
+                    created: b.creation_date().and_then(to_chrono),
+                })
+            })
             .collect();
-        let missing: Vec<String> = buckets
+
+        // Where ListBuckets leaves the region out, ask each bucket (there is no bulk call).
+        let unplaced: Vec<String> = buckets
             .iter()
-            .filter(|b| b.bucket_region().is_none_or(str::is_empty))
-            .filter_map(|b| b.name().map(str::to_string))
+            .filter(|b| b.region.is_none())
+            .map(|b| b.name.clone())
             .collect();
-        let located: HashMap<String, String> = futures::stream::iter(missing)
+        let placed: Vec<(String, Result<String, SourceError>)> = futures::stream::iter(unplaced)
             .map(|name| {
                 let client = client.clone();
                 async move {
-                    let out = client
+                    ctx.pace("s3").await;
+                    let located = client
                         .get_bucket_location()
                         .bucket(&name)
                         .send()
                         .await
-                        .map_err(|e| {
-                            let mut error = classify("s3:GetBucketLocation", e);
-                            error.message = format!("bucket '{name}': {}", error.message);
-                            error
-                        })?;
-                    let region =
-                        region_of_constraint(out.location_constraint().map(|c| c.as_str()));
-                    Ok::<_, SourceError>((name, region))
+                        .map(|out| {
+                            region_of_constraint(out.location_constraint().map(|c| c.as_str()))
+                        })
+                        .map_err(|e| classify("s3:GetBucketLocation", e));
+                    (name, located)
                 }
             })
             .buffer_unordered(LOCATION_CONCURRENCY)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
+        let mut located: HashMap<String, String> = HashMap::new();
+        for (name, result) in placed {
+            match result {
+                Ok(region) => {
+                    located.insert(name, region);
+                }
+                Err(mut error) => {
+                    error.message = format!("bucket '{name}' was not scanned: {}", error.message);
+                    issues.push(ctx.issue(super::GLOBAL_REGION, "s3", error));
+                }
+            }
+        }
+        for bucket in &mut buckets {
+            if bucket.region.is_none() {
+                bucket.region = located.remove(&bucket.name);
+            }
+        }
 
-        let region_of = |bucket: &aws_sdk_s3::types::Bucket| -> String {
-            match bucket.bucket_region().filter(|r| !r.is_empty()) {
-                Some(region) => region.to_string(),
-                None => located
-                    .get(bucket.name().unwrap_or_default())
-                    .cloned()
-                    .unwrap_or_else(|| "us-east-1".to_string()),
-            }
-        };
-        let regions: BTreeSet<String> = buckets.iter().map(|b| region_of(b)).collect();
-        let mut tags_by_region = HashMap::new();
-        for region in &regions {
-            tags_by_region.insert(
-                region.clone(),
-                ctx.source.bulk_tags(ctx, region, TYPE_FILTER).await?,
-            );
-        }
-        let mut interned: HashMap<String, Arc<str>> = HashMap::new();
-        let mut resources = Vec::with_capacity(buckets.len());
+        // Buckets of the planned regions, grouped by region for their tags.
+        let mut by_region: BTreeMap<String, Vec<Bucket>> = BTreeMap::new();
         for bucket in buckets {
-            let name = bucket.name().unwrap_or_default();
-            let region = region_of(bucket);
-            let arn = format!("arn:{}:s3:::{name}", ctx.partition);
-            // The tagging API may return a bucket from any region's endpoint: look everywhere.
-            let tags = tags_by_region
-                .get(&region)
-                .and_then(|t| t.get(&arn))
-                .or_else(|| tags_by_region.values().find_map(|t| t.get(&arn)))
-                .cloned()
-                .unwrap_or_default();
-            let region = interned
-                .entry(region.clone())
-                .or_insert_with(|| Arc::from(region.as_str()))
-                .clone();
-            resources.push(Resource {
-                arn,
-                account_id: ctx.account.clone(),
-                region,
-                resource_type: ResourceType::S3Bucket,
-                id: name.to_string(),
-                name: Some(name.to_string()),
-                created_at: bucket.creation_date().and_then(to_chrono),
-                monthly_cost: None,
-                attributes: ResourceAttributes {
-                    cloudformation_stack: tag_value(&tags, "aws:cloudformation:stack-name")
-                        .map(str::to_string),
-                    ..ResourceAttributes::default()
-                },
-                tags,
-            });
-        }
-        let next = out
-            .continuation_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if next.is_none() {
-            for region in &regions {
-                ctx.source.forget_tags(ctx.account, region, TYPE_FILTER);
+            if let Some(region) = bucket.region.clone()
+                && ctx.regions.contains(&region)
+            {
+                by_region.entry(region).or_default().push(bucket);
             }
         }
-        Ok(Page { resources, next })
+        let mut resources = Vec::new();
+        for (region, buckets) in by_region {
+            let arns: Vec<String> = buckets
+                .iter()
+                .map(|b| format!("arn:{}:s3:::{}", ctx.partition, b.name))
+                .collect();
+            let mut tags = match tagging::tags_for(ctx, &region, &arns).await {
+                Ok(tags) => tags,
+                Err(mut error) => {
+                    error.message = format!(
+                        "the tags of {} buckets in {region} could not be read, so they were not scanned: {}",
+                        buckets.len(),
+                        error.message
+                    );
+                    issues.push(ctx.issue(&region, "s3", error));
+                    continue;
+                }
+            };
+            let region: Arc<str> = Arc::from(region.as_str());
+            for (bucket, arn) in buckets.into_iter().zip(arns) {
+                let tags = tags.remove(&arn).unwrap_or_default();
+                resources.push(Resource {
+                    arn,
+                    account_id: ctx.account.clone(),
+                    region: region.clone(),
+                    resource_type: ResourceType::S3Bucket,
+                    id: bucket.name.clone(),
+                    name: Some(bucket.name),
+                    created_at: bucket.created,
+                    monthly_cost: None,
+                    attributes: ResourceAttributes {
+                        cloudformation_stack: tag_value(&tags, "aws:cloudformation:stack-name")
+                            .map(str::to_string),
+                        ..ResourceAttributes::default()
+                    },
+                    tags,
+                });
+            }
+        }
+        Ok(Page {
+            resources,
+            next: out
+                .continuation_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+            issues,
+        })
     }
 }
 

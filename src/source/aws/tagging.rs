@@ -1,60 +1,71 @@
-//! The Resource Groups Tagging API: bulk tags for S3 and Lambda (100 resources per call instead
-//! of one call per resource), and every other resource type when a scan asks for them.
+//! The Resource Groups Tagging API: tags of S3 buckets and Lambda functions in bulk (up to 100
+//! ARNs per call instead of one call per resource), and every other resource type when a scan
+//! asks for them.
 
-use aws_sdk_resourcegroupstagging::Client;
+use std::collections::HashMap;
 
-use super::{GLOBAL_REGION, ShardContext, classify, tag};
+use super::{GLOBAL_REGION, ShardContext, classify, client};
 use crate::domain::{Arn, Resource, ResourceAttributes, ResourceType, Tag};
 use crate::source::{Page, SourceError};
 
-/// Service name of the shards that list other resource types through the tagging API.
+/// Service name (and rate-limit key) of the tagging API's shards and calls.
 pub const SERVICE: &str = "tagging";
 
-fn client(ctx: &ShardContext<'_>, region: &str) -> Client {
-    let conf = aws_sdk_resourcegroupstagging::config::Builder::from(&ctx.config)
-        .region(aws_config::Region::new(region.to_string()))
-        .interceptor(ctx.calls.clone())
-        .build();
-    Client::from_conf(conf)
+/// ARNs per `GetResources` call: the API's limit for `ResourceARNList`.
+const ARNS_PER_CALL: usize = 100;
+
+/// Tags as the SDK gives them, converted.
+fn tags_of(mapping: &aws_sdk_resourcegroupstagging::types::ResourceTagMapping) -> Vec<Tag> {
+    mapping
+        .tags()
+        .iter()
+        .map(|t| Tag::new(t.key(), t.value()))
+        .collect()
 }
 
-/// Calls `each(arn, tags)` for every resource of the given types (all types when empty) that
-/// the tagging API knows in `region`, following every `PaginationToken`.
-pub(crate) async fn for_each_mapping(
+/// Tags of the resources `arns` in `region`, by ARN. Resources that were never tagged are
+/// absent from the answer (the caller treats them as untagged). Follows every
+/// `PaginationToken`, since the API pages even when given an ARN list.
+pub(crate) async fn tags_for(
     ctx: &ShardContext<'_>,
     region: &str,
-    type_filters: &[String],
-    mut each: impl FnMut(String, Vec<Tag>),
-) -> Result<(), SourceError> {
-    let client = client(ctx, region);
-    let mut token: Option<String> = None;
-    loop {
-        let out = client
-            .get_resources()
-            .resources_per_page(100)
-            .set_resource_type_filters((!type_filters.is_empty()).then(|| type_filters.to_vec()))
-            .set_pagination_token(token)
-            .send()
-            .await
-            .map_err(|e| classify("tag:GetResources", e))?;
-        for mapping in out.resource_tag_mapping_list() {
-            if let Some(arn) = mapping.resource_arn() {
-                let tags = mapping
-                    .tags()
-                    .iter()
-                    .filter_map(|t| tag(Some(t.key()), Some(t.value())))
-                    .collect();
-                each(arn.to_string(), tags);
+    arns: &[String],
+) -> Result<HashMap<String, Vec<Tag>>, SourceError> {
+    let mut tags = HashMap::with_capacity(arns.len());
+    if arns.is_empty() {
+        return Ok(tags);
+    }
+    let client = client!(
+        aws_sdk_resourcegroupstagging,
+        &ctx.config_in(region),
+        ctx.calls
+    );
+    for chunk in arns.chunks(ARNS_PER_CALL) {
+        let mut token: Option<String> = None;
+        loop {
+            ctx.pace_in(region, SERVICE).await;
+            let out = client
+                .get_resources()
+                .set_resource_arn_list(Some(chunk.to_vec()))
+                .set_pagination_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("tag:GetResources", e))?;
+            for mapping in out.resource_tag_mapping_list() {
+                if let Some(arn) = mapping.resource_arn() {
+                    tags.insert(arn.to_string(), tags_of(mapping));
+                }
+            }
+            token = out
+                .pagination_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                break;
             }
         }
-        token = out
-            .pagination_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if token.is_none() {
-            return Ok(());
-        }
     }
+    Ok(tags)
 }
 
 /// One page of resources of types without a native lister.
@@ -63,7 +74,8 @@ pub(crate) async fn fetch_other_types(
     token: Option<String>,
 ) -> Result<Page, SourceError> {
     let filters: Vec<String> = ctx.resource_types.iter().map(|t| t.to_string()).collect();
-    let out = client(ctx, ctx.region)
+    ctx.pace(SERVICE).await;
+    let out = client!(aws_sdk_resourcegroupstagging, &ctx.config, ctx.calls)
         .get_resources()
         .resources_per_page(100)
         .set_resource_type_filters((!filters.is_empty()).then_some(filters))
@@ -81,17 +93,12 @@ pub(crate) async fn fetch_other_types(
         if ResourceType::NATIVE.contains(&resource_type) {
             continue;
         }
-        // Global resources come back from every region's endpoint: keep them once.
+        // Global resources come back from every region's endpoint: keep them in one.
         let region = match arn.region() {
-            "" if &**ctx.region != "us-east-1" => continue,
+            "" if **ctx.region != *ctx.global_home => continue,
             "" => GLOBAL_REGION,
             region => region,
         };
-        let tags: Vec<Tag> = mapping
-            .tags()
-            .iter()
-            .filter_map(|t| tag(Some(t.key()), Some(t.value())))
-            .collect();
         resources.push(Resource {
             arn: arn.as_str().to_string(),
             account_id: match arn.account_id() {
@@ -107,7 +114,7 @@ pub(crate) async fn fetch_other_types(
             resource_type,
             id: arn.resource_id().to_string(),
             name: None,
-            tags,
+            tags: tags_of(mapping),
             created_at: None,
             monthly_cost: None,
             attributes: ResourceAttributes::default(),
@@ -119,5 +126,6 @@ pub(crate) async fn fetch_other_types(
             .pagination_token()
             .filter(|t| !t.is_empty())
             .map(str::to_string),
+        issues: Vec::new(),
     })
 }
