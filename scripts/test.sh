@@ -17,7 +17,10 @@ done
 MOTO_SPEC='moto[server]>=5.1,<5.3'
 if [ ! -x .venv/bin/moto_server ]; then
   echo "== installing $MOTO_SPEC into .venv"
-  python3 -m venv .venv
+  if ! python3 -m venv .venv; then
+    echo "scripts/test.sh: python3 cannot create a virtual environment; install its venv module (Debian: apt-get install python3-venv)" >&2
+    exit 2
+  fi
   .venv/bin/pip install --quiet --disable-pip-version-check "$MOTO_SPEC"
 fi
 

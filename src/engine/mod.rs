@@ -30,8 +30,9 @@
 //! - **Bounded memory.** At most `max_in_flight_batches` fetched-but-unvalidated batches per
 //!   scan: a fetcher waits for a permit before it sends. Compliant resources are dropped once
 //!   counted; only violations (with a shared reference to their resource) are kept.
-//! - **Rate limits.** Each fetcher takes a token from the governor limiter of its (account,
-//!   region, API) before every page; limiters are shared by concurrent scans.
+//! - **Rate limits.** Every API call a source makes first takes a token from the governor
+//!   limiter of its (account, region, API), through the [`crate::source::Throttle`] the
+//!   fetcher hands the source; limiters are shared by concurrent scans, as AWS quotas are.
 //! - **Cancellation.** [`EngineHandle::cancel`] kills the scan's fetchers, closes its permits
 //!   and resolves the scan with [`EngineError::Cancelled`]; batches still in the pool are
 //!   dropped. Nothing of a cancelled scan is reported as a result.

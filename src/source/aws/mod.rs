@@ -432,6 +432,12 @@ impl ResourceSource for AwsSource {
             .cloned()
             .collect();
         let tagging_shards = scope.resource_types.is_empty() || !other_types.is_empty();
+        if self.base.region().is_none() && scope.regions.is_empty() && !self.options.all_regions {
+            notes.push(format!(
+                "no region is configured (AWS_REGION, AWS_DEFAULT_REGION or the profile's region), so only {} was scanned; pass --regions",
+                self.home_region()
+            ));
+        }
         if tagging_shards {
             notes.push(
                 "resource types other than ec2:instance, rds:db, s3:bucket, lambda:function and ecs:service come from the Resource Groups Tagging API, which never returns resources that have never been tagged: untagged resources of those types are not counted".to_string(),
