@@ -276,3 +276,17 @@ async fn shutdown_resolves_scans_in_flight() {
         .expect("prompt");
     assert_eq!(outcome.unwrap_err(), EngineError::Stopped);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_draws_on_the_limiter_of_its_account_region_and_api() {
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    assert!(engine.limiters().is_empty());
+    engine
+        .scan(ScanRequest::new(estate(3_000, 1, &policy), policy))
+        .await
+        .unwrap();
+    // The demo estate: 3 accounts × 3 regions, one `local` API.
+    assert_eq!(engine.limiters().len(), 9);
+    engine.shutdown().await;
+}
