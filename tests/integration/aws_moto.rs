@@ -172,37 +172,9 @@ async fn create_estate(
         });
     }
 
-    let rds = aws_sdk_rds::Client::new(config);
     for i in 0..per_type {
         let set = &compute_sets[(i + 1) % compute_sets.len()];
-        let mut create = rds
-            .create_db_instance()
-            .db_instance_identifier(format!("orders-{region}-{i}"))
-            .db_instance_class("db.t3.micro")
-            .engine("postgres")
-            .master_username("admin")
-            .master_user_password("password123")
-            .allocated_storage(20);
-        for t in set {
-            create = create.tags(
-                aws_sdk_rds::types::Tag::builder()
-                    .key(&t.key)
-                    .value(&t.value)
-                    .build(),
-            );
-        }
-        let out = create.send().await.expect("CreateDBInstance");
-        created.push(Created {
-            arn: out
-                .db_instance()
-                .unwrap()
-                .db_instance_arn()
-                .unwrap()
-                .to_string(),
-            resource_type: ResourceType::RdsDb,
-            region: region.into(),
-            tags: set.clone(),
-        });
+        created.push(create_db(config, region, &format!("orders-{region}-{i}"), set).await);
     }
 
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -252,74 +224,131 @@ async fn create_estate(
         });
     }
 
-    let iam = aws_sdk_iam::Client::new(config);
-    let role_name = format!("lambda-exec-{region}");
-    let role = iam
+    let role = lambda_role(config, &format!("lambda-exec-{region}")).await;
+    for i in 0..per_type {
+        let set = &compute_sets[(i + 3) % compute_sets.len()];
+        created.push(create_function(config, region, &format!("resize-{i}"), &role, set).await);
+    }
+
+    create_cluster(config, "web").await;
+    for i in 0..per_type {
+        let set = &compute_sets[(i + 4) % compute_sets.len()];
+        created.push(create_service(config, region, "web", &format!("api-{i}"), set).await);
+    }
+    created
+}
+
+async fn create_db(config: &SdkConfig, region: &str, id: &str, set: &[Tag]) -> Created {
+    let mut create = aws_sdk_rds::Client::new(config)
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("admin")
+        .master_user_password("password123")
+        .allocated_storage(20);
+    for t in set {
+        create = create.tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key(&t.key)
+                .value(&t.value)
+                .build(),
+        );
+    }
+    let out = create.send().await.expect("CreateDBInstance");
+    Created {
+        arn: out
+            .db_instance()
+            .unwrap()
+            .db_instance_arn()
+            .unwrap()
+            .to_string(),
+        resource_type: ResourceType::RdsDb,
+        region: region.into(),
+        tags: set.to_vec(),
+    }
+}
+
+/// An execution role for functions (moto requires it to exist in the account).
+async fn lambda_role(config: &SdkConfig, name: &str) -> String {
+    let role = aws_sdk_iam::Client::new(config)
         .create_role()
-        .role_name(&role_name)
+        .role_name(name)
         .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
         .send()
         .await
         .expect("CreateRole");
-    let role_arn = role.role().unwrap().arn().to_string();
-    let lambda = aws_sdk_lambda::Client::new(config);
-    for i in 0..per_type {
-        let set = &compute_sets[(i + 3) % compute_sets.len()];
-        let mut create = lambda
-            .create_function()
-            .function_name(format!("resize-{i}"))
-            .runtime(aws_sdk_lambda::types::Runtime::Python312)
-            .role(&role_arn)
-            .handler("app.handler")
-            .code(
-                aws_sdk_lambda::types::FunctionCode::builder()
-                    .zip_file(aws_sdk_lambda::primitives::Blob::new(
-                        b"not really a zip".to_vec(),
-                    ))
-                    .build(),
-            );
-        for t in set {
-            create = create.tags(&t.key, &t.value);
-        }
-        let out = create.send().await.expect("CreateFunction");
-        created.push(Created {
-            arn: out.function_arn().unwrap().to_string(),
-            resource_type: ResourceType::LambdaFunction,
-            region: region.into(),
-            tags: set.clone(),
-        });
-    }
+    role.role().unwrap().arn().to_string()
+}
 
-    let ecs = aws_sdk_ecs::Client::new(config);
-    ecs.create_cluster()
-        .cluster_name("web")
+async fn create_function(
+    config: &SdkConfig,
+    region: &str,
+    name: &str,
+    role: &str,
+    set: &[Tag],
+) -> Created {
+    let mut create = aws_sdk_lambda::Client::new(config)
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(role)
+        .handler("app.handler")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(
+                    b"not really a zip".to_vec(),
+                ))
+                .build(),
+        );
+    for t in set {
+        create = create.tags(&t.key, &t.value);
+    }
+    let out = create.send().await.expect("CreateFunction");
+    Created {
+        arn: out.function_arn().unwrap().to_string(),
+        resource_type: ResourceType::LambdaFunction,
+        region: region.into(),
+        tags: set.to_vec(),
+    }
+}
+
+async fn create_cluster(config: &SdkConfig, name: &str) {
+    aws_sdk_ecs::Client::new(config)
+        .create_cluster()
+        .cluster_name(name)
         .send()
         .await
         .expect("CreateCluster");
-    for i in 0..per_type {
-        let set = &compute_sets[(i + 4) % compute_sets.len()];
-        let mut create = ecs
-            .create_service()
-            .cluster("web")
-            .service_name(format!("api-{i}"))
-            .desired_count(0);
-        for t in set {
-            create = create.tags(
-                aws_sdk_ecs::types::Tag::builder()
-                    .key(&t.key)
-                    .value(&t.value)
-                    .build(),
-            );
-        }
-        let out = create.send().await.expect("CreateService");
-        created.push(Created {
-            arn: out.service().unwrap().service_arn().unwrap().to_string(),
-            resource_type: ResourceType::EcsService,
-            region: region.into(),
-            tags: set.clone(),
-        });
+}
+
+async fn create_service(
+    config: &SdkConfig,
+    region: &str,
+    cluster: &str,
+    name: &str,
+    set: &[Tag],
+) -> Created {
+    let mut create = aws_sdk_ecs::Client::new(config)
+        .create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .desired_count(0);
+    for t in set {
+        create = create.tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key(&t.key)
+                .value(&t.value)
+                .build(),
+        );
     }
-    created
+    let out = create.send().await.expect("CreateService");
+    Created {
+        arn: out.service().unwrap().service_arn().unwrap().to_string(),
+        resource_type: ResourceType::EcsService,
+        region: region.into(),
+        tags: set.to_vec(),
+    }
 }
 
 type Key = (String, String, String, String);
@@ -677,99 +706,19 @@ async fn listings_longer_than_a_page_are_read_to_the_end() {
     let config = config_in(&account, region).await;
     let sets = tag_sets(false);
     let mut created = Vec::new();
-    let rds = aws_sdk_rds::Client::new(&config);
     for i in 0..105 {
-        let set = &sets[i % sets.len()];
-        let mut create = rds
-            .create_db_instance()
-            .db_instance_identifier(format!("page-{i}"))
-            .db_instance_class("db.t3.micro")
-            .engine("postgres")
-            .master_username("admin")
-            .master_user_password("password123")
-            .allocated_storage(20);
-        for t in set {
-            create = create.tags(
-                aws_sdk_rds::types::Tag::builder()
-                    .key(&t.key)
-                    .value(&t.value)
-                    .build(),
-            );
-        }
-        let out = create.send().await.expect("CreateDBInstance");
-        created.push(Created {
-            arn: out
-                .db_instance()
-                .unwrap()
-                .db_instance_arn()
-                .unwrap()
-                .to_string(),
-            resource_type: ResourceType::RdsDb,
-            region: region.into(),
-            tags: set.clone(),
-        });
+        created.push(create_db(&config, region, &format!("page-{i}"), &sets[i % sets.len()]).await);
     }
-    let role = aws_sdk_iam::Client::new(&config)
-        .create_role()
-        .role_name("pages")
-        .assume_role_policy_document("{}")
-        .send()
-        .await
-        .expect("CreateRole");
-    let lambda = aws_sdk_lambda::Client::new(&config);
+    let role = lambda_role(&config, "pages").await;
     for i in 0..60 {
         // Every function tagged, so that all of them come back from the tagging API.
         let set = &sets[i % 4];
-        let mut create = lambda
-            .create_function()
-            .function_name(format!("page-{i}"))
-            .runtime(aws_sdk_lambda::types::Runtime::Python312)
-            .role(role.role().unwrap().arn())
-            .handler("app.handler")
-            .code(
-                aws_sdk_lambda::types::FunctionCode::builder()
-                    .zip_file(aws_sdk_lambda::primitives::Blob::new(b"zip".to_vec()))
-                    .build(),
-            );
-        for t in set {
-            create = create.tags(&t.key, &t.value);
-        }
-        let out = create.send().await.expect("CreateFunction");
-        created.push(Created {
-            arn: out.function_arn().unwrap().to_string(),
-            resource_type: ResourceType::LambdaFunction,
-            region: region.into(),
-            tags: set.clone(),
-        });
+        created.push(create_function(&config, region, &format!("page-{i}"), &role, set).await);
     }
-    let ecs = aws_sdk_ecs::Client::new(&config);
-    ecs.create_cluster()
-        .cluster_name("pages")
-        .send()
-        .await
-        .expect("CreateCluster");
+    create_cluster(&config, "pages").await;
     for i in 0..12 {
         let set = &sets[i % sets.len()];
-        let mut create = ecs
-            .create_service()
-            .cluster("pages")
-            .service_name(format!("svc-{i}"))
-            .desired_count(0);
-        for t in set {
-            create = create.tags(
-                aws_sdk_ecs::types::Tag::builder()
-                    .key(&t.key)
-                    .value(&t.value)
-                    .build(),
-            );
-        }
-        let out = create.send().await.expect("CreateService");
-        created.push(Created {
-            arn: out.service().unwrap().service_arn().unwrap().to_string(),
-            resource_type: ResourceType::EcsService,
-            region: region.into(),
-            tags: set.clone(),
-        });
+        created.push(create_service(&config, region, "pages", &format!("svc-{i}"), set).await);
     }
     let (want_violations, want_counts) = expected(&created);
     let (_, json, stderr) = scan_cli(
