@@ -309,8 +309,9 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
         }),
         other => other,
     };
-    let source = spec.open(&policy).await?;
+    // Arguments first: a typo should not wait for a source to load.
     let scope = scope(&args)?;
+    let source = spec.open(&policy).await?;
     let engine = EngineHandle::start(config).await?;
     let ticket = engine
         .start_scan(ScanRequest {
