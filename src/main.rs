@@ -267,6 +267,20 @@ fn scope(args: &ScanArgs) -> Result<ScanScope> {
             bail!("'{region}' is not a region: regions are lowercase, e.g. 'us-east-1'");
         }
     }
+    for (option, values, keyword) in [
+        ("--regions", &args.regions, "all"),
+        ("--accounts", &args.accounts, "organization"),
+    ] {
+        if values.iter().any(|v| v.trim().is_empty()) {
+            bail!("{option} has an empty value: {}", values.join(","));
+        }
+        if values.len() > 1 && values.iter().any(|v| v == keyword) {
+            bail!(
+                "{option} takes either '{keyword}' or a list, not both: {}",
+                values.join(",")
+            );
+        }
+    }
     // `all` and `organization` select rather than filter.
     let list = |items: &[String]| -> BTreeSet<String> {
         items
@@ -377,6 +391,12 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
 }
 
 fn exit_code(result: &ScanResult, allow_empty: bool) -> ExitCode {
+    if result.partial {
+        eprintln!(
+            "tagguard: the scan is partial: {} issue(s), not every resource could be read (see issues in the output)",
+            result.issues.len()
+        );
+    }
     if result.total_resources == 0 && !allow_empty {
         eprintln!(
             "tagguard: no resource in scope, so nothing was checked: check --source, --regions, --accounts and --resource-types (or pass --allow-empty)"
@@ -386,10 +406,6 @@ fn exit_code(result: &ScanResult, allow_empty: bool) -> ExitCode {
     if !result.all_compliant() {
         ExitCode::from(1)
     } else if result.partial {
-        eprintln!(
-            "tagguard: the scan is partial ({} issue(s)): not every resource could be read",
-            result.issues.len()
-        );
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS

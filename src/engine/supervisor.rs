@@ -271,7 +271,8 @@ impl SupervisorState {
         };
         match plan {
             Err(error) => {
-                tracing::warn!(scan = %scan_id, %error, "scan could not be planned");
+                // The caller gets the error itself; the log only records it.
+                tracing::info!(scan = %scan_id, %error, "scan could not be planned");
                 let _ = scan
                     .aggregator
                     .send_message(AggregatorMsg::PlanFailed(error));

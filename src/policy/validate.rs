@@ -27,12 +27,16 @@ impl Policy {
         out: &mut Vec<Finding>,
     ) {
         let ignore_case = !self.document.tag_naming_rules.case_sensitivity;
+        // Once per resource: with ASCII keys, case variants have the key's exact length.
+        let keys_ascii = !ignore_case || tags.iter().all(|t| t.key.is_ascii());
 
         for rule in &self.required {
             if !rule.applies_to(resource_type) {
                 continue;
             }
-            let Some(Found { tag, exact, others }) = find_tag(tags, &rule.name, ignore_case) else {
+            let Some(Found { tag, exact, others }) =
+                find_tag(tags, &rule.name, ignore_case, keys_ascii)
+            else {
                 out.push(finding(
                     ViolationType::MissingRequiredTag,
                     Severity::Error,
@@ -82,7 +86,9 @@ impl Policy {
         }
 
         for rule in &self.optional {
-            let Some(Found { tag, exact, others }) = find_tag(tags, &rule.name, ignore_case) else {
+            let Some(Found { tag, exact, others }) =
+                find_tag(tags, &rule.name, ignore_case, keys_ascii)
+            else {
                 continue;
             };
             if !exact {
@@ -238,11 +244,17 @@ struct Found<'t> {
 
 /// The tag whose key is `name`. An exact match wins over a case-insensitive one wherever it
 /// appears; among case variants the first wins, and the others are flagged.
-fn find_tag<'t>(tags: &'t [Tag], name: &str, ignore_case: bool) -> Option<Found<'t>> {
+fn find_tag<'t>(
+    tags: &'t [Tag],
+    name: &str,
+    ignore_case: bool,
+    keys_ascii: bool,
+) -> Option<Found<'t>> {
     let mut exact = None;
     let mut folded: Option<&Tag> = None;
     let mut variants = 0usize;
-    let name_is_ascii = name.is_ascii();
+    // Unicode folding is needed only when some key or the name is not ASCII.
+    let unicode = !(keys_ascii && name.is_ascii());
     for tag in tags {
         let key = tag.key.as_str();
         if key.len() == name.len() && key == name {
@@ -257,11 +269,10 @@ fn find_tag<'t>(tags: &'t [Tag], name: &str, ignore_case: bool) -> Option<Found<
             variants += 1;
         } else if ignore_case
             && if key.len() == name.len() {
-                key.eq_ignore_ascii_case(name)
-                    || (!(name_is_ascii && key.is_ascii()) && eq_ignore_case(key, name))
+                key.eq_ignore_ascii_case(name) || (unicode && eq_ignore_case(key, name))
             } else {
                 // Unicode case folding can change the length in bytes.
-                !(name_is_ascii && key.is_ascii()) && eq_ignore_case(key, name)
+                unicode && eq_ignore_case(key, name)
             }
         {
             folded = folded.or(Some(tag));

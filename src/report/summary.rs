@@ -9,11 +9,11 @@ use crate::domain::{ScanResult, ScanResult as R};
 pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
-        "tagguard scan {} of {} · policy {} · {} shards · {} ms",
+        "tagguard scan {} of {} · policy {} · {} · {} ms",
         result.scan_id,
         result.source,
         result.policy_version,
-        result.shards_total,
+        plural(result.shards_total, "shard"),
         thousands(result.duration_ms)
     )?;
     writeln!(out)?;
@@ -26,9 +26,9 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "Violations        {} errors, {} warnings",
-        thousands(result.error_count),
-        thousands(result.warning_count)
+        "Violations        {}, {}",
+        plural(result.error_count, "error"),
+        plural(result.warning_count, "warning")
     )?;
     if result.partial {
         writeln!(

@@ -197,6 +197,31 @@ fn snapshot_with_a_bad_arn_is_partial_with_the_reason() {
 }
 
 #[test]
+fn a_partial_non_compliant_scan_says_it_is_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b1", "Tags": []},
+        {"ResourceARN": "bucket-without-arn", "Tags": []}]}"#;
+    let path = write(dir.path(), "partial.json", text);
+    let out = tagguard(&[
+        "scan",
+        "--format",
+        "csv",
+        "--source",
+        &format!("file:{path}"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "non-compliant wins over partial"
+    );
+    assert!(
+        stderr(&out).contains("the scan is partial: 1 issue(s)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn policy_check_reports_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(
@@ -244,8 +269,36 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         ),
         (
             vec!["scan", "--source", "file:/nonexistent/estate.json"],
-            "cannot read snapshot",
+            "cannot read snapshot '/nonexistent/estate.json': no such file",
         ),
+        (
+            vec!["scan", "--regions", "US-EAST-1"],
+            "regions are lowercase",
+        ),
+        (
+            vec!["scan", "--resource-types", "S3:Bucket"],
+            "did you mean 's3:bucket'",
+        ),
+        (
+            vec!["scan", "--source", "file:x.json", "--size", "10"],
+            "--size and --seed apply to the demo source only",
+        ),
+        (vec!["scan", "--size", "99999999999"], "99999999999"),
+        (
+            vec!["scan", "--regions", "all,us-east-1"],
+            "either 'all' or a list",
+        ),
+        (
+            vec![
+                "scan",
+                "--source",
+                "aws",
+                "--accounts",
+                "organization,111111111111",
+            ],
+            "either 'organization' or a list",
+        ),
+        (vec!["scan", "--regions", ","], "empty value"),
     ] {
         let out = tagguard(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

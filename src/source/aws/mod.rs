@@ -225,10 +225,19 @@ impl AwsSource {
             .await
             .map_err(|e| {
                 let mut error = classify("sts:GetCallerIdentity", e);
-                error.message = format!(
-                    "no usable AWS credentials ({}); configure them as for the AWS CLI (environment, profile, SSO or instance role)",
-                    error.message
-                );
+                error.message = if error.message.contains("credential") {
+                    format!(
+                        "no usable AWS credentials ({}); configure them as for the AWS CLI (environment, profile, SSO or instance role)",
+                        error.message
+                    )
+                } else if error.kind == ScanIssueKind::EndpointUnavailable {
+                    format!(
+                        "cannot reach AWS STS ({}); check the network and AWS_ENDPOINT_URL",
+                        error.message
+                    )
+                } else {
+                    format!("cannot identify the caller ({})", error.message)
+                };
                 error
             })?;
         let account = out.account().unwrap_or_default().to_string();
