@@ -144,6 +144,16 @@ pub trait ResourceSource: Send + Sync + 'static {
     ) -> Result<Page, SourceError>;
 }
 
+/// The offset a page token of an in-memory source stands for (`None` is the first page).
+pub(crate) fn page_offset(token: Option<String>) -> Result<u64, SourceError> {
+    match token {
+        None => Ok(0),
+        Some(t) => t.parse().map_err(|_| {
+            SourceError::new(ScanIssueKind::InvalidInput, format!("bad page token '{t}'"))
+        }),
+    }
+}
+
 /// Which source to scan, as the CLI and tools name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {

@@ -264,12 +264,7 @@ impl ResourceSource for SnapshotSource {
                 format!("shard '{shard}' is not in the snapshot"),
             )
         })?;
-        let offset: usize = match token {
-            None => 0,
-            Some(t) => t.parse().map_err(|_| {
-                SourceError::new(ScanIssueKind::InvalidInput, format!("bad page token '{t}'"))
-            })?,
-        };
+        let offset = super::page_offset(token)? as usize;
         let end = (offset + PAGE_SIZE).min(resources.len());
         Ok(Page {
             resources: resources[offset.min(end)..end]

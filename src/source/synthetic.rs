@@ -337,12 +337,7 @@ impl ResourceSource for SyntheticSource {
                 format!("shard '{shard}' is not part of the demo estate"),
             )
         })?;
-        let offset: u64 = match token {
-            None => 0,
-            Some(t) => t.parse().map_err(|_| {
-                SourceError::new(ScanIssueKind::InvalidInput, format!("bad page token '{t}'"))
-            })?,
-        };
+        let offset = super::page_offset(token)?;
         let end = (offset + PAGE_SIZE).min(slice.count);
         let resources = (offset..end)
             .map(|i| self.generator.generate(slice.start + i, slice, None))
