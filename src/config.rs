@@ -19,6 +19,39 @@ pub struct Config {
     /// Rate limits by key (`ec2`, `s3`, ..., `default`, `local`).
     #[serde(default)]
     pub rate_limits: BTreeMap<String, RateLimit>,
+    /// The MCP server (`tagguard serve`).
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// Settings of the MCP server. Environment variables (`TAGGUARD_AUTH_TOKEN`, ...) override them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Bearer token HTTP clients must send. Required when the server binds to an address other
+    /// than loopback; prefer `TAGGUARD_AUTH_TOKEN` to writing it in a file.
+    pub auth_token: Option<String>,
+    /// Browser origins allowed besides loopback ones (`https://console.example.com`); requests
+    /// with any other `Origin` get 403 (DNS-rebinding protection).
+    pub allowed_origins: Vec<String>,
+    /// Largest HTTP request body or stdio line, in bytes.
+    pub max_request_bytes: usize,
+    /// HTTP sessions idle longer than this are forgotten (clients then get 404 and start over).
+    pub session_idle_minutes: u64,
+    /// Most HTTP sessions at once; beyond it, `initialize` is refused with 503.
+    pub max_sessions: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            auth_token: None,
+            allowed_origins: Vec::new(),
+            max_request_bytes: 1024 * 1024,
+            session_idle_minutes: 60,
+            max_sessions: 1000,
+        }
+    }
 }
 
 /// Engine sizing.

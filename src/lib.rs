@@ -1,7 +1,7 @@
 //! tagguard: tag compliance for AWS estates, as a library, a CLI and an MCP server.
 //!
 //! # Layout
-//! Dependencies point down only: `engine → source/policy → domain`.
+//! Dependencies point down only: `mcp → tools → engine → source/policy → domain`.
 //! - [`domain`]: resources, ARNs, resource types, tags, scan scope and results (pure data).
 //! - [`policy`]: the tagging policy, its loading with located errors, and validation (pure).
 //! - [`source`]: where resources come from, behind one trait: the synthetic demo estate and
@@ -10,6 +10,9 @@
 //! - [`engine`]: the actor pipeline (supervisor, fetchers, validator pool, aggregator) and
 //!   [`engine::EngineHandle`], the typed API for embedding.
 //! - [`report`]: the result rendered as a table summary, JSON, CSV or Markdown.
+//! - [`mcp`]: the MCP front: protocol over a jsonrpsee `RpcModule`, stdio and Streamable HTTP
+//!   transports, `/health`.
+//! - [`tools`]: the MCP tools, one file each, over [`engine::EngineHandle`], and their registry.
 //!
 //! # Example
 //! Validate one resource's tags against the built-in policy:
@@ -42,6 +45,8 @@
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod mcp;
 pub mod policy;
 pub mod report;
 pub mod source;
+pub mod tools;

@@ -4,8 +4,8 @@
 //! (bad arguments, unreadable policy or source, or a partial scan whose readable resources
 //! were all compliant: a gate must not pass on what it could not see).
 
-use std::collections::BTreeSet;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,12 +16,14 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tagguard::config::Config;
-use tagguard::domain::{ResourceType, ScanResult, ScanScope, SeverityFilter, TypeCheck};
+use tagguard::domain::{ScanResult, ScanScope, ScopeFieldNames, SeverityFilter, parse_scope};
 use tagguard::engine::{EngineHandle, ScanRequest};
+use tagguard::mcp::{self, McpServer, http::HttpOptions, http::check_bind};
 use tagguard::policy::{Policy, default_policy, load_policy};
 use tagguard::report::{self, Format};
 use tagguard::source::aws::AwsOptions;
-use tagguard::source::{SourceSpec, SyntheticSpec};
+use tagguard::source::{ResourceSource, SourceSpec, SyntheticSpec};
+use tagguard::tools::{ToolEnv, ToolRegistry};
 
 /// mimalloc: scans allocate and free millions of small strings; the system allocator spent
 /// about 40 % of a 1 M-resource scan in malloc and free (docs/BENCHMARKS.md).
@@ -39,6 +41,8 @@ struct Cli {
 enum Command {
     /// Scan resources against the tagging policy.
     Scan(ScanArgs),
+    /// Serve the MCP tools to AI assistants, over stdio or Streamable HTTP.
+    Serve(ServeArgs),
     /// Check or show a tagging policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -71,8 +75,9 @@ struct Common {
     config: Option<PathBuf>,
 }
 
+/// Where resources come from and which part of them: shared by `scan` and `serve`.
 #[derive(Args)]
-struct ScanArgs {
+struct SourceArgs {
     /// Where resources come from: `demo` (a synthetic estate), `file:PATH` (the output of
     /// `aws resourcegroupstaggingapi get-resources`) or `aws` (the AWS APIs, read-only).
     #[arg(long, default_value = "demo", env = "TAGGUARD_SOURCE")]
@@ -83,18 +88,13 @@ struct ScanArgs {
     /// Seed of the demo estate: the same seed gives the same estate (default 42).
     #[arg(long)]
     seed: Option<u64>,
-    #[command(flatten)]
-    common: Common,
-    /// Resource types, comma-separated (`ec2:instance,s3:bucket`), or `all`.
-    #[arg(long, value_delimiter = ',', default_value = "all")]
-    resource_types: Vec<String>,
     /// Regions, comma-separated, or `all`. AWS: default the config chain's region, `all` every
     /// enabled region. Other sources: default all they have.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', env = "TAGGUARD_REGIONS")]
     regions: Vec<String>,
     /// Account ids, comma-separated. AWS: default the caller's account, `organization` every
     /// active account of the organisation. Other sources: default all they have.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', env = "TAGGUARD_ACCOUNTS")]
     accounts: Vec<String>,
     /// AWS: the role assumed in accounts other than the caller's.
     #[arg(
@@ -106,6 +106,17 @@ struct ScanArgs {
     /// AWS: the external id the role requires, if any.
     #[arg(long, env = "TAGGUARD_EXTERNAL_ID")]
     external_id: Option<String>,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    from: SourceArgs,
+    #[command(flatten)]
+    common: Common,
+    /// Resource types, comma-separated (`ec2:instance,s3:bucket`), or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    resource_types: Vec<String>,
     /// Which violations to list: all, errors_only or warnings_only (counts cover all).
     #[arg(long, default_value = "all")]
     severity: SeverityFilter,
@@ -118,6 +129,27 @@ struct ScanArgs {
     /// Accept a scan that finds no resource in scope (exit 0 instead of 2).
     #[arg(long)]
     allow_empty: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Speak MCP on stdin and stdout (Claude Desktop, Claude Code and other local clients).
+    #[arg(long, conflicts_with = "http")]
+    stdio: bool,
+    /// Serve MCP over Streamable HTTP on ADDR (default 127.0.0.1:8080): POST /mcp, GET
+    /// /health. Any address but loopback needs TAGGUARD_AUTH_TOKEN.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = "127.0.0.1:8080",
+        env = "TAGGUARD_HTTP_ADDR"
+    )]
+    http: Option<SocketAddr>,
+    #[command(flatten)]
+    from: SourceArgs,
+    #[command(flatten)]
+    common: Common,
 }
 
 /// Largest demo estate: about 400 MiB of memory per million resources with violations kept.
@@ -202,6 +234,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan(args) => runtime()?.block_on(scan(args)),
+        Command::Serve(args) => {
+            let runtime = runtime()?;
+            let code = runtime.block_on(serve(args));
+            // The stdin reader is a blocking thread that may sit in read(2) forever.
+            runtime.shutdown_timeout(Duration::from_millis(200));
+            code
+        }
         Command::Bench(args) => runtime()?.block_on(bench(args)),
     }
 }
@@ -224,108 +263,61 @@ fn load(policy: &Option<PathBuf>) -> Result<Policy> {
     Ok(policy)
 }
 
-fn scope(args: &ScanArgs) -> Result<ScanScope> {
-    let mut resource_types = BTreeSet::new();
-    let is_aws = args.source == "aws";
-    for text in args
-        .resource_types
-        .iter()
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-    {
-        if text == "all" {
-            continue;
-        }
-        let resource_type = text.parse::<ResourceType>()?;
-        match resource_type.check() {
-            TypeCheck::Known => {}
-            TypeCheck::WrongCase(known) => {
-                bail!(
-                    "'{text}' is not a resource type; types are case-sensitive: did you mean '{known}'?"
-                )
-            }
-            TypeCheck::Unknown => eprintln!(
-                "tagguard: warning: '{text}' is not a resource type tagguard knows; if it is a typo, nothing will match it"
-            ),
-        }
-        resource_types.insert(resource_type);
-    }
-    for account in args
-        .accounts
-        .iter()
-        .filter(|a| !(is_aws && *a == "organization"))
-    {
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            bail!("'{account}' is not an account id: expected 12 digits");
-        }
-    }
-    for region in args.regions.iter().map(|r| r.trim()) {
-        if !region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            bail!("'{region}' is not a region: regions are lowercase, e.g. 'us-east-1'");
-        }
-    }
-    for (option, values, keyword) in [
-        ("--regions", &args.regions, "all"),
-        ("--accounts", &args.accounts, "organization"),
-    ] {
-        if values.iter().any(|v| v.trim().is_empty()) {
-            bail!("{option} has an empty value: {}", values.join(","));
-        }
-        if values.len() > 1 && values.iter().any(|v| v == keyword) {
-            bail!(
-                "{option} takes either '{keyword}' or a list, not both: {}",
-                values.join(",")
-            );
-        }
-    }
-    // `all` and `organization` select rather than filter.
-    let list = |items: &[String]| -> BTreeSet<String> {
-        items
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty() && s != "all" && s != "organization")
-            .collect()
+fn scope(from: &SourceArgs, resource_types: &[String]) -> Result<ScanScope> {
+    let names = ScopeFieldNames {
+        resource_types: "--resource-types",
+        regions: "--regions",
+        accounts: "--accounts",
     };
-    Ok(ScanScope {
-        resource_types,
-        regions: list(&args.regions),
-        accounts: list(&args.accounts),
-    })
+    let parsed = parse_scope(names, resource_types, &from.regions, &from.accounts)
+        .map_err(anyhow::Error::msg)?;
+    if parsed.organization && from.source != "aws" {
+        bail!("--accounts organization applies to the aws source only");
+    }
+    for warning in &parsed.warnings {
+        eprintln!("tagguard: warning: {warning}");
+    }
+    Ok(parsed.scope)
 }
 
-async fn scan(args: ScanArgs) -> Result<ExitCode> {
-    let policy = Arc::new(load(&args.common.policy)?);
-    let config = Config::load(args.common.config.as_deref())?;
-    let is_demo = args.source == "demo";
-    if !is_demo && (args.size.is_some() || args.seed.is_some()) {
+/// Opens the source the arguments name, with the scope they ask for. Arguments are checked
+/// first: a typo should not wait for a source to load.
+async fn open_source(
+    from: &SourceArgs,
+    resource_types: &[String],
+    policy: &Arc<Policy>,
+) -> Result<(Arc<dyn ResourceSource>, ScanScope)> {
+    if from.source != "demo" && (from.size.is_some() || from.seed.is_some()) {
         bail!(
             "--size and --seed apply to the demo source only, not to '{}'",
-            args.source
+            from.source
         );
     }
-    let spec = match args
+    let spec = match from
         .source
         .parse::<SourceSpec>()
         .map_err(anyhow::Error::msg)?
     {
         SourceSpec::Demo(default) => SourceSpec::Demo(SyntheticSpec {
-            size: args.size.unwrap_or(default.size),
-            seed: args.seed.unwrap_or(default.seed),
+            size: from.size.unwrap_or(default.size),
+            seed: from.seed.unwrap_or(default.seed),
         }),
         SourceSpec::Aws(_) => SourceSpec::Aws(AwsOptions {
-            all_regions: args.regions.iter().any(|r| r == "all"),
-            organization: args.accounts.iter().any(|a| a == "organization"),
-            role_name: args.role_name.clone(),
-            external_id: args.external_id.clone(),
+            all_regions: from.regions.iter().any(|r| r == "all"),
+            organization: from.accounts.iter().any(|a| a == "organization"),
+            role_name: from.role_name.clone(),
+            external_id: from.external_id.clone(),
         }),
         other => other,
     };
-    // Arguments first: a typo should not wait for a source to load.
-    let scope = scope(&args)?;
-    let source = spec.open(&policy).await?;
+    let scope = scope(from, resource_types)?;
+    Ok((spec.open(policy).await?, scope))
+}
+
+async fn scan(args: ScanArgs) -> Result<ExitCode> {
+    let policy = Arc::new(load(&args.common.policy)?);
+    let config = Config::load(args.common.config.as_deref())?;
+    let (source, scope) = open_source(&args.from, &args.resource_types, &policy).await?;
     let engine = EngineHandle::start(config).await?;
     let ticket = engine
         .start_scan(ScanRequest {
@@ -387,6 +379,93 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
         Err(e) => Err(e.into()),
         Ok(()) => Ok(code),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    if !args.stdio && args.http.is_none() {
+        bail!("choose a transport: --stdio (local clients) or --http [ADDR] (remote clients)");
+    }
+    let policy = Arc::new(load(&args.common.policy)?);
+    let config = Config::load(args.common.config.as_deref())?;
+    let mut server_config = config.server.clone();
+    if let Ok(token) = std::env::var("TAGGUARD_AUTH_TOKEN") {
+        server_config.auth_token = Some(token).filter(|t| !t.is_empty());
+    }
+    if let Ok(origins) = std::env::var("TAGGUARD_ALLOWED_ORIGINS") {
+        server_config.allowed_origins = origins
+            .split(',')
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+    }
+    let options = HttpOptions {
+        auth_token: server_config.auth_token.clone(),
+        allowed_origins: server_config.allowed_origins.clone(),
+        max_request_bytes: server_config.max_request_bytes,
+        session_idle: Duration::from_secs(server_config.session_idle_minutes.saturating_mul(60)),
+        max_sessions: server_config.max_sessions.max(1),
+    };
+    if let Some(addr) = args.http {
+        check_bind(addr, &options)?;
+    }
+    let (source, default_scope) = open_source(&args.from, &[], &policy).await?;
+    let engine = EngineHandle::start(config).await?;
+    let env = ToolEnv {
+        engine: engine.clone(),
+        policy,
+        source,
+        default_scope,
+    };
+    let server = McpServer::new(env, ToolRegistry::standard());
+    let outcome = match args.http {
+        None => mcp::stdio::serve(
+            server,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            options.max_request_bytes,
+            shutdown_signal(),
+        )
+        .await
+        .context("stdio transport failed"),
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let local = listener.local_addr()?;
+            eprintln!(
+                "tagguard: serving MCP on http://{local}/mcp (health: http://{local}/health)"
+            );
+            mcp::http::serve(server, listener, options, shutdown_signal())
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    };
+    engine.shutdown().await;
+    outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
 

@@ -3,6 +3,7 @@
 //! Pure data: no I/O, no async runtime, no AWS SDK types.
 
 mod arn;
+mod filters;
 mod result;
 
 use std::collections::BTreeSet;
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use arn::{Arn, ArnError};
+pub use filters::{ParsedScope, ScopeFieldNames, parse_scope};
 pub use result::{
     Offender, ResourceRef, ScanIssue, ScanIssueKind, ScanResult, TagCounts, TypeCounts, Violation,
 };
@@ -460,6 +462,11 @@ pub struct ScanScope {
     pub regions: BTreeSet<String>,
     /// Accounts to scan; empty means the source's default accounts.
     pub accounts: BTreeSet<String>,
+    /// Exact ARNs to check; empty means every resource. Set, the result lists the ARNs that
+    /// were found in `ScanResult::matched_arns`, so that a compliant resource can be told
+    /// from one that does not exist.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub arns: BTreeSet<String>,
 }
 
 impl ScanScope {
@@ -485,6 +492,7 @@ impl ScanScope {
         self.admits_type(&resource.resource_type)
             && self.admits_region(&resource.region)
             && self.admits_account(&resource.account_id)
+            && (self.arns.is_empty() || self.arns.contains(&resource.arn))
     }
 }
 

@@ -28,6 +28,16 @@ pub struct ResourceRef {
     pub monthly_cost: Option<f64>,
     /// Creation time, when known.
     pub created_at: Option<DateTime<Utc>>,
+    /// How many tags the resource carries (0: untagged), to tell untagged resources from
+    /// partly tagged ones without keeping every tag.
+    pub tag_count: u32,
+}
+
+impl ResourceRef {
+    /// Whole days since creation at `now`, when the creation time is known.
+    pub fn age_days(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.created_at.map(|t| (now - t).num_days().max(0))
+    }
 }
 
 /// One violation on one resource.
@@ -292,6 +302,10 @@ pub struct ScanResult {
     pub shards_total: u64,
     /// Shards read to the end.
     pub shards_succeeded: u64,
+    /// With an ARN filter in the scope: the ARNs found, compliant or not, in source order.
+    /// Empty without one (listing every resource would cost memory for nothing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched_arns: Vec<String>,
 }
 
 impl ScanResult {

@@ -37,6 +37,8 @@ pub enum AggregatorMsg {
     BatchValidated(BatchOutcome),
     /// Problems that cost some resources of a shard but not the shard.
     Issues(Vec<ScanIssue>),
+    /// ARNs a fetcher admitted under the scope's ARN filter (sent only with one).
+    Matched(Vec<String>),
     /// A shard's fetcher ended (read everything, or failed).
     ShardEnded(ShardEnded),
     /// The scan ends without a result (cancelled, or its pool died).
@@ -92,6 +94,7 @@ pub struct AggregatorState {
     offenders: Vec<Offender>,
     issues: Vec<ScanIssue>,
     notes: Vec<String>,
+    matched_arns: Vec<String>,
     progress: ScanProgress,
 }
 
@@ -122,6 +125,7 @@ impl Actor for Aggregator {
             offenders: Vec::new(),
             issues: Vec::new(),
             notes: Vec::new(),
+            matched_arns: Vec::new(),
             progress,
         })
     }
@@ -156,6 +160,7 @@ impl Actor for Aggregator {
             }
             AggregatorMsg::BatchValidated(outcome) => state.merge(outcome),
             AggregatorMsg::Issues(issues) => state.issues.extend(issues),
+            AggregatorMsg::Matched(arns) => state.matched_arns.extend(arns),
             AggregatorMsg::ShardEnded(end) => {
                 if let Some(issue) = end.issue {
                     state.shards_failed += 1;
@@ -279,6 +284,7 @@ impl AggregatorState {
             worst_offenders: std::mem::take(&mut self.offenders),
             shards_total: self.shards.len() as u64,
             shards_succeeded: self.shards.len() as u64 - self.shards_failed,
+            matched_arns: std::mem::take(&mut self.matched_arns),
         }
     }
 }

@@ -108,6 +108,11 @@ impl Actor for Fetcher {
             .into_iter()
             .filter(|r| state.scope.admits(r))
             .collect();
+        if !state.scope.arns.is_empty() && !resources.is_empty() {
+            // Before the batch, so the aggregator has them when the shard ends.
+            let arns = resources.iter().map(|r| r.arn.clone()).collect();
+            let _ = state.aggregator.send_message(AggregatorMsg::Matched(arns));
+        }
         if !resources.is_empty() {
             let Ok(permit) = state.permits.clone().acquire_owned().await else {
                 // Permits are closed when the scan is cancelled.

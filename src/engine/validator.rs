@@ -201,6 +201,7 @@ pub fn validate_batch(
             name: resource.name,
             monthly_cost: resource.monthly_cost,
             created_at: resource.created_at,
+            tag_count: u32::try_from(resource.tags.len()).unwrap_or(u32::MAX),
         });
         if errors > 0 {
             push_offender(

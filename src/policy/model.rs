@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::ResourceType;
 
 /// The policy file, field for field. Unknown fields are errors so typos are caught at load.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDocument {
     /// The policy's version, recorded with every scan.
@@ -27,7 +27,7 @@ pub struct PolicyDocument {
 }
 
 /// A required tag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequiredTagRule {
     /// The tag key.
@@ -47,7 +47,7 @@ pub struct RequiredTagRule {
 }
 
 /// An optional tag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionalTagRule {
     /// The tag key.
@@ -61,7 +61,7 @@ pub struct OptionalTagRule {
 }
 
 /// Rules on keys and values of every tag (keys with the reserved `aws:` prefix excepted).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NamingRules {
     /// `false`: keys and allowed values match ignoring case, and each case-only difference is

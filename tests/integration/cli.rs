@@ -261,7 +261,7 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         ),
         (
             vec!["scan", "--accounts", "12"],
-            "'12' is not an account id",
+            "'12' in --accounts is not an account id",
         ),
         (
             vec!["scan", "--source", "s3://x"],

@@ -87,6 +87,7 @@ fn target_scope() -> ScanScope {
         resource_types: [ResourceType::LambdaFunction].into(),
         regions: ["us-west-2".to_string()].into(),
         accounts: ["123456789012".to_string()].into(),
+        ..ScanScope::default()
     }
 }
 

@@ -50,6 +50,7 @@ async fn filtered_scans_match_ground_truth() {
         resource_types: [ResourceType::S3Bucket, ResourceType::LambdaFunction].into(),
         regions: ["us-west-2".to_string(), "eu-west-1".to_string()].into(),
         accounts: ["234567890123".to_string()].into(),
+        ..ScanScope::default()
     };
     check(8_000, 9, false, scope).await;
 }

@@ -230,6 +230,7 @@ proptest! {
             resource_types: types,
             regions: regions.into_iter().map(String::from).collect(),
             accounts: accounts.into_iter().map(String::from).collect(),
+            ..ScanScope::default()
         };
         let source = estate(1_500, seed, &policy);
         let truth = source.ground_truth(&scope);

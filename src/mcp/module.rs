@@ -1,0 +1,192 @@
+//! The MCP methods, held in a jsonrpsee [`RpcModule`]: `initialize`, `ping`, `tools/list`,
+//! `tools/call`, and the notifications `notifications/initialized` and
+//! `notifications/cancelled`.
+//!
+//! Handlers get the per-call [`CallState`] (session, progress sink, cancellation) through the
+//! jsonrpsee `Extensions` the transport fills in.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::{Extensions, RpcModule};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::ServerState;
+use super::protocol::{INTERNAL_ERROR, INVALID_PARAMS, REQUEST_CANCELLED, negotiate};
+use super::session::Session;
+use crate::tools::{CallContext, ProgressSink, ToolError};
+
+/// What a handler knows of the call it serves.
+#[derive(Clone)]
+pub struct CallState {
+    /// The caller's session.
+    pub session: Arc<Session>,
+    /// Where progress goes, when the caller gave a `progressToken`.
+    pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Cancelled by `notifications/cancelled` for this request, or when the session ends.
+    pub cancel: CancellationToken,
+}
+
+fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message.into(), None::<()>)
+}
+
+fn call_state(ext: &Extensions) -> Result<CallState, ErrorObjectOwned> {
+    ext.get::<CallState>()
+        .cloned()
+        .ok_or_else(|| error(INTERNAL_ERROR, "the transport did not attach a call state"))
+}
+
+/// Parameters of `tools/call`.
+#[derive(Deserialize)]
+struct CallToolParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+/// Builds the module over `state`.
+pub fn build(state: Arc<ServerState>) -> RpcModule<ServerState> {
+    let mut module = RpcModule::from_arc(state);
+    // Registration fails only on a duplicate name, which would be a programming error here.
+    const UNIQUE: &str = "method names are unique";
+
+    module
+        .register_async_method("initialize", |params, state, ext| async move {
+            let call = call_state(&ext)?;
+            let requested = params
+                .parse::<Value>()
+                .ok()
+                .and_then(|p| p.get("protocolVersion")?.as_str().map(str::to_string));
+            let version = negotiate(requested.as_deref());
+            call.session.initialize(version);
+            Ok::<_, ErrorObjectOwned>(json!({
+                "protocolVersion": version,
+                "capabilities": { "tools": { "listChanged": false } },
+                "serverInfo": {
+                    "name": "tagguard",
+                    "title": "tagguard: AWS tag compliance",
+                    "version": env!("CARGO_PKG_VERSION"),
+                },
+                "instructions": state.instructions,
+            }))
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_method("ping", |_, _, _| Ok::<_, ErrorObjectOwned>(json!({})))
+        .expect(UNIQUE);
+
+    module
+        .register_method("tools/list", |_, state, _| {
+            let tools: Vec<Value> = state.registry.iter().map(|t| t.descriptor()).collect();
+            Ok::<_, ErrorObjectOwned>(json!({ "tools": tools }))
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_async_method("tools/call", |params, state, ext| async move {
+            tools_call(params, state, ext).await
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_method("notifications/initialized", |_, _, _| {
+            Ok::<_, ErrorObjectOwned>(Value::Null)
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_method("notifications/cancelled", |params, _, ext| {
+            let call = call_state(ext)?;
+            if let Some(id) = params
+                .parse::<Value>()
+                .ok()
+                .and_then(|p| p.get("requestId").cloned())
+                && call.session.cancel_request(&id)
+            {
+                tracing::info!(request_id = %id, "request cancelled by the client");
+            }
+            Ok::<_, ErrorObjectOwned>(Value::Null)
+        })
+        .expect(UNIQUE);
+
+    module
+}
+
+async fn tools_call(
+    params: Params<'static>,
+    state: Arc<ServerState>,
+    ext: Extensions,
+) -> Result<Value, ErrorObjectOwned> {
+    let call = call_state(&ext)?;
+    let request: CallToolParams = params
+        .parse()
+        .map_err(|e| error(INVALID_PARAMS, format!("tools/call: {}", e.message())))?;
+    let Some(tool) = state.registry.get(&request.name) else {
+        let names: Vec<&str> = state.registry.iter().map(|t| t.name()).collect();
+        return Err(error(
+            INVALID_PARAMS,
+            format!(
+                "unknown tool '{}'; the tools are: {}",
+                request.name,
+                names.join(", ")
+            ),
+        ));
+    };
+    let ctx = CallContext {
+        progress: call.progress.clone(),
+        cancel: call.cancel.clone(),
+    };
+    let started = Instant::now();
+    let arguments = request.arguments.unwrap_or(Value::Null);
+    // A tool that panics fails its call, not the server.
+    let outcome = AssertUnwindSafe(tool.call(&state.env, &ctx, arguments))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(ToolError::Failed(
+                "the tool failed unexpectedly".to_string(),
+            ))
+        });
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let session = call.session.id.as_str();
+    match outcome {
+        Ok(value) => {
+            let text = value.to_string();
+            tracing::info!(
+                tool = tool.name(),
+                session,
+                elapsed_ms,
+                bytes = text.len(),
+                "tool call succeeded"
+            );
+            Ok(json!({
+                "content": [{ "type": "text", "text": text }],
+                "structuredContent": value,
+                "isError": false,
+            }))
+        }
+        Err(ToolError::Cancelled) => {
+            tracing::info!(
+                tool = tool.name(),
+                session,
+                elapsed_ms,
+                "tool call cancelled"
+            );
+            Err(error(REQUEST_CANCELLED, "the request was cancelled"))
+        }
+        Err(e) => {
+            tracing::info!(tool = tool.name(), session, elapsed_ms, error = %e, "tool call failed");
+            Ok(json!({
+                "content": [{ "type": "text", "text": e.to_string() }],
+                "isError": true,
+            }))
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `check_tag_compliance`: scan the estate (or part of it) and report the score, the counts and
+//! the violations.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::views::{IssueView, ScanInfo, TagCountsView, TypeCountsView, ViolationView, issues};
+use super::{
+    CallContext, SeverityParam, ToolEnv, ToolError, TypedTool, limit, run_scan, tool_scope,
+    truncation_note,
+};
+
+/// The tool.
+pub struct CheckTagCompliance;
+
+/// Arguments of `check_tag_compliance`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckTagComplianceParams {
+    /// Resource types to check, as `service:type` (e.g. `["ec2:instance", "s3:bucket"]`);
+    /// empty or absent checks every type.
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+    /// Narrows the scan to some regions or accounts; absent checks everything the server covers.
+    #[serde(default)]
+    pub filters: ScopeFilters,
+    /// Which violations to list: `all` (default), `errors_only` or `warnings_only`. Counts and
+    /// the score always cover every violation.
+    #[serde(default)]
+    pub severity: SeverityParam,
+    /// Most violations to list (default 50, at most 1000); totals always cover all of them.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Region and account filters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeFilters {
+    /// Regions to check (e.g. `["us-east-1"]`); empty or absent means all the server covers.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// 12-digit account ids to check; empty or absent means all the server covers.
+    #[serde(default)]
+    pub account_ids: Vec<String>,
+}
+
+/// Result of `check_tag_compliance`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ComplianceReport {
+    /// Compliant resources / all resources in scope, from 0.0 to 1.0 (1.0 when there are none).
+    pub compliance_score: f64,
+    /// Resources checked.
+    pub total_resources: u64,
+    /// Resources with no error-severity violation.
+    pub compliant_resources: u64,
+    /// Resources with at least one error.
+    pub non_compliant_resources: u64,
+    /// Error-severity violations, whatever `severity` lists.
+    pub error_count: u64,
+    /// Warning-severity violations, whatever `severity` lists.
+    pub warning_count: u64,
+    /// Violations the `severity` filter admits, in source order, at most `limit`.
+    pub violations: Vec<ViolationView>,
+    /// Violations the `severity` filter admits in all (listed or not).
+    pub violations_matching: u64,
+    /// Set when `violations` was cut at `limit`: how many are shown of how many.
+    pub truncated: Option<String>,
+    /// Counts per resource type.
+    pub by_resource_type: BTreeMap<String, TypeCountsView>,
+    /// Counts per tag of the policy.
+    pub by_tag: BTreeMap<String, TagCountsView>,
+    /// True when part of the estate could not be read (see `issues`): the score covers only
+    /// what was read.
+    pub partial: bool,
+    /// What could not be read, and why.
+    pub issues: Vec<IssueView>,
+    /// Limits of the source and hints about the arguments.
+    pub notes: Vec<String>,
+    /// Which scan this is.
+    pub scan: ScanInfo,
+}
+
+#[async_trait]
+impl TypedTool for CheckTagCompliance {
+    type Params = CheckTagComplianceParams;
+    type Output = ComplianceReport;
+    const NAME: &'static str = "check_tag_compliance";
+    const TITLE: &'static str = "Check tag compliance";
+    const DESCRIPTION: &'static str = "Scans resources against the tagging policy and returns the \
+        compliance score (compliant / total), counts per resource type and per tag, and the \
+        violations with the current value and what the policy expects. Use it to answer \"how \
+        compliant are we\" or \"what is wrong with our tags\"; narrow with resource_types, \
+        filters.regions and filters.account_ids. `partial: true` means part of the estate could \
+        not be read: `issues` says which and why.";
+
+    async fn run(
+        &self,
+        env: &ToolEnv,
+        ctx: &CallContext,
+        params: Self::Params,
+    ) -> Result<Self::Output, ToolError> {
+        let limit = limit(params.limit)?;
+        let (scope, warnings) = tool_scope(
+            env,
+            &params.resource_types,
+            &params.filters.regions,
+            &params.filters.account_ids,
+        )?;
+        let result = run_scan(env, ctx, scope, params.severity.into()).await?;
+        let matching = result.violations.len();
+        let violations = result
+            .violations
+            .iter()
+            .take(limit)
+            .map(ViolationView::from)
+            .collect::<Vec<_>>();
+        let mut notes = warnings;
+        notes.extend(result.notes.iter().cloned());
+        Ok(ComplianceReport {
+            compliance_score: result.compliance_score,
+            total_resources: result.total_resources,
+            compliant_resources: result.compliant_resources,
+            non_compliant_resources: result.non_compliant_resources,
+            error_count: result.error_count,
+            warning_count: result.warning_count,
+            truncated: truncation_note("violations", violations.len(), matching),
+            violations,
+            violations_matching: matching as u64,
+            by_resource_type: result
+                .by_resource_type
+                .iter()
+                .map(|(t, c)| (t.to_string(), c.into()))
+                .collect(),
+            by_tag: result
+                .by_tag
+                .iter()
+                .map(|(t, c)| (t.clone(), c.into()))
+                .collect(),
+            partial: result.partial,
+            issues: issues(&result),
+            notes,
+            scan: ScanInfo::from(&result),
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! `find_untagged_resources`: resources with no tags or missing required tags, with what they
+//! miss, what they cost and how old they are, most expensive first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::views::{IssueView, ScanInfo, issues};
+use super::{CallContext, ToolEnv, ToolError, TypedTool, limit, run_scan, tool_scope};
+use crate::domain::{ResourceRef, SeverityFilter, ViolationType};
+
+/// The tool.
+pub struct FindUntaggedResources;
+
+/// Arguments of `find_untagged_resources`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindUntaggedParams {
+    /// Resource types to search, as `service:type` (e.g. `["ec2:instance"]`); empty or absent
+    /// searches every type.
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+    /// Regions to search (e.g. `["us-east-1"]`); empty or absent means all the server covers.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Only resources costing at least this many USD a month. Resources of unknown cost are
+    /// left out when it is set, and counted in `excluded_unknown_cost`.
+    #[serde(default)]
+    pub min_cost_threshold: Option<f64>,
+    /// Most resources to list (default 50, at most 1000); totals always cover all of them.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// One resource lacking required tags.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct UntaggedResource {
+    /// ARN of the resource.
+    pub resource_arn: String,
+    /// The resource's id within its type.
+    pub resource_id: String,
+    /// `service:type`.
+    pub resource_type: String,
+    /// Region (`global` for resources of no region).
+    pub region: String,
+    /// Account id.
+    pub account_id: String,
+    /// The resource's name (its `Name` tag or API name), when it has one.
+    pub name: Option<String>,
+    /// True when the resource has no tag at all.
+    pub untagged: bool,
+    /// Required tags it lacks, as the policy spells them.
+    pub missing_tags: Vec<String>,
+    /// Monthly cost in USD; null when unknown (never 0 for unknown).
+    pub monthly_cost: Option<f64>,
+    /// Days since the resource was created; null when the API does not say.
+    pub age_days: Option<i64>,
+    /// When the resource was created, when known.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Result of `find_untagged_resources`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UntaggedReport {
+    /// Resources missing at least one required tag (after the cost threshold).
+    pub total_found: u64,
+    /// Of which carry no tag at all.
+    pub untagged_count: u64,
+    /// Of which carry some tags but miss required ones.
+    pub partially_tagged_count: u64,
+    /// Summed monthly cost (USD) of the resources found whose cost is known.
+    pub total_monthly_cost: f64,
+    /// Resources found whose cost is unknown (not in `total_monthly_cost`).
+    pub unknown_cost_count: u64,
+    /// Resources left out by `min_cost_threshold` because their cost is unknown.
+    pub excluded_unknown_cost: u64,
+    /// Resources left out by `min_cost_threshold` because they cost less.
+    pub excluded_below_threshold: u64,
+    /// How many of the resources found miss each required tag.
+    pub missing_by_tag: BTreeMap<String, u64>,
+    /// The resources, most expensive first (unknown cost last), at most `limit`.
+    pub resources: Vec<UntaggedResource>,
+    /// Set when `resources` was cut at `limit`.
+    pub truncated: Option<String>,
+    /// Resources checked in all.
+    pub resources_scanned: u64,
+    /// True when part of the estate could not be read (see `issues`).
+    pub partial: bool,
+    /// What could not be read, and why.
+    pub issues: Vec<IssueView>,
+    /// Limits of the source and hints about the arguments.
+    pub notes: Vec<String>,
+    /// Which scan this is.
+    pub scan: ScanInfo,
+}
+
+#[async_trait]
+impl TypedTool for FindUntaggedResources {
+    type Params = FindUntaggedParams;
+    type Output = UntaggedReport;
+    const NAME: &'static str = "find_untagged_resources";
+    const TITLE: &'static str = "Find untagged resources";
+    const DESCRIPTION: &'static str = "Lists resources that have no tags or miss tags the policy \
+        requires, with the missing tags, monthly cost and age, most expensive first. Use it for \
+        \"which resources miss CostCenter and what do they cost?\"; min_cost_threshold keeps \
+        only resources above a monthly cost. Totals cover every match even when the list is cut.";
+
+    async fn run(
+        &self,
+        env: &ToolEnv,
+        ctx: &CallContext,
+        params: Self::Params,
+    ) -> Result<Self::Output, ToolError> {
+        let limit = limit(params.limit)?;
+        if let Some(threshold) = params.min_cost_threshold
+            && !(threshold.is_finite() && threshold >= 0.0)
+        {
+            return Err(ToolError::InvalidInput(format!(
+                "'min_cost_threshold' is {threshold}; give a cost in USD per month, 0 or more"
+            )));
+        }
+        let (scope, warnings) = tool_scope(env, &params.resource_types, &params.regions, &[])?;
+        // Missing tags are errors; warnings need not be kept.
+        let result = run_scan(env, ctx, scope, SeverityFilter::ErrorsOnly).await?;
+
+        // Group the missing-tag violations by resource, keeping source order.
+        let mut order: Vec<Arc<ResourceRef>> = Vec::new();
+        let mut missing: HashMap<&str, Vec<String>> = HashMap::new();
+        for violation in &result.violations {
+            if violation.finding.violation_type != ViolationType::MissingRequiredTag {
+                continue;
+            }
+            let entry = missing.entry(&violation.resource.arn).or_insert_with(|| {
+                order.push(violation.resource.clone());
+                Vec::new()
+            });
+            entry.push(violation.finding.tag_name.to_string());
+        }
+
+        let now = Utc::now();
+        let mut report = UntaggedReport {
+            total_found: 0,
+            untagged_count: 0,
+            partially_tagged_count: 0,
+            total_monthly_cost: 0.0,
+            unknown_cost_count: 0,
+            excluded_unknown_cost: 0,
+            excluded_below_threshold: 0,
+            missing_by_tag: BTreeMap::new(),
+            resources: Vec::new(),
+            truncated: None,
+            resources_scanned: result.total_resources,
+            partial: result.partial,
+            issues: issues(&result),
+            notes: warnings,
+            scan: ScanInfo::from(&result),
+        };
+        let mut found = Vec::new();
+        for resource in order {
+            match (params.min_cost_threshold, resource.monthly_cost) {
+                (Some(_), None) => {
+                    report.excluded_unknown_cost += 1;
+                    continue;
+                }
+                (Some(threshold), Some(cost)) if cost < threshold => {
+                    report.excluded_below_threshold += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let missing_tags = missing.remove(resource.arn.as_str()).unwrap_or_default();
+            for tag in &missing_tags {
+                *report.missing_by_tag.entry(tag.clone()).or_default() += 1;
+            }
+            match resource.monthly_cost {
+                Some(cost) => report.total_monthly_cost += cost,
+                None => report.unknown_cost_count += 1,
+            }
+            if resource.tag_count == 0 {
+                report.untagged_count += 1;
+            } else {
+                report.partially_tagged_count += 1;
+            }
+            found.push(UntaggedResource {
+                resource_arn: resource.arn.clone(),
+                resource_id: resource.id.clone(),
+                resource_type: resource.resource_type.to_string(),
+                region: resource.region.to_string(),
+                account_id: resource.account_id.to_string(),
+                name: resource.name.clone(),
+                untagged: resource.tag_count == 0,
+                missing_tags,
+                monthly_cost: resource.monthly_cost,
+                age_days: resource.age_days(now),
+                created_at: resource.created_at,
+            });
+        }
+        report.total_found = found.len() as u64;
+        report.total_monthly_cost = (report.total_monthly_cost * 100.0).round() / 100.0;
+        // Most expensive first: what a FinOps team fixes first. Unknown cost last; ties keep
+        // source order (the sort is stable).
+        found.sort_by(|a, b| {
+            let cost = |r: &UntaggedResource| r.monthly_cost.unwrap_or(f64::NEG_INFINITY);
+            cost(b).total_cmp(&cost(a))
+        });
+        report.truncated = super::truncation_note("resources", limit.min(found.len()), found.len());
+        found.truncate(limit);
+        report.resources = found;
+        report.notes.extend(result.notes.iter().cloned());
+        if result.source == "aws" {
+            report.notes.push(
+                "monthly_cost is null until cost data is available (Cost Explorer)".to_string(),
+            );
+        }
+        Ok(report)
+    }
+}

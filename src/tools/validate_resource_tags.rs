@@ -1,0 +1,247 @@
+//! `validate_resource_tags`: check given ARNs against the policy, each one reported on its own
+//! (a malformed or unknown ARN is an item of the answer, not a failure of the call).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::views::{IssueView, ScanInfo, ViolationView, issues};
+use super::{CallContext, ToolEnv, ToolError, TypedTool, run_scan};
+use crate::domain::{Arn, ScanScope, Severity, SeverityFilter};
+
+/// The tool.
+pub struct ValidateResourceTags;
+
+/// Most ARNs per call: each becomes an item of the answer, which must fit a model's context.
+pub const MAX_ARNS: usize = 100;
+
+/// Arguments of `validate_resource_tags`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateParams {
+    /// ARNs of the resources to check (1 to 100), e.g.
+    /// `["arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"]`.
+    pub resource_arns: Vec<String>,
+}
+
+/// The verdict on one ARN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArnStatus {
+    /// Found, and no error-severity violation.
+    Compliant,
+    /// Found, with at least one error.
+    NonCompliant,
+    /// Not found where the server looks (wrong account or region, deleted, or a typo).
+    NotFound,
+    /// Could not be checked: the part of the estate holding it could not be read.
+    Unknown,
+    /// Not an ARN.
+    InvalidArn,
+}
+
+/// The answer for one ARN.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ArnResult {
+    /// The ARN as given.
+    pub resource_arn: String,
+    /// The verdict.
+    pub status: ArnStatus,
+    /// Error-severity violations.
+    pub errors: u64,
+    /// Warning-severity violations.
+    pub warnings: u64,
+    /// Every violation, with the current value and what the policy allows.
+    pub violations: Vec<ViolationView>,
+    /// For not_found, unknown and invalid_arn: why, and what to do.
+    pub message: Option<String>,
+}
+
+/// Result of `validate_resource_tags`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ValidationReport {
+    /// One entry per ARN given, in the order given (duplicates answered once).
+    pub results: Vec<ArnResult>,
+    /// ARNs found and compliant.
+    pub compliant: u64,
+    /// ARNs found and not compliant.
+    pub non_compliant: u64,
+    /// ARNs not found.
+    pub not_found: u64,
+    /// ARNs that could not be checked (see `issues`).
+    pub unknown: u64,
+    /// Strings that are not ARNs.
+    pub invalid: u64,
+    /// True when part of the estate could not be read (see `issues`).
+    pub partial: bool,
+    /// What could not be read, and why.
+    pub issues: Vec<IssueView>,
+    /// Which scan answered; null when no ARN was valid, so nothing was scanned.
+    pub scan: Option<ScanInfo>,
+}
+
+#[async_trait]
+impl TypedTool for ValidateResourceTags {
+    type Params = ValidateParams;
+    type Output = ValidationReport;
+    const NAME: &'static str = "validate_resource_tags";
+    const TITLE: &'static str = "Validate resource tags";
+    const DESCRIPTION: &'static str = "Checks specific resources, by ARN, against the tagging \
+        policy: for each ARN, compliant or not, and every violation with the current value and \
+        the allowed values or pattern. A malformed or unknown ARN is reported in its own entry; \
+        the others are still checked. Up to 100 ARNs per call.";
+
+    async fn run(
+        &self,
+        env: &ToolEnv,
+        ctx: &CallContext,
+        params: Self::Params,
+    ) -> Result<Self::Output, ToolError> {
+        let mut given: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for arn in params.resource_arns {
+            let arn = arn.trim().to_string();
+            if seen.insert(arn.clone()) {
+                given.push(arn);
+            }
+        }
+        if given.is_empty() {
+            return Err(ToolError::InvalidInput(
+                "'resource_arns' is empty; give at least one ARN".to_string(),
+            ));
+        }
+        if given.len() > MAX_ARNS {
+            return Err(ToolError::InvalidInput(format!(
+                "'resource_arns' has {} ARNs; the most per call is {MAX_ARNS}: split the list",
+                given.len()
+            )));
+        }
+
+        let mut parsed: HashMap<&str, Result<Arn, String>> = HashMap::new();
+        for text in &given {
+            parsed.insert(text, Arn::parse(text).map_err(|e| e.to_string()));
+        }
+        let valid: Vec<&Arn> = parsed.values().filter_map(|p| p.as_ref().ok()).collect();
+        let scan = if valid.is_empty() {
+            None
+        } else {
+            Some(run_scan(env, ctx, scope_of(&valid), SeverityFilter::All).await?)
+        };
+
+        let mut by_arn: HashMap<&str, Vec<ViolationView>> = HashMap::new();
+        let mut found: HashSet<&str> = HashSet::new();
+        if let Some(result) = &scan {
+            found.extend(result.matched_arns.iter().map(String::as_str));
+            for v in &result.violations {
+                by_arn
+                    .entry(v.resource.arn.as_str())
+                    .or_default()
+                    .push(ViolationView::from(v));
+            }
+        }
+        let partial = scan.as_ref().is_some_and(|r| r.partial);
+
+        let mut report = ValidationReport {
+            results: Vec::with_capacity(given.len()),
+            compliant: 0,
+            non_compliant: 0,
+            not_found: 0,
+            unknown: 0,
+            invalid: 0,
+            partial,
+            issues: scan.as_ref().map(issues).unwrap_or_default(),
+            scan: scan.as_ref().map(ScanInfo::from),
+        };
+        for text in &given {
+            let mut item = ArnResult {
+                resource_arn: text.clone(),
+                status: ArnStatus::NotFound,
+                errors: 0,
+                warnings: 0,
+                violations: Vec::new(),
+                message: None,
+            };
+            match &parsed[text.as_str()] {
+                Err(error) => {
+                    item.status = ArnStatus::InvalidArn;
+                    item.message = Some(format!(
+                        "{error}; an ARN looks like arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"
+                    ));
+                    report.invalid += 1;
+                }
+                Ok(_) if found.contains(text.as_str()) => {
+                    item.violations = by_arn.remove(text.as_str()).unwrap_or_default();
+                    item.errors = item
+                        .violations
+                        .iter()
+                        .filter(|v| v.severity == Severity::Error.to_string())
+                        .count() as u64;
+                    item.warnings = item.violations.len() as u64 - item.errors;
+                    if item.errors == 0 {
+                        item.status = ArnStatus::Compliant;
+                        report.compliant += 1;
+                    } else {
+                        item.status = ArnStatus::NonCompliant;
+                        report.non_compliant += 1;
+                    }
+                }
+                Ok(_) if partial => {
+                    item.status = ArnStatus::Unknown;
+                    item.message = Some(
+                        "not found, but part of the estate could not be read (see issues): it may be there"
+                            .to_string(),
+                    );
+                    report.unknown += 1;
+                }
+                Ok(_) => {
+                    item.message = Some(format!(
+                        "no such resource in the accounts and regions '{}' covers: check the account, region and id",
+                        env.source.name()
+                    ));
+                    report.not_found += 1;
+                }
+            }
+            report.results.push(item);
+        }
+        Ok(report)
+    }
+}
+
+/// The smallest scope holding every ARN: their types, and their regions and accounts unless
+/// one ARN lacks them (S3 bucket ARNs carry neither).
+fn scope_of(arns: &[&Arn]) -> ScanScope {
+    let all_have = |part: fn(&Arn) -> &str| arns.iter().all(|a| !part(a).is_empty());
+    let collect = |part: fn(&Arn) -> &str| -> BTreeSet<String> {
+        if all_have(part) {
+            arns.iter().map(|a| part(a).to_string()).collect()
+        } else {
+            BTreeSet::new()
+        }
+    };
+    ScanScope {
+        resource_types: arns.iter().map(|a| a.resource_type()).collect(),
+        regions: collect(Arn::region),
+        accounts: collect(Arn::account_id),
+        arns: arns.iter().map(|a| a.as_str().to_string()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_narrows_to_what_the_arns_share() {
+        let ec2 = Arn::parse("arn:aws:ec2:us-east-1:123456789012:instance/i-1").unwrap();
+        let s3 = Arn::parse("arn:aws:s3:::my-bucket").unwrap();
+        let scope = scope_of(&[&ec2]);
+        assert_eq!(scope.regions.len(), 1);
+        assert_eq!(scope.accounts.len(), 1);
+        let scope = scope_of(&[&ec2, &s3]);
+        assert!(scope.regions.is_empty() && scope.accounts.is_empty());
+        assert_eq!(scope.resource_types.len(), 2);
+        assert_eq!(scope.arns.len(), 2);
+    }
+}
