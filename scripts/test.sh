@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: unit, integration, property and doc tests, and the
-# AWS source against a real AWS API emulator (moto). Needs the Rust toolchain and Python 3;
+# The whole test suite, on a fresh machine: unit, integration, property and doc tests, the
+# AWS source against a real AWS API emulator (moto), and the MCP server against the shared
+# acceptance harness (../shared/acceptance/mcp, when present). Needs the Rust toolchain and Python 3;
 # everything else it sets up itself: moto goes into .venv (once), and is started on a free
 # loopback port for the run and stopped after it.
 set -euo pipefail
@@ -53,7 +54,29 @@ echo "== moto server on $TAGGUARD_TEST_MOTO"
 status=0
 cargo test --locked --all-features "$@" 2>&1 | tee "$log" || status=$?
 
-# One closing line for the whole run, summed over every test binary.
+# The MCP acceptance harness (shared with other MCP servers of this organisation), when it is
+# there: over stdio and over HTTP, through the TypeScript and Python SDK clients, the official
+# conformance suite and raw wire checks. It uses the binary `cargo test` just built.
+harness=../shared/acceptance/mcp/run_conformance.sh
+if [ -x "$harness" ] && [ $# -eq 0 ]; then
+  bin="$PWD/target/debug/tagguard"
+  call=(--tool check_tag_compliance --args '{"resource_types":["ec2:instance"],"limit":5}' --expect-progress)
+  echo "== MCP acceptance harness, stdio"
+  if ! "$harness" --stdio "$bin serve --stdio --source demo" "${call[@]}" 2>&1 | tee -a "$log" | tail -n 8; then
+    status=1
+  fi
+  http_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  echo "== MCP acceptance harness, HTTP on 127.0.0.1:$http_port"
+  if ! "$harness" --http "http://127.0.0.1:$http_port/mcp" --start "$bin serve --http 127.0.0.1:$http_port --source demo" \
+      "${call[@]}" --no-install 2>&1 | tee -a "$log" | tail -n 9; then
+    status=1
+  fi
+elif [ $# -eq 0 ]; then
+  echo "== MCP acceptance harness not found at $harness; skipped (it lives beside the repository)"
+fi
+
+# One closing line for the whole run, summed over every test binary and harness run.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+     /^harness:/ { hp += $2; hf += $4; h = 1 }
+     END { printf "tests: %d passed, %d failed", p, f; if (h) printf "; MCP harness steps: %d passed, %d failed", hp, hf; printf "\n" }' "$log"
 exit "$status"

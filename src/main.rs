@@ -43,6 +43,13 @@ enum Command {
     Scan(ScanArgs),
     /// Serve the MCP tools to AI assistants, over stdio or Streamable HTTP.
     Serve(ServeArgs),
+    /// Ask a running HTTP server for GET /health; exit 0 if it answers "ok" (for container
+    /// health checks, which have no curl in tagguard's image).
+    Healthcheck {
+        /// The server's address.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "TAGGUARD_HEALTH_ADDR")]
+        addr: SocketAddr,
+    },
     /// Check or show a tagging policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -234,6 +241,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan(args) => runtime()?.block_on(scan(args)),
+        Command::Healthcheck { addr } => runtime()?.block_on(healthcheck(addr)),
         Command::Serve(args) => {
             let runtime = runtime()?;
             let code = runtime.block_on(serve(args));
@@ -269,8 +277,20 @@ fn scope(from: &SourceArgs, resource_types: &[String]) -> Result<ScanScope> {
         regions: "--regions",
         accounts: "--accounts",
     };
-    let parsed = parse_scope(names, resource_types, &from.regions, &from.accounts)
-        .map_err(anyhow::Error::msg)?;
+    // An empty environment variable (`TAGGUARD_REGIONS=` in a compose file) means "not set".
+    let unset_if_blank = |values: &[String]| -> Vec<String> {
+        match values {
+            [only] if only.trim().is_empty() => Vec::new(),
+            values => values.to_vec(),
+        }
+    };
+    let parsed = parse_scope(
+        names,
+        resource_types,
+        &unset_if_blank(&from.regions),
+        &unset_if_blank(&from.accounts),
+    )
+    .map_err(anyhow::Error::msg)?;
     if parsed.organization && from.source != "aws" {
         bail!("--accounts organization applies to the aws source only");
     }
@@ -443,6 +463,31 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     };
     engine.shutdown().await;
     outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// GET /health over a bare HTTP/1.1 connection, with a 3 s deadline.
+async fn healthcheck(addr: SocketAddr) -> Result<ExitCode> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, io::Error>(String::from_utf8_lossy(&answer).into_owned())
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(3), exchange)
+        .await
+        .with_context(|| format!("{addr} did not answer within 3 s"))?
+        .with_context(|| format!("cannot reach {addr}"))?;
+    let healthy = answer.starts_with("HTTP/1.1 200") && answer.contains("\"status\":\"ok\"");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    println!("{body}");
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).

@@ -6,3 +6,4 @@ mod engine_faults;
 mod engine_ground_truth;
 mod properties;
 mod support;
+mod tools;
