@@ -22,6 +22,31 @@ pub struct Config {
     /// The MCP server (`tagguard serve`).
     #[serde(default)]
     pub server: ServerConfig,
+    /// History, audit log and cache (`--data-dir` and `TAGGUARD_DATA_DIR` override the directory).
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// Where and how much tagguard remembers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The data directory; unset means the per-user default (`~/.local/share/tagguard`).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Scans whose per-resource findings are kept (for drift); older scans keep their summary.
+    pub findings_scans: usize,
+    /// Days scan summaries are kept; never fewer than 400.
+    pub summary_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: None,
+            findings_scans: 20,
+            summary_days: 730,
+        }
+    }
 }
 
 /// Settings of the MCP server. Environment variables (`TAGGUARD_AUTH_TOKEN`, ...) override them.

@@ -9,6 +9,7 @@
 //! - [`config`]: engine settings and per-service rate limits (`config/tagguard.toml`).
 //! - [`engine`]: the actor pipeline (supervisor, fetchers, validator pool, aggregator) and
 //!   [`engine::EngineHandle`], the typed API for embedding.
+//! - [`store`]: redb persistence: scan summaries, recent findings, history and drift.
 //! - [`report`]: the result rendered as a table summary, JSON, CSV or Markdown.
 //! - [`mcp`]: the MCP front: protocol over a jsonrpsee `RpcModule`, stdio and Streamable HTTP
 //!   transports, `/health`.
@@ -49,4 +50,5 @@ pub mod mcp;
 pub mod policy;
 pub mod report;
 pub mod source;
+pub mod store;
 pub mod tools;

@@ -23,6 +23,8 @@ use tagguard::policy::{Policy, default_policy, load_policy};
 use tagguard::report::{self, Format};
 use tagguard::source::aws::AwsOptions;
 use tagguard::source::{ResourceSource, SourceSpec, SyntheticSpec};
+use tagguard::store::history::{GroupBy, HistoryQuery, HistoryReport, history_report};
+use tagguard::store::{Retention, Store, default_data_dir};
 use tagguard::tools::{ToolEnv, ToolRegistry};
 
 /// mimalloc: scans allocate and free millions of small strings; the system allocator spent
@@ -43,6 +45,9 @@ enum Command {
     Scan(ScanArgs),
     /// Serve the MCP tools to AI assistants, over stdio or Streamable HTTP.
     Serve(ServeArgs),
+    /// Show compliance over time from the recorded scans: per period, the trend, and what
+    /// changed between the two latest scans.
+    History(HistoryArgs),
     /// Ask a running HTTP server for GET /health; exit 0 if it answers "ok" (for container
     /// health checks, which have no curl in tagguard's image).
     Healthcheck {
@@ -80,6 +85,10 @@ struct Common {
     /// Engine and rate-limit configuration (default: the built-in config/tagguard.toml).
     #[arg(long, env = "TAGGUARD_CONFIG")]
     config: Option<PathBuf>,
+    /// Where history, the audit log and the cache live (default: the config's
+    /// `store.data_dir`, else ~/.local/share/tagguard).
+    #[arg(long, env = "TAGGUARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 /// Where resources come from and which part of them: shared by `scan` and `serve`.
@@ -157,6 +166,45 @@ struct ServeArgs {
     from: SourceArgs,
     #[command(flatten)]
     common: Common,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// Days to look back (1 to 400).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=400))]
+    days: u32,
+    /// Period of each line: day, week or month.
+    #[arg(long, default_value = "day")]
+    group_by: GroupBy,
+    /// Scans of this source only (as `scan --source` named it).
+    #[arg(long, default_value = "demo", env = "TAGGUARD_SOURCE")]
+    source: String,
+    /// Scans of these resource types only (as the scans named them); default every type.
+    #[arg(long, value_delimiter = ',')]
+    resource_types: Vec<String>,
+    /// Scans of these regions only; default scans of every region.
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Scans of these accounts only; default scans of every account.
+    #[arg(long, value_delimiter = ',')]
+    accounts: Vec<String>,
+    /// Most resources and tag changes listed in the drift.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Output: table or json.
+    #[arg(long, default_value = "table")]
+    format: HistoryFormat,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// How `tagguard history` prints.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HistoryFormat {
+    /// A table for people.
+    Table,
+    /// The whole report as JSON (what the get_violation_history tool returns).
+    Json,
 }
 
 /// Largest demo estate: about 400 MiB of memory per million resources with violations kept.
@@ -241,6 +289,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan(args) => runtime()?.block_on(scan(args)),
+        Command::History(args) => runtime()?.block_on(history(args)),
         Command::Healthcheck { addr } => runtime()?.block_on(healthcheck(addr)),
         Command::Serve(args) => {
             let runtime = runtime()?;
@@ -338,6 +387,7 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
     let policy = Arc::new(load(&args.common.policy)?);
     let config = Config::load(args.common.config.as_deref())?;
     let (source, scope) = open_source(&args.from, &args.resource_types, &policy).await?;
+    let store = open_store(&args.common, &config);
     let engine = EngineHandle::start(config).await?;
     let ticket = engine
         .start_scan(ScanRequest {
@@ -381,7 +431,16 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
         watcher.abort();
     }
     engine.shutdown().await;
-    let result = result?;
+    let mut result = result?;
+    if let Some(store) = store {
+        if let Err(error) = store.record_scan(&result, "cli").await {
+            eprintln!("tagguard: warning: the scan was not recorded in the history: {error}");
+            result
+                .notes
+                .push(format!("not recorded in the history: {error}"));
+        }
+        store.close();
+    }
 
     if args.format != Format::Table {
         // The table shows notes itself; other formats carry them in the data, and a person
@@ -430,12 +489,14 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         check_bind(addr, &options)?;
     }
     let (source, default_scope) = open_source(&args.from, &[], &policy).await?;
+    let store = open_store(&args.common, &config);
     let engine = EngineHandle::start(config).await?;
     let env = ToolEnv {
         engine: engine.clone(),
         policy,
         source,
         default_scope,
+        store: store.clone(),
     };
     let server = McpServer::new(env, ToolRegistry::standard());
     let outcome = match args.http {
@@ -462,7 +523,127 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         }
     };
     engine.shutdown().await;
+    if let Some(store) = store {
+        store.close();
+    }
     outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// Opens the store of the data directory the options and config name. A store that cannot be
+/// opened costs the history, not the scan: a warning, and nothing is recorded.
+fn open_store(common: &Common, config: &Config) -> Option<Store> {
+    let dir = common
+        .data_dir
+        .clone()
+        .or_else(|| config.store.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
+    let retention = Retention {
+        findings_scans: config.store.findings_scans,
+        summary_days: config.store.summary_days,
+    };
+    match Store::open(&dir, retention) {
+        Ok(store) => Some(store),
+        Err(error) => {
+            eprintln!("tagguard: warning: {error}; this run is not recorded in the history");
+            None
+        }
+    }
+}
+
+async fn history(args: HistoryArgs) -> Result<ExitCode> {
+    let config = Config::load(args.common.config.as_deref())?;
+    let names = ScopeFieldNames {
+        resource_types: "--resource-types",
+        regions: "--regions",
+        accounts: "--accounts",
+    };
+    let parsed = parse_scope(names, &args.resource_types, &args.regions, &args.accounts)
+        .map_err(anyhow::Error::msg)?;
+    let Some(store) = open_store(&args.common, &config) else {
+        bail!("no history to show: the store could not be opened");
+    };
+    let query = HistoryQuery {
+        source: args.source.clone(),
+        scope: parsed.scope,
+        days_back: args.days,
+        group_by: args.group_by,
+        limit: args.limit,
+        now: chrono::Utc::now(),
+    };
+    let report = history_report(&store, &query).await;
+    store.close();
+    let report = report?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    match args.format {
+        HistoryFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        HistoryFormat::Table => write_history_table(&report, &mut out)?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_history_table(report: &HistoryReport, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<12} {:>5} {:>7} {:>10} {:>14} {:>7} {:>9}",
+        "period", "scans", "score", "resources", "non-compliant", "errors", "warnings"
+    )?;
+    for p in &report.history {
+        writeln!(
+            out,
+            "{:<12} {:>5} {:>6.1}% {:>10} {:>14} {:>7} {:>9}",
+            p.period,
+            p.scans,
+            p.compliance_score * 100.0,
+            p.total_resources,
+            p.non_compliant_resources,
+            p.error_count,
+            p.warning_count
+        )?;
+    }
+    writeln!(
+        out,
+        "\ntrend: {} ({:+.1} points over {} scans)",
+        serde_json::to_value(report.trend)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        report.score_change * 100.0,
+        report.scans_considered
+    )?;
+    if let Some(drift) = &report.drift {
+        writeln!(
+            out,
+            "since {}: {} became non-compliant, {} no longer non-compliant, {} tag changes",
+            drift.from_scanned_at.format("%Y-%m-%d %H:%M UTC"),
+            drift.became_non_compliant_count,
+            drift.no_longer_non_compliant_count,
+            drift.tag_changes_count
+        )?;
+        for change in &drift.tag_changes {
+            write!(
+                out,
+                "  {} {} {}",
+                change.resource_arn, change.tag, change.change
+            )?;
+            if change.before.is_some() || change.after.is_some() {
+                write!(
+                    out,
+                    ": {} -> {}",
+                    change.before.as_deref().unwrap_or("(absent or valid)"),
+                    change.after.as_deref().unwrap_or("(absent or valid)")
+                )?;
+            }
+            writeln!(out)?;
+        }
+    }
+    for note in &report.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    Ok(())
 }
 
 /// GET /health over a bare HTTP/1.1 connection, with a 3 s deadline.

@@ -190,7 +190,7 @@ impl Front {
     async fn route(self: Arc<Self>, request: Request<IncomingBody>) -> Response<Body> {
         let path = request.uri().path();
         if path == HEALTH_PATH && request.method() == Method::GET {
-            return self.health();
+            return self.health().await;
         }
         if path != MCP_PATH {
             return empty(StatusCode::NOT_FOUND);
@@ -214,9 +214,26 @@ impl Front {
         }
     }
 
-    fn health(&self) -> Response<Body> {
+    async fn health(&self) -> Response<Body> {
         let state = self.server.state();
         let tools: Vec<&str> = state.registry.iter().map(|t| t.name()).collect();
+        // A read transaction never waits for the writer (MVCC); the deadline guards against a
+        // saturated blocking pool, so health answers fast whatever happens.
+        let store = match &state.env.store {
+            None => json!({ "state": "off" }),
+            Some(store) => {
+                match tokio::time::timeout(Duration::from_millis(50), store.status()).await {
+                    Ok(Ok(status)) => json!({
+                        "state": "ok",
+                        "file": status.file,
+                        "schema_version": status.schema_version,
+                        "scans": status.scans,
+                    }),
+                    Ok(Err(error)) => json!({ "state": "error", "error": error.to_string() }),
+                    Err(_) => json!({ "state": "busy" }),
+                }
+            }
+        };
         json_response(
             StatusCode::OK,
             &json!({
@@ -228,6 +245,7 @@ impl Front {
                 "tools": tools,
                 "sessions": self.sessions.len(),
                 "uptime_seconds": self.server.uptime_seconds(),
+                "store": store,
             }),
         )
     }

@@ -167,12 +167,11 @@ impl McpServer {
                 &format!("'{method}' before 'initialize': send 'initialize' first"),
             ));
         }
-        let progress = match (progress_token(&method, params.as_ref()), outbound) {
-            (Some(token), Some(out)) => {
-                Some(Arc::new(ProgressNotifier::new(token, out)) as Arc<dyn ProgressSink>)
-            }
+        let notifier = match (progress_token(&method, params.as_ref()), outbound) {
+            (Some(token), Some(out)) => Some(Arc::new(ProgressNotifier::new(token, out))),
             _ => None,
         };
+        let progress = notifier.clone().map(|n| n as Arc<dyn ProgressSink>);
         let cancel = session.begin(&id);
         let state = CallState {
             session: session.clone(),
@@ -180,6 +179,10 @@ impl McpServer {
             cancel: cancel.clone(),
         };
         let answer = self.invoke(callback, params, state).await;
+        if let Some(notifier) = notifier {
+            // No progress may follow the response.
+            notifier.finish();
+        }
         session.end(&id);
         if cancel.is_cancelled() && method == "tools/call" {
             return None;
@@ -247,6 +250,14 @@ impl ProgressNotifier {
             out,
             last: Mutex::new(None),
         }
+    }
+}
+
+impl ProgressNotifier {
+    /// Refuses every later report. Taking the lock waits for a report being sent, so nothing
+    /// can slip in after the response.
+    fn finish(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(f64::INFINITY);
     }
 }
 

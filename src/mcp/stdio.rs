@@ -18,6 +18,10 @@ use super::protocol::{INVALID_REQUEST, error_response, parse_message};
 /// (`echo '{...}' | tagguard serve --stdio` closes stdin at once and still wants its answer).
 const DRAIN_ON_EOF: Duration = Duration::from_secs(3);
 
+/// How long cancelled requests get to wind down (a scan stops within a page) before they
+/// are abandoned.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// Serves one client on `input`/`output` until `input` ends or `shutdown` resolves. Lines
 /// longer than `max_line_bytes` are answered with an error and skipped.
 pub async fn serve<R, W>(
@@ -48,10 +52,14 @@ where
     let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(max_line_bytes));
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
+    let mut signalled = false;
     loop {
         let line = tokio::select! {
             line = lines.next() => line,
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => {
+                signalled = true;
+                break;
+            }
             // Reap finished requests as we go, so the set stays small.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
@@ -91,18 +99,32 @@ where
         });
     }
 
-    // Let what is running answer, briefly; then stop the rest.
-    let drained = tokio::time::timeout(DRAIN_ON_EOF, async {
+    // On end of input, what is running may still answer, briefly (unless a signal comes).
+    // Then cancel the rest: their scans stop in the engine, and they end without an answer.
+    if !signalled {
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        tokio::select! {
+            _ = tokio::time::timeout(DRAIN_ON_EOF, drain) => {}
+            _ = &mut shutdown => {}
+        }
+    }
+    session.close();
+    if tokio::time::timeout(STOP_GRACE, async {
         while tasks.join_next().await.is_some() {}
     })
-    .await;
-    if drained.is_err() {
-        session.close();
+    .await
+    .is_err()
+    {
+        tracing::warn!("requests still running after cancellation; abandoning them");
         tasks.shutdown().await;
     }
     drop(out_tx);
     drop(session);
-    match writer.await {
+    // Everything that could write has ended or been aborted; the writer drains and stops.
+    let Ok(written) = tokio::time::timeout(STOP_GRACE, writer).await else {
+        return Ok(());
+    };
+    match written {
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(e)),
     }

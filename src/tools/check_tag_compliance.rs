@@ -110,7 +110,7 @@ impl TypedTool for CheckTagCompliance {
             &params.filters.regions,
             &params.filters.account_ids,
         )?;
-        let result = run_scan(env, ctx, scope, params.severity.into()).await?;
+        let result = run_scan(env, ctx, Self::NAME, scope, params.severity.into()).await?;
         let matching = result.violations.len();
         let violations = result
             .violations

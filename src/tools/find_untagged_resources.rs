@@ -125,7 +125,7 @@ impl TypedTool for FindUntaggedResources {
         }
         let (scope, warnings) = tool_scope(env, &params.resource_types, &params.regions, &[])?;
         // Missing tags are errors; warnings need not be kept.
-        let result = run_scan(env, ctx, scope, SeverityFilter::ErrorsOnly).await?;
+        let result = run_scan(env, ctx, Self::NAME, scope, SeverityFilter::ErrorsOnly).await?;
 
         // Group the missing-tag violations by resource, keeping source order.
         let mut order: Vec<Arc<ResourceRef>> = Vec::new();

@@ -10,6 +10,7 @@
 mod check_tag_compliance;
 mod find_untagged_resources;
 mod get_tagging_policy;
+mod get_violation_history;
 mod validate_resource_tags;
 mod views;
 
@@ -28,10 +29,12 @@ use crate::domain::{ScanResult, ScanScope, ScopeFieldNames, SeverityFilter, pars
 use crate::engine::{EngineError, EngineHandle, ScanRequest};
 use crate::policy::Policy;
 use crate::source::ResourceSource;
+use crate::store::Store;
 
 pub use check_tag_compliance::CheckTagCompliance;
 pub use find_untagged_resources::FindUntaggedResources;
 pub use get_tagging_policy::GetTaggingPolicy;
+pub use get_violation_history::GetViolationHistory;
 pub use validate_resource_tags::ValidateResourceTags;
 
 /// What every tool works with: the engine, the policy and the source the server was started on.
@@ -46,6 +49,8 @@ pub struct ToolEnv {
     /// What a call covers when it does not narrow the scan itself (the regions and accounts
     /// `tagguard serve` was started with); a call's own lists replace these.
     pub default_scope: ScanScope,
+    /// Where scans are recorded and history is read; `None` keeps nothing.
+    pub store: Option<Store>,
 }
 
 /// Receives a tool's progress: `progress` grows, `total` when known, and a short message.
@@ -242,6 +247,7 @@ impl ToolRegistry {
             .with(FindUntaggedResources)
             .with(ValidateResourceTags)
             .with(GetTaggingPolicy)
+            .with(GetViolationHistory)
     }
 
     /// Adds a tool.
@@ -348,10 +354,12 @@ pub(crate) fn tool_scope(
     Ok((scope, parsed.warnings))
 }
 
-/// Runs a scan for a tool: reports progress while it runs, stops it on cancellation.
+/// Runs a scan for the tool `origin`: reports progress while it runs, stops it on
+/// cancellation, and records it in the store.
 pub(crate) async fn run_scan(
     env: &ToolEnv,
     ctx: &CallContext,
+    origin: &str,
     scope: ScanScope,
     severity: SeverityFilter,
 ) -> Result<ScanResult, ToolError> {
@@ -361,8 +369,8 @@ pub(crate) async fn run_scan(
     let ticket = env.engine.start_scan(request).await.map_err(engine_error)?;
     let scan_id = ticket.id;
     let mut progress = ticket.progress();
-    let reporter = ctx.progress.clone().map(|sink| {
-        tokio::spawn(async move {
+    let _reporter = ctx.progress.clone().map(|sink| {
+        AbortOnDrop(tokio::spawn(async move {
             sink.report(0.0, None, "planning the scan".to_string());
             while progress.changed().await.is_ok() {
                 let p = progress.borrow_and_update().clone();
@@ -376,7 +384,7 @@ pub(crate) async fn run_scan(
                     None => sink.report(0.0, None, message),
                 }
             }
-        })
+        }))
     });
     let outcome = tokio::select! {
         result = ticket.result() => result.map_err(engine_error),
@@ -385,10 +393,28 @@ pub(crate) async fn run_scan(
             Err(ToolError::Cancelled)
         }
     };
-    if let Some(reporter) = reporter {
-        reporter.abort();
+    let mut result = outcome?;
+    if let Some(store) = &env.store
+        && let Err(error) = store.record_scan(&result, &format!("mcp:{origin}")).await
+    {
+        // History is a record, not the answer: the caller still gets the scan.
+        tracing::warn!(%error, "scan not recorded");
+        result.notes.push(format!(
+            "this scan was not recorded in the history: {error}"
+        ));
     }
-    outcome
+    Ok(result)
+}
+
+/// Aborts a task when dropped: the progress reporter must end with its call, however the call
+/// ends (answered, failed, or dropped by a transport that gave up on it), or it would keep
+/// the client's channel open.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn engine_error(error: EngineError) -> ToolError {
@@ -414,7 +440,7 @@ mod tests {
     #[test]
     fn every_tool_has_object_schemas_and_described_fields() {
         let registry = ToolRegistry::standard();
-        assert_eq!(registry.iter().count(), 4);
+        assert_eq!(registry.iter().count(), 5);
         for tool in registry.iter() {
             let d = tool.descriptor();
             for key in ["inputSchema", "outputSchema"] {

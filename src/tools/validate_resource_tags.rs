@@ -127,7 +127,7 @@ impl TypedTool for ValidateResourceTags {
         let scan = if valid.is_empty() {
             None
         } else {
-            Some(run_scan(env, ctx, scope_of(&valid), SeverityFilter::All).await?)
+            Some(run_scan(env, ctx, Self::NAME, scope_of(&valid), SeverityFilter::All).await?)
         };
 
         let mut by_arn: HashMap<&str, Vec<ViolationView>> = HashMap::new();

@@ -381,6 +381,7 @@ fn expected(created: &[Created]) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>
 fn scan_cli(credentials: &Credentials, args: &[&str]) -> (Option<i32>, Value, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tagguard"));
     command
+        .env("TAGGUARD_DATA_DIR", crate::support::data_dir())
         .args([
             "scan",
             "--source",

@@ -11,6 +11,7 @@ fn tagguard(args: &[&str]) -> Output {
         .env_remove("TAGGUARD_POLICY")
         .env_remove("TAGGUARD_CONFIG")
         .env_remove("TAGGUARD_SOURCE")
+        .env("TAGGUARD_DATA_DIR", crate::support::data_dir())
         .output()
         .expect("the tagguard binary runs")
 }
@@ -341,6 +342,7 @@ fn a_closed_pipe_keeps_the_scan_exit_code() {
     use std::io::Read;
     let mut child = Command::new(env!("CARGO_BIN_EXE_tagguard"))
         .args(["scan", "--format", "csv", "--size", "20000"])
+        .env("TAGGUARD_DATA_DIR", crate::support::data_dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

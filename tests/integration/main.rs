@@ -4,6 +4,8 @@ mod aws_moto;
 mod cli;
 mod engine_faults;
 mod engine_ground_truth;
+mod mcp_clients;
 mod properties;
+mod store;
 mod support;
 mod tools;

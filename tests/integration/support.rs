@@ -85,3 +85,11 @@ pub fn truth_keys(truth: &GroundTruth) -> Vec<(String, String, String, String)> 
     keys.sort();
     keys
 }
+
+/// A data directory shared by the binaries the tests start, so that no test writes history
+/// into the user's own (`~/.local/share/tagguard`). Tests that inspect a store use their own.
+pub fn data_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a temporary directory"))
+        .path()
+}

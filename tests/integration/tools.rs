@@ -27,6 +27,7 @@ async fn env(size: u64) -> (ToolEnv, Arc<SyntheticSource>) {
         policy,
         source: source.clone(),
         default_scope: ScanScope::default(),
+        store: None,
     };
     (env, source)
 }

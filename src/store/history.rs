@@ -1,0 +1,608 @@
+//! Compliance over time, computed from stored scans: periods (day, week, month), the trend,
+//! and the drift between two scans. Pure functions over [`ScanSummary`] and [`StoredFinding`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Datelike, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{ScanSummary, Store, StoreError, StoredFinding};
+use crate::domain::ScanScope;
+
+/// The length of a history period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// Calendar days (UTC).
+    #[default]
+    Day,
+    /// ISO weeks (Monday to Sunday, UTC).
+    Week,
+    /// Calendar months (UTC).
+    Month,
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "day" => Ok(GroupBy::Day),
+            "week" => Ok(GroupBy::Week),
+            "month" => Ok(GroupBy::Month),
+            other => Err(format!("'{other}' is not a period: use day, week or month")),
+        }
+    }
+}
+
+/// The label of the period holding `time`: `2026-11-24`, `2026-W48` or `2026-11`.
+pub fn period_of(time: DateTime<Utc>, by: GroupBy) -> String {
+    match by {
+        GroupBy::Day => time.format("%Y-%m-%d").to_string(),
+        GroupBy::Week => {
+            let week = time.iso_week();
+            format!("{}-W{:02}", week.year(), week.week())
+        }
+        GroupBy::Month => time.format("%Y-%m").to_string(),
+    }
+}
+
+/// One period of history: the state at its last scan, and how many scans it saw.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct HistoryPoint {
+    /// The period: `2026-11-24`, `2026-W48` or `2026-11`.
+    pub period: String,
+    /// Scans in the period.
+    pub scans: u32,
+    /// When the period's last scan ran.
+    pub last_scan_at: DateTime<Utc>,
+    /// Compliance score of the period's last scan (0.0–1.0).
+    pub compliance_score: f64,
+    /// Resources checked by that scan.
+    pub total_resources: u64,
+    /// Of which compliant.
+    pub compliant_resources: u64,
+    /// Of which non-compliant.
+    pub non_compliant_resources: u64,
+    /// Error-severity violations.
+    pub error_count: u64,
+    /// Warning-severity violations.
+    pub warning_count: u64,
+    /// Score per resource type.
+    pub score_by_resource_type: BTreeMap<String, f64>,
+    /// Violations (missing or invalid) per tag.
+    pub violations_by_tag: BTreeMap<String, u64>,
+}
+
+/// The direction of compliance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trend {
+    /// The score rose by more than [`STABLE_BAND`].
+    Improving,
+    /// The score fell by more than [`STABLE_BAND`].
+    Declining,
+    /// Within [`STABLE_BAND`], or fewer than two periods.
+    Stable,
+}
+
+/// Score changes within half a percentage point are noise, not a trend.
+pub const STABLE_BAND: f64 = 0.005;
+
+/// Groups scans (in any order) into periods, oldest first; each period shows its last scan.
+pub fn group(scans: &[ScanSummary], by: GroupBy) -> Vec<HistoryPoint> {
+    let mut periods: BTreeMap<String, (u32, &ScanSummary)> = BTreeMap::new();
+    for scan in scans {
+        let entry = periods
+            .entry(period_of(scan.scanned_at, by))
+            .or_insert((0, scan));
+        entry.0 += 1;
+        if (scan.scanned_at, scan.scan_id) >= (entry.1.scanned_at, entry.1.scan_id) {
+            entry.1 = scan;
+        }
+    }
+    periods
+        .into_iter()
+        .map(|(period, (count, last))| HistoryPoint {
+            period,
+            scans: count,
+            last_scan_at: last.scanned_at,
+            compliance_score: last.compliance_score,
+            total_resources: last.total_resources,
+            compliant_resources: last.compliant_resources,
+            non_compliant_resources: last.non_compliant_resources,
+            error_count: last.error_count,
+            warning_count: last.warning_count,
+            score_by_resource_type: last
+                .by_resource_type
+                .iter()
+                .map(|(t, c)| {
+                    let score = crate::domain::ScanResult::score(c.compliant, c.total);
+                    (t.clone(), score)
+                })
+                .collect(),
+            violations_by_tag: last
+                .by_tag
+                .iter()
+                .map(|(t, c)| (t.clone(), c.missing + c.invalid))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The trend from the earliest to the latest period, and the score change (latest − earliest,
+/// in score units: 0.05 is five percentage points).
+pub fn trend(points: &[HistoryPoint]) -> (Trend, f64) {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return (Trend::Stable, 0.0);
+    };
+    let change = last.compliance_score - first.compliance_score;
+    let trend = if points.len() < 2 || change.abs() <= STABLE_BAND {
+        Trend::Stable
+    } else if change > 0.0 {
+        Trend::Improving
+    } else {
+        Trend::Declining
+    };
+    (trend, change)
+}
+
+/// A tag of a resource whose state changed between two scans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct TagChange {
+    /// The resource.
+    pub resource_arn: String,
+    /// The tag.
+    pub tag: String,
+    /// `added` (was missing, now present), `removed` (was present, now missing) or `changed`
+    /// (its non-compliant value changed, or it became valid or invalid).
+    pub change: String,
+    /// The value before, when known.
+    pub before: Option<String>,
+    /// The value now, when known.
+    pub after: Option<String>,
+}
+
+/// What changed between two scans of the same scope, as far as their findings show.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+pub struct Drift {
+    /// Resources with errors now that had none before (new, or broken since).
+    pub became_non_compliant: Vec<String>,
+    /// Resources with errors before that have none now (fixed, or deleted).
+    pub no_longer_non_compliant: Vec<String>,
+    /// Tags that changed on resources seen with violations in either scan.
+    pub tag_changes: Vec<TagChange>,
+}
+
+/// Per (resource, tag): the violation and the value seen.
+type TagStates<'a> = BTreeMap<(&'a str, &'a str), (&'a str, Option<&'a str>)>;
+
+fn tag_states(findings: &[StoredFinding]) -> TagStates<'_> {
+    findings
+        .iter()
+        .map(|f| {
+            (
+                (f.arn.as_str(), f.tag.as_str()),
+                (f.violation_type.as_str(), f.current_value.as_deref()),
+            )
+        })
+        .collect()
+}
+
+/// The drift from `before` to `after` (the findings of two scans). Compliant resources are not
+/// stored, so a tag set right on a resource that had no violation before cannot be seen.
+pub fn drift(before: &[StoredFinding], after: &[StoredFinding]) -> Drift {
+    // Errors only: scans may have listed warnings or not (their severity filter), and what
+    // decides compliance is errors.
+    let errors = |findings: &[StoredFinding]| -> Vec<StoredFinding> {
+        findings
+            .iter()
+            .filter(|f| f.severity == "error")
+            .cloned()
+            .collect()
+    };
+    let (before, after) = (&errors(before)[..], &errors(after)[..]);
+    let failing = |findings: &[StoredFinding]| -> BTreeSet<String> {
+        findings
+            .iter()
+            .filter(|f| f.severity == "error")
+            .map(|f| f.arn.clone())
+            .collect()
+    };
+    let (failing_before, failing_after) = (failing(before), failing(after));
+    let (old, new) = (tag_states(before), tag_states(after));
+    let resources_before: BTreeSet<&str> = before.iter().map(|f| f.arn.as_str()).collect();
+    let resources_after: BTreeSet<&str> = after.iter().map(|f| f.arn.as_str()).collect();
+    let mut tag_changes = Vec::new();
+    let keys: BTreeSet<&(&str, &str)> = old.keys().chain(new.keys()).collect();
+    for key @ (arn, tag) in keys {
+        // Only resources seen in both scans: a resource absent from one may be compliant or
+        // gone, and its tags are unknown there.
+        if !(resources_before.contains(arn) && resources_after.contains(arn)) {
+            continue;
+        }
+        let missing =
+            |s: Option<&(&str, Option<&str>)>| s.is_some_and(|(v, _)| *v == "missing_required_tag");
+        let value = |s: Option<&(&str, Option<&str>)>| s.and_then(|(_, v)| v.map(str::to_string));
+        let (was, is) = (old.get(key), new.get(key));
+        let change = match (missing(was), missing(is)) {
+            (true, false) => "added",
+            (false, true) => "removed",
+            (true, true) => continue,
+            (false, false) if value(was) != value(is) || was.is_some() != is.is_some() => "changed",
+            (false, false) => continue,
+        };
+        tag_changes.push(TagChange {
+            resource_arn: arn.to_string(),
+            tag: tag.to_string(),
+            change: change.to_string(),
+            before: value(was),
+            after: value(is),
+        });
+    }
+    Drift {
+        became_non_compliant: failing_after.difference(&failing_before).cloned().collect(),
+        no_longer_non_compliant: failing_before.difference(&failing_after).cloned().collect(),
+        tag_changes,
+    }
+}
+
+/// The most days of history a query may cover (summaries are kept at least this long).
+pub const MAX_DAYS_BACK: u32 = 400;
+
+/// Which history to build.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    /// Scans of this source only (`demo`, `aws`, ...).
+    pub source: String,
+    /// Scans of exactly this scope only, so that a trend compares like with like.
+    pub scope: ScanScope,
+    /// Days back from `now`.
+    pub days_back: u32,
+    /// Period of the points.
+    pub group_by: GroupBy,
+    /// Most items per drift list.
+    pub limit: usize,
+    /// The present (a parameter, so tests can move the clock).
+    pub now: DateTime<Utc>,
+}
+
+/// What changed between the two most recent scans.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DriftReport {
+    /// The earlier scan's id.
+    pub from_scan: String,
+    /// When it ran.
+    pub from_scanned_at: DateTime<Utc>,
+    /// The later scan's id.
+    pub to_scan: String,
+    /// When it ran.
+    pub to_scanned_at: DateTime<Utc>,
+    /// Resources non-compliant now that were not before, at most `limit`.
+    pub became_non_compliant: Vec<String>,
+    /// How many in all.
+    pub became_non_compliant_count: u64,
+    /// Resources non-compliant before that are not now (fixed, or deleted), at most `limit`.
+    pub no_longer_non_compliant: Vec<String>,
+    /// How many in all.
+    pub no_longer_non_compliant_count: u64,
+    /// Tags added, removed or changed on resources with errors in both scans, at most `limit`.
+    pub tag_changes: Vec<TagChange>,
+    /// How many in all.
+    pub tag_changes_count: u64,
+    /// Set when a list was cut at `limit`.
+    pub truncated: Option<String>,
+}
+
+/// Result of `get_violation_history`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HistoryReport {
+    /// Days looked back.
+    pub days_back: u32,
+    /// Period of the points.
+    pub group_by: GroupBy,
+    /// One point per period with scans, oldest first; each shows the period's last scan.
+    pub history: Vec<HistoryPoint>,
+    /// `improving`, `declining` or `stable` (latest period against the earliest; changes
+    /// within half a percentage point are stable).
+    pub trend: Trend,
+    /// Score change from the earliest to the latest period (0.05 = five percentage points).
+    pub score_change: f64,
+    /// Average score change per period between them (0 with fewer than two periods).
+    pub improvement_rate: f64,
+    /// Scans of this scope in the window.
+    pub scans_considered: u64,
+    /// Drift between the two most recent scans of this scope; null with fewer than two, or
+    /// when their findings are no longer kept.
+    pub drift: Option<DriftReport>,
+    /// What the history leaves out, and why.
+    pub notes: Vec<String>,
+}
+
+/// The history the query asks for, from the store.
+pub async fn history_report(
+    store: &Store,
+    query: &HistoryQuery,
+) -> Result<HistoryReport, StoreError> {
+    let since = query.now - chrono::Duration::days(query.days_back.into());
+    let all = store.scans_since(since).await?;
+    let (scans, others): (Vec<ScanSummary>, Vec<ScanSummary>) = all
+        .into_iter()
+        .filter(|s| s.scanned_at <= query.now)
+        .partition(|s| s.source == query.source && same_scope(&s.scope, &query.scope));
+
+    let mut notes = Vec::new();
+    if scans.is_empty() {
+        notes.push(
+            "no scan of this scope in the window: run check_tag_compliance (or tagguard scan) with the same resource types and regions to record one".to_string(),
+        );
+    }
+    if !others.is_empty() {
+        notes.push(format!(
+            "{} scans of other scopes or sources in the window are left out",
+            others.len()
+        ));
+    }
+    if scans.iter().any(|s| s.partial) {
+        notes.push(
+            "some scans were partial: their scores cover only what could be read".to_string(),
+        );
+    }
+    let history = group(&scans, query.group_by);
+    let (trend, score_change) = trend(&history);
+    let improvement_rate = if history.len() > 1 {
+        score_change / (history.len() - 1) as f64
+    } else {
+        0.0
+    };
+
+    let mut drift_report = None;
+    let mut latest: Vec<&ScanSummary> = scans.iter().collect();
+    latest.sort_by_key(|s| std::cmp::Reverse((s.scanned_at, s.scan_id)));
+    if let [to, from, ..] = latest[..] {
+        match (store.findings(from.scan_id).await?, store.findings(to.scan_id).await?) {
+            (Some(before), Some(after)) => {
+                drift_report = Some(drift_report_of(from, to, drift(&before, &after), query.limit));
+            }
+            _ => notes.push(
+                "the findings of the two latest scans are no longer kept, so no drift (store.findings_scans)".to_string(),
+            ),
+        }
+    }
+    Ok(HistoryReport {
+        days_back: query.days_back,
+        group_by: query.group_by,
+        history,
+        trend,
+        score_change,
+        improvement_rate,
+        scans_considered: scans.len() as u64,
+        drift: drift_report,
+        notes,
+    })
+}
+
+/// Whether a recorded scan covered exactly `scope` (ARN-restricted checks never do).
+fn same_scope(recorded: &ScanScope, scope: &ScanScope) -> bool {
+    recorded.arns.is_empty()
+        && recorded.resource_types == scope.resource_types
+        && recorded.regions == scope.regions
+        && recorded.accounts == scope.accounts
+}
+
+fn drift_report_of(
+    from: &ScanSummary,
+    to: &ScanSummary,
+    drift: Drift,
+    limit: usize,
+) -> DriftReport {
+    let counts = (
+        drift.became_non_compliant.len(),
+        drift.no_longer_non_compliant.len(),
+        drift.tag_changes.len(),
+    );
+    let truncated = [
+        cut_note(
+            "resources that became non-compliant",
+            counts.0.min(limit),
+            counts.0,
+        ),
+        cut_note(
+            "resources no longer non-compliant",
+            counts.1.min(limit),
+            counts.1,
+        ),
+        cut_note("tag changes", counts.2.min(limit), counts.2),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    DriftReport {
+        from_scan: crate::domain::ScanId(from.scan_id).to_string(),
+        from_scanned_at: from.scanned_at,
+        to_scan: crate::domain::ScanId(to.scan_id).to_string(),
+        to_scanned_at: to.scanned_at,
+        became_non_compliant: first(drift.became_non_compliant, limit),
+        became_non_compliant_count: counts.0 as u64,
+        no_longer_non_compliant: first(drift.no_longer_non_compliant, limit),
+        no_longer_non_compliant_count: counts.1 as u64,
+        tag_changes: first(drift.tag_changes, limit),
+        tag_changes_count: counts.2 as u64,
+        truncated: (!truncated.is_empty()).then(|| truncated.join("; ")),
+    }
+}
+
+fn first<T>(mut items: Vec<T>, limit: usize) -> Vec<T> {
+    items.truncate(limit);
+    items
+}
+
+/// "showing N of M …" when a list was cut.
+fn cut_note(what: &str, shown: usize, total: usize) -> Option<String> {
+    (shown < total).then(|| format!("showing {shown} of {total} {what}; raise 'limit' to see more"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn summary(id: u64, at: DateTime<Utc>, score: f64) -> ScanSummary {
+        ScanSummary {
+            scan_id: id,
+            scanned_at: at,
+            origin: "cli".into(),
+            source: "demo".into(),
+            scope: Default::default(),
+            policy_version: "1".into(),
+            severity_filter: Default::default(),
+            compliance_score: score,
+            total_resources: 100,
+            compliant_resources: (score * 100.0) as u64,
+            non_compliant_resources: 100 - (score * 100.0) as u64,
+            error_count: 0,
+            warning_count: 0,
+            by_resource_type: BTreeMap::new(),
+            by_tag: BTreeMap::new(),
+            cost_gap: None,
+            issues: Vec::new(),
+            partial: false,
+            duration_ms: 1,
+        }
+    }
+
+    fn finding(arn: &str, tag: &str, kind: &str, value: Option<&str>) -> StoredFinding {
+        StoredFinding {
+            arn: arn.into(),
+            resource_type: "ec2:instance".into(),
+            violation_type: kind.into(),
+            tag: tag.into(),
+            severity: "error".into(),
+            current_value: value.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn periods_take_their_last_scan_and_sort_oldest_first() {
+        let day = |d, h| Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap();
+        let scans = [
+            summary(3, day(24, 9), 0.7),
+            summary(1, day(2, 9), 0.5),
+            summary(2, day(2, 18), 0.6),
+        ];
+        let points = group(&scans, GroupBy::Day);
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].period, "2026-11-02");
+        assert_eq!((points[0].scans, points[0].compliance_score), (2, 0.6));
+        let months = group(&scans, GroupBy::Month);
+        assert_eq!((months.len(), months[0].compliance_score), (1, 0.7));
+        assert_eq!(group(&scans, GroupBy::Week)[0].period, "2026-W45");
+        let (direction, change) = trend(&points);
+        assert_eq!(direction, Trend::Improving);
+        assert!((change - 0.1).abs() < 1e-9);
+        assert_eq!(trend(&months).0, Trend::Stable);
+    }
+
+    #[test]
+    fn drift_names_tags_added_removed_and_changed() {
+        let before = [
+            finding("a", "Owner", "missing_required_tag", None),
+            finding("a", "CostCenter", "invalid_value", Some("mkt")),
+            finding("b", "Owner", "missing_required_tag", None),
+        ];
+        let after = [
+            finding("a", "CostCenter", "invalid_value", Some("MKT-1")),
+            finding("a", "Environment", "missing_required_tag", None),
+            finding("c", "Owner", "missing_required_tag", None),
+        ];
+        let d = drift(&before, &after);
+        assert_eq!(d.became_non_compliant, ["c"]);
+        assert_eq!(d.no_longer_non_compliant, ["b"]);
+        let changes: Vec<(&str, &str)> = d
+            .tag_changes
+            .iter()
+            .map(|c| (c.tag.as_str(), c.change.as_str()))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("CostCenter", "changed"),
+                ("Environment", "removed"),
+                ("Owner", "added")
+            ]
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn scans() -> impl Strategy<Value = Vec<ScanSummary>> {
+            // Up to 60 scans over ~120 days, scores on a 0.001 grid.
+            proptest::collection::vec((0i64..120 * 24, 0u32..=1000), 0..60).prop_map(|items| {
+                let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (hours, score))| {
+                        summary(
+                            i as u64,
+                            base + chrono::Duration::hours(hours),
+                            score as f64 / 1000.0,
+                        )
+                    })
+                    .collect()
+            })
+        }
+
+        fn by() -> impl Strategy<Value = GroupBy> {
+            prop_oneof![
+                Just(GroupBy::Day),
+                Just(GroupBy::Week),
+                Just(GroupBy::Month)
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn every_scan_lands_in_exactly_one_period(scans in scans(), by in by()) {
+                let points = group(&scans, by);
+                prop_assert_eq!(points.iter().map(|p| p.scans as usize).sum::<usize>(), scans.len());
+                for pair in points.windows(2) {
+                    prop_assert!(pair[0].last_scan_at < pair[1].last_scan_at, "oldest first");
+                    prop_assert!(pair[0].period < pair[1].period);
+                }
+                for point in &points {
+                    let last = scans
+                        .iter()
+                        .filter(|s| period_of(s.scanned_at, by) == point.period)
+                        .max_by_key(|s| (s.scanned_at, s.scan_id))
+                        .unwrap();
+                    prop_assert_eq!(point.compliance_score, last.compliance_score);
+                    prop_assert!((0.0..=1.0).contains(&point.compliance_score));
+                }
+            }
+
+            #[test]
+            fn the_trend_follows_the_first_and_last_periods(scans in scans(), by in by()) {
+                let points = group(&scans, by);
+                let (direction, change) = trend(&points);
+                match (points.first(), points.last()) {
+                    (Some(first), Some(last)) if points.len() > 1 => {
+                        let expected = last.compliance_score - first.compliance_score;
+                        prop_assert_eq!(change, expected);
+                        let want = if expected > STABLE_BAND {
+                            Trend::Improving
+                        } else if expected < -STABLE_BAND {
+                            Trend::Declining
+                        } else {
+                            Trend::Stable
+                        };
+                        prop_assert_eq!(direction, want);
+                    }
+                    _ => prop_assert_eq!(direction, Trend::Stable),
+                }
+            }
+        }
+    }
+}

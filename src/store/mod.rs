@@ -1,0 +1,581 @@
+//! Persistence on redb: scan summaries, recent findings, history, audit records and the result
+//! cache, in one file in the data directory.
+//!
+//! # Guarantees
+//! - **One writer.** Every write goes to one thread that owns redb's write transactions; it
+//!   takes whatever is queued and commits it as one transaction, so a burst of scans or audit
+//!   records costs one fsync. Async callers await their record's commit (or not, for audit
+//!   records) without blocking a runtime thread. Reads run on blocking threads, concurrently with
+//!   the writer (redb's MVCC).
+//! - **Crash safety.** A write is acknowledged only after redb's commit returned with
+//!   `Durability::Immediate`; a process killed at any point leaves a file that opens with every
+//!   acknowledged scan intact (redb's copy-on-write commits; tested with SIGKILL).
+//! - **Retention.** Scan summaries are kept at least 400 days; per-resource findings only for
+//!   the most recent scans (configurable): they are what drift needs, and they are large.
+//! - **Schema.** The file records its schema version; older files are migrated on open, newer
+//!   ones refused with a message rather than misread.
+
+pub mod history;
+mod tables;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, Utc};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::domain::{ScanIssue, ScanResult, ScanScope, SeverityFilter, TagCounts, TypeCounts};
+pub use tables::SCHEMA_VERSION;
+use tables::{FINDINGS, META, SCANS};
+
+/// Findings per stored chunk.
+pub const FINDINGS_PER_CHUNK: usize = 10_000;
+
+/// Summaries are never pruned younger than this (a year of monthly trends, and a month more).
+pub const MIN_SUMMARY_DAYS: u32 = 400;
+
+/// Why the store failed. Messages name the file by its name only, never a full local path.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory or file could not be created or opened.
+    #[error("cannot open the store '{file}': {reason}")]
+    Open {
+        /// The file's name.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file was written by a newer tagguard.
+    #[error(
+        "the store '{file}' has schema version {found}; this tagguard reads up to {supported}: upgrade tagguard or use another --data-dir"
+    )]
+    TooNew {
+        /// The file's name.
+        file: String,
+        /// Its version.
+        found: u64,
+        /// Ours.
+        supported: u64,
+    },
+    /// A read or write failed.
+    #[error("store {0}")]
+    Io(String),
+    /// The writer has stopped (the store was closed).
+    #[error("the store is closed")]
+    Closed,
+}
+
+fn io_error(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(format!("{what} failed: {error}"))
+}
+
+/// What is kept of every scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanSummary {
+    /// The scan's id (microseconds since the epoch at its start; unique in the store).
+    pub scan_id: u64,
+    /// When it started.
+    pub scanned_at: DateTime<Utc>,
+    /// Who asked: `cli`, or `mcp:<tool>`.
+    pub origin: String,
+    /// The source (`demo`, `file:…`, `aws`).
+    pub source: String,
+    /// What it covered.
+    pub scope: ScanScope,
+    /// The policy's version.
+    pub policy_version: String,
+    /// Which violations the scan listed (findings are kept for those only).
+    pub severity_filter: SeverityFilter,
+    /// Compliant / total.
+    pub compliance_score: f64,
+    /// Resources in scope.
+    pub total_resources: u64,
+    /// Compliant resources.
+    pub compliant_resources: u64,
+    /// Non-compliant resources.
+    pub non_compliant_resources: u64,
+    /// Error-severity violations.
+    pub error_count: u64,
+    /// Warning-severity violations.
+    pub warning_count: u64,
+    /// Counts per resource type.
+    pub by_resource_type: BTreeMap<String, TypeCounts>,
+    /// Counts per tag.
+    pub by_tag: BTreeMap<String, TagCounts>,
+    /// Monthly cost (USD) of non-compliant resources whose cost is known, once cost data exists.
+    #[serde(default)]
+    pub cost_gap: Option<f64>,
+    /// Parts that could not be read.
+    pub issues: Vec<ScanIssue>,
+    /// Whether the scan was partial.
+    pub partial: bool,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+/// One stored violation of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    /// The resource.
+    pub arn: String,
+    /// Its type.
+    pub resource_type: String,
+    /// The violation type (`missing_required_tag`, ...).
+    pub violation_type: String,
+    /// The tag.
+    pub tag: String,
+    /// `error` or `warning`.
+    pub severity: String,
+    /// The value found, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_value: Option<String>,
+}
+
+impl ScanSummary {
+    /// The summary of a result.
+    pub fn of(result: &ScanResult, origin: &str) -> ScanSummary {
+        let cost_gap = {
+            let mut seen = std::collections::HashSet::new();
+            let mut gap = None;
+            for v in &result.violations {
+                if v.finding.severity == crate::domain::Severity::Error
+                    && seen.insert(v.resource.arn.as_str())
+                    && let Some(cost) = v.resource.monthly_cost
+                {
+                    *gap.get_or_insert(0.0) += cost;
+                }
+            }
+            gap.map(|g: f64| (g * 100.0).round() / 100.0)
+        };
+        ScanSummary {
+            scan_id: result.scan_id.0,
+            scanned_at: result.scan_timestamp,
+            origin: origin.to_string(),
+            source: result.source.clone(),
+            scope: result.scope.clone(),
+            policy_version: result.policy_version.clone(),
+            severity_filter: result.severity_filter,
+            compliance_score: result.compliance_score,
+            total_resources: result.total_resources,
+            compliant_resources: result.compliant_resources,
+            non_compliant_resources: result.non_compliant_resources,
+            error_count: result.error_count,
+            warning_count: result.warning_count,
+            by_resource_type: result
+                .by_resource_type
+                .iter()
+                .map(|(t, c)| (t.to_string(), *c))
+                .collect(),
+            by_tag: result.by_tag.clone(),
+            cost_gap,
+            issues: result.issues.clone(),
+            partial: result.partial,
+            duration_ms: result.duration_ms,
+        }
+    }
+}
+
+/// The findings of a result, as stored.
+pub fn findings_of(result: &ScanResult) -> Vec<StoredFinding> {
+    result
+        .violations
+        .iter()
+        .map(|v| StoredFinding {
+            arn: v.resource.arn.clone(),
+            resource_type: v.resource.resource_type.to_string(),
+            violation_type: v.finding.violation_type.to_string(),
+            tag: v.finding.tag_name.to_string(),
+            severity: v.finding.severity.to_string(),
+            current_value: v.finding.current_value.as_deref().map(str::to_string),
+        })
+        .collect()
+}
+
+/// How much the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Scans whose per-resource findings are kept (the most recent ones).
+    pub findings_scans: usize,
+    /// Days scan summaries are kept (at least [`MIN_SUMMARY_DAYS`]).
+    pub summary_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            findings_scans: 20,
+            summary_days: 730,
+        }
+    }
+}
+
+/// What `/health` and `tagguard history` say about the store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreStatus {
+    /// The file's name (not its full path).
+    pub file: String,
+    /// Its schema version.
+    pub schema_version: u64,
+    /// Scan summaries kept.
+    pub scans: u64,
+}
+
+enum WriteJob {
+    Scan {
+        summary: Box<ScanSummary>,
+        findings: Vec<StoredFinding>,
+        done: oneshot::Sender<Result<u64, StoreError>>,
+    },
+}
+
+struct Inner {
+    db: Arc<Database>,
+    file: String,
+    writer: Mutex<Option<std_mpsc::Sender<WriteJob>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The store: cheap to clone; every clone shares the file and its writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// The per-user default data directory: `$TAGGUARD_DATA_DIR`, else `$XDG_DATA_HOME/tagguard`,
+/// else `~/.local/share/tagguard`, else `.tagguard` in the working directory.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TAGGUARD_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("tagguard");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/tagguard"),
+        None => PathBuf::from(".tagguard"),
+    }
+}
+
+/// The store file's name in a data directory.
+pub const STORE_FILE: &str = "tagguard.redb";
+
+impl Store {
+    /// Opens (or creates) the store in `data_dir`, migrating an older schema.
+    pub fn open(data_dir: &Path, retention: Retention) -> Result<Store, StoreError> {
+        let file = STORE_FILE.to_string();
+        let open_error = |reason: String| StoreError::Open {
+            file: file.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| open_error(e.kind().to_string()))?;
+        let db =
+            Database::create(data_dir.join(STORE_FILE)).map_err(|e| open_error(e.to_string()))?;
+        migrate(&db, &file)?;
+        let db = Arc::new(db);
+        let (tx, rx) = std_mpsc::channel();
+        let writer_db = db.clone();
+        let thread = std::thread::Builder::new()
+            .name("tagguard-store".to_string())
+            .spawn(move || write_loop(&writer_db, rx, retention))
+            .map_err(|e| open_error(e.to_string()))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                file,
+                writer: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    fn send(&self, job: WriteJob) -> Result<(), StoreError> {
+        let writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(job)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Records a scan (summary and findings) and waits for its commit. Returns the id it was
+    /// stored under (the scan's own id, moved on by a microsecond if another process took it).
+    pub async fn record_scan(&self, result: &ScanResult, origin: &str) -> Result<u64, StoreError> {
+        let (done, acknowledged) = oneshot::channel();
+        self.send(WriteJob::Scan {
+            summary: Box::new(ScanSummary::of(result, origin)),
+            findings: findings_of(result),
+            done,
+        })?;
+        acknowledged.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a read on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || read(&db))
+            .await
+            .map_err(|e| io_error("read", e))?
+    }
+
+    /// Summaries of scans that started at or after `since`, oldest first.
+    pub async fn scans_since(&self, since: DateTime<Utc>) -> Result<Vec<ScanSummary>, StoreError> {
+        let from = since.timestamp_micros().max(0) as u64;
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
+            let table = txn.open_table(SCANS).map_err(|e| io_error("read", e))?;
+            let mut out = Vec::new();
+            for entry in table.range(from..).map_err(|e| io_error("read", e))? {
+                let (_, value) = entry.map_err(|e| io_error("read", e))?;
+                out.push(decode(value.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The `limit` most recent scan summaries, newest first.
+    pub async fn recent_scans(&self, limit: usize) -> Result<Vec<ScanSummary>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
+            let table = txn.open_table(SCANS).map_err(|e| io_error("read", e))?;
+            let mut out = Vec::new();
+            for entry in table
+                .iter()
+                .map_err(|e| io_error("read", e))?
+                .rev()
+                .take(limit)
+            {
+                let (_, value) = entry.map_err(|e| io_error("read", e))?;
+                out.push(decode(value.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The stored findings of a scan; `None` when they were pruned (or never stored).
+    pub async fn findings(&self, scan_id: u64) -> Result<Option<Vec<StoredFinding>>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
+            let table = txn.open_table(FINDINGS).map_err(|e| io_error("read", e))?;
+            let mut out: Option<Vec<StoredFinding>> = None;
+            for entry in table
+                .range((scan_id, 0)..=(scan_id, u32::MAX))
+                .map_err(|e| io_error("read", e))?
+            {
+                let (_, value) = entry.map_err(|e| io_error("read", e))?;
+                let chunk: Vec<StoredFinding> = decode(value.value())?;
+                out.get_or_insert_with(Vec::new).extend(chunk);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// What the store holds, in brief.
+    pub async fn status(&self) -> Result<StoreStatus, StoreError> {
+        let file = self.inner.file.clone();
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
+            let scans = txn
+                .open_table(SCANS)
+                .map_err(|e| io_error("read", e))?
+                .len()
+                .map_err(|e| io_error("read", e))?;
+            Ok(StoreStatus {
+                file,
+                schema_version: SCHEMA_VERSION,
+                scans,
+            })
+        })
+        .await
+    }
+
+    /// Stops the writer after what is queued is committed. Later writes fail with
+    /// [`StoreError::Closed`].
+    pub fn close(&self) {
+        drop(
+            self.inner
+                .writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        if let Some(thread) = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            // A panicked writer has already failed its callers; nothing more to do here.
+            let _ = thread.join();
+        }
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| io_error("decoding a record", e))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records serialise: plain data, string keys")
+}
+
+/// Brings the file to [`SCHEMA_VERSION`]: a new file is stamped, a newer one refused.
+fn migrate(db: &Database, file: &str) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(|e| io_error("migration", e))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| io_error("migration", e))?;
+        let found = meta
+            .get("schema_version")
+            .map_err(|e| io_error("migration", e))?
+            .map(|v| v.value());
+        match found {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::TooNew {
+                    file: file.to_string(),
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            // Steps from older versions go here, one `if found < N` each, in order.
+            Some(SCHEMA_VERSION) => {}
+            _ => {
+                meta.insert("schema_version", SCHEMA_VERSION)
+                    .map_err(|e| io_error("migration", e))?;
+            }
+        }
+        // Create every table, so that readers never meet a missing one.
+        txn.open_table(SCANS)
+            .map_err(|e| io_error("migration", e))?;
+        txn.open_table(FINDINGS)
+            .map_err(|e| io_error("migration", e))?;
+    }
+    txn.commit().map_err(|e| io_error("migration", e))
+}
+
+/// The writer thread: each round takes every queued job and commits them as one transaction.
+fn write_loop(db: &Database, jobs: std_mpsc::Receiver<WriteJob>, retention: Retention) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        // Up to 256 jobs per commit; whatever arrived meanwhile rides along.
+        while batch.len() < 256 {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = commit_batch(db, &mut batch, retention);
+        for job in batch {
+            match job {
+                WriteJob::Scan { done, summary, .. } => {
+                    let _ = done.send(outcome.clone().map(|()| summary.scan_id));
+                }
+            }
+        }
+    }
+}
+
+fn commit_batch(
+    db: &Database,
+    batch: &mut [WriteJob],
+    retention: Retention,
+) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(|e| io_error("write", e))?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| io_error("write", e))?;
+    {
+        let mut scans = txn.open_table(SCANS).map_err(|e| io_error("write", e))?;
+        let mut findings = txn.open_table(FINDINGS).map_err(|e| io_error("write", e))?;
+        for job in batch.iter_mut() {
+            let WriteJob::Scan {
+                summary,
+                findings: rows,
+                ..
+            } = job;
+            // Another process may have stored a scan under the same microsecond.
+            while scans
+                .get(summary.scan_id)
+                .map_err(|e| io_error("write", e))?
+                .is_some()
+            {
+                summary.scan_id += 1;
+            }
+            scans
+                .insert(summary.scan_id, encode(&**summary).as_slice())
+                .map_err(|e| io_error("write", e))?;
+            for (chunk, rows) in rows.chunks(FINDINGS_PER_CHUNK).enumerate() {
+                findings
+                    .insert((summary.scan_id, chunk as u32), encode(&rows).as_slice())
+                    .map_err(|e| io_error("write", e))?;
+            }
+            if rows.is_empty() {
+                // An empty chunk says "stored, and there were none" (unlike pruned findings).
+                findings
+                    .insert((summary.scan_id, 0), encode(&rows).as_slice())
+                    .map_err(|e| io_error("write", e))?;
+            }
+        }
+        prune(&mut scans, &mut findings, retention)?;
+    }
+    txn.commit().map_err(|e| io_error("commit", e))
+}
+
+/// Drops findings beyond the most recent `findings_scans` scans and summaries older than the
+/// retention (never younger than [`MIN_SUMMARY_DAYS`]).
+fn prune(
+    scans: &mut redb::Table<u64, &[u8]>,
+    findings: &mut redb::Table<(u64, u32), &[u8]>,
+    retention: Retention,
+) -> Result<(), StoreError> {
+    let days = retention.summary_days.max(MIN_SUMMARY_DAYS);
+    let cutoff = (Utc::now() - chrono::Duration::days(days.into()))
+        .timestamp_micros()
+        .max(0) as u64;
+    scans
+        .retain_in(..cutoff, |_, _| false)
+        .map_err(|e| io_error("pruning", e))?;
+    let keep_from = scans
+        .iter()
+        .map_err(|e| io_error("pruning", e))?
+        .rev()
+        .nth(retention.findings_scans.max(1) - 1)
+        .transpose()
+        .map_err(|e| io_error("pruning", e))?
+        .map(|(key, _)| key.value());
+    if let Some(keep_from) = keep_from {
+        findings
+            .retain_in(..(keep_from, 0), |_, _| false)
+            .map_err(|e| io_error("pruning", e))?;
+    }
+    Ok(())
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        drop(
+            self.writer
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        if let Some(thread) = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = thread.join();
+        }
+    }
+}

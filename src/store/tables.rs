@@ -1,0 +1,20 @@
+//! Every redb table tagguard keeps, declared in one place, and the schema version.
+//!
+//! Values are JSON bytes of the types in [`super`]: readable with any redb tool, and a field
+//! added with `#[serde(default)]` needs no migration. A change that old code cannot read bumps
+//! [`SCHEMA_VERSION`] and adds a step to [`super::migrate`].
+
+use redb::TableDefinition;
+
+/// The layout of the file. Files of a newer version are refused rather than misread.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// `schema_version` and other single values.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Scan summaries by scan id (time-ordered: microseconds since the epoch at the start).
+pub const SCANS: TableDefinition<u64, &[u8]> = TableDefinition::new("scans");
+
+/// Per-resource findings of recent scans, by (scan id, chunk number): each value holds up to
+/// [`super::FINDINGS_PER_CHUNK`] findings, so one huge scan is not one huge value.
+pub const FINDINGS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("findings");

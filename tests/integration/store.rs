@@ -1,0 +1,253 @@
+//! The redb store: scans recorded and read back, history over a moved clock, retention,
+//! restarts, schema versions, and a SIGKILL in the middle of writes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+use tagguard::domain::{ScanId, ScanResult, ScanScope, SeverityFilter};
+use tagguard::store::history::{GroupBy, HistoryQuery, Trend, history_report};
+use tagguard::store::{Retention, SCHEMA_VERSION, STORE_FILE, Store, StoreError};
+
+use crate::support::{estate, policy, scan};
+
+/// A scan of a demo estate of `size` resources and `seed`, dated `at`.
+async fn scan_at(size: u64, seed: u64, at: DateTime<Utc>) -> ScanResult {
+    let policy = policy();
+    let mut result = scan(
+        estate(size, seed, &policy),
+        &policy,
+        ScanScope::default(),
+        SeverityFilter::All,
+    )
+    .await;
+    result.scan_timestamp = at;
+    result.scan_id = ScanId(at.timestamp_micros() as u64);
+    result
+}
+
+fn query(now: DateTime<Utc>, days_back: u32, group_by: GroupBy) -> HistoryQuery {
+    HistoryQuery {
+        source: "demo".to_string(),
+        scope: ScanScope::default(),
+        days_back,
+        group_by,
+        limit: 10,
+        now,
+    }
+}
+
+#[tokio::test]
+async fn scans_over_time_give_the_expected_history_and_trend() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let day = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 10, d, h, 0, 0).unwrap();
+    // Scores differ by seed; keep what each scan scored to check the points against.
+    let mut scores = Vec::new();
+    for (seed, at) in [
+        (1, day(1, 9)),
+        (2, day(1, 17)),
+        (3, day(8, 9)),
+        (4, day(20, 9)),
+    ] {
+        let result = scan_at(200, seed, at).await;
+        scores.push(result.compliance_score);
+        store.record_scan(&result, "cli").await.unwrap();
+    }
+    let now = day(21, 0);
+
+    let report = history_report(&store, &query(now, 30, GroupBy::Day))
+        .await
+        .unwrap();
+    let periods: Vec<&str> = report.history.iter().map(|p| p.period.as_str()).collect();
+    assert_eq!(periods, ["2026-10-01", "2026-10-08", "2026-10-20"]);
+    assert_eq!(report.history[0].scans, 2);
+    // A period shows its last scan.
+    assert_eq!(report.history[0].compliance_score, scores[1]);
+    assert_eq!(report.history[2].compliance_score, scores[3]);
+    let change = scores[3] - scores[1];
+    assert!((report.score_change - change).abs() < 1e-12);
+    let expected = if change > 0.005 {
+        Trend::Improving
+    } else if change < -0.005 {
+        Trend::Declining
+    } else {
+        Trend::Stable
+    };
+    assert_eq!(report.trend, expected);
+    assert_eq!(report.scans_considered, 4);
+    let drift = report.drift.expect("two scans with findings give a drift");
+    assert!(drift.became_non_compliant_count + drift.no_longer_non_compliant_count > 0);
+
+    // A narrower window sees only the last scan; months fold everything into one point.
+    let recent = history_report(&store, &query(now, 5, GroupBy::Day))
+        .await
+        .unwrap();
+    assert_eq!(recent.scans_considered, 1);
+    assert_eq!(recent.trend, Trend::Stable);
+    assert!(recent.drift.is_none());
+    let monthly = history_report(&store, &query(now, 30, GroupBy::Month))
+        .await
+        .unwrap();
+    assert_eq!(monthly.history.len(), 1);
+    assert_eq!(monthly.history[0].scans, 4);
+    // The clock decides: seen from before the last scan, it is not there.
+    let earlier = history_report(&store, &query(day(10, 0), 30, GroupBy::Week))
+        .await
+        .unwrap();
+    assert_eq!(earlier.scans_considered, 3);
+    store.close();
+}
+
+#[tokio::test]
+async fn scans_of_other_scopes_and_sources_are_not_mixed_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let now = Utc::now();
+    let mut narrow = scan_at(100, 1, now - chrono::Duration::hours(2)).await;
+    narrow.scope.regions.insert("us-east-1".to_string());
+    store.record_scan(&narrow, "cli").await.unwrap();
+    let mut other_source = scan_at(100, 2, now - chrono::Duration::hours(1)).await;
+    other_source.source = "aws".to_string();
+    store.record_scan(&other_source, "cli").await.unwrap();
+    let report = history_report(&store, &query(now, 1, GroupBy::Day))
+        .await
+        .unwrap();
+    assert_eq!(report.scans_considered, 0);
+    assert!(report.notes.iter().any(|n| n.contains("2 scans of other")));
+}
+
+#[tokio::test]
+async fn a_restart_keeps_history_and_findings_beyond_retention_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Retention {
+        findings_scans: 2,
+        summary_days: 400,
+    };
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    {
+        let store = Store::open(dir.path(), retention).unwrap();
+        for (i, seed) in [5, 6, 7].into_iter().enumerate() {
+            let at = now - chrono::Duration::minutes(10 - i as i64);
+            let result = scan_at(100, seed, at).await;
+            ids.push(store.record_scan(&result, "cli").await.unwrap());
+        }
+        store.close();
+    }
+    let store = Store::open(dir.path(), retention).unwrap();
+    let recent = store.recent_scans(10).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|s| s.scan_id).collect::<Vec<_>>(),
+        ids.iter().rev().copied().collect::<Vec<_>>(),
+        "every summary survives the restart, newest first"
+    );
+    assert!(store.findings(ids[0]).await.unwrap().is_none(), "pruned");
+    assert!(store.findings(ids[1]).await.unwrap().is_some());
+    assert!(store.findings(ids[2]).await.unwrap().is_some());
+    assert_eq!(store.status().await.unwrap().scans, 3);
+    // Summaries older than the retention go; 400 days is the floor.
+    let old = scan_at(10, 8, now - chrono::Duration::days(401)).await;
+    store.record_scan(&old, "cli").await.unwrap();
+    assert_eq!(store.status().await.unwrap().scans, 3);
+}
+
+#[test]
+fn a_store_from_a_newer_tagguard_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join(STORE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+            let mut table = txn.open_table(meta).unwrap();
+            table.insert("schema_version", SCHEMA_VERSION + 1).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    match Store::open(dir.path(), Retention::default()) {
+        Err(StoreError::TooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+}
+
+#[test]
+fn an_unusable_data_dir_is_an_error_naming_the_file_not_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let error = Store::open(&blocker, Retention::default())
+        .err()
+        .expect("a file is not a directory");
+    let text = error.to_string();
+    assert!(text.contains(STORE_FILE), "{text}");
+    assert!(!text.contains(&*dir.path().to_string_lossy()), "{text}");
+}
+
+/// Kills `tagguard serve --stdio` with SIGKILL while tool calls are recording scans, then
+/// checks that the store opens and holds every scan whose answer had arrived (an answer is
+/// sent only after its scan's commit), intact with its findings.
+#[test]
+fn sigkill_during_writes_loses_no_committed_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagguard"))
+        .args(["serve", "--stdio", "--size", "300"])
+        .env("TAGGUARD_DATA_DIR", dir.path())
+        .env_remove("TAGGUARD_SOURCE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server starts");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut send = |message: Value| {
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    };
+    send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}));
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    // Many calls at once: the writer is busy committing when the kill comes.
+    for id in 1..=200 {
+        send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "check_tag_compliance", "arguments": {"limit": 1}}}));
+    }
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acknowledged = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.len() < 15 && Instant::now() < deadline {
+        let line = lines.next().expect("the server answers").unwrap();
+        let message: Value = serde_json::from_str(&line).unwrap();
+        if let Some(scan_id) = message["result"]["structuredContent"]["scan"]["scan_id"].as_str() {
+            acknowledged.push(scan_id.to_string());
+        }
+    }
+    assert!(acknowledged.len() >= 15, "answers arrived");
+    child.kill().unwrap(); // SIGKILL on Unix: no destructor, no flush, no commit runs.
+    child.wait().unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(dir.path(), Retention::default()).expect("the file opens");
+        let stored = store.recent_scans(1000).await.unwrap();
+        let ids: Vec<String> = stored
+            .iter()
+            .map(|s| ScanId(s.scan_id).to_string())
+            .collect();
+        for id in &acknowledged {
+            let position = ids.iter().position(|s| s == id);
+            let summary = &stored[position.unwrap_or_else(|| panic!("{id} was lost"))];
+            assert_eq!(summary.total_resources, 300);
+            assert_eq!(summary.origin, "mcp:check_tag_compliance");
+            let findings = store.findings(summary.scan_id).await.unwrap().unwrap();
+            assert_eq!(
+                findings.len() as u64,
+                summary.error_count + summary.warning_count,
+                "{id}: every finding is there"
+            );
+        }
+    });
+}
