@@ -24,16 +24,22 @@ COPY config config
 # The dummy sources above are older than the real ones; touch so cargo rebuilds the crate.
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked --bin tagguard \
-    && strip target/release/tagguard
+    && strip target/release/tagguard \
+    && mkdir -p /out/data
 
 # --- run ---------------------------------------------------------------------------------
 # distroless/cc: glibc, libgcc and CA certificates (for TLS to AWS), no shell, user 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/tagguard /usr/local/bin/tagguard
+# History, audit log and cache (tagguard.redb). Owned by the runtime user, so that a named
+# volume mounted here starts writable; mount a volume to keep them across containers.
+COPY --from=build --chown=65532:65532 /out/data /data
 USER nonroot
 ENV TAGGUARD_HTTP_ADDR=0.0.0.0:8080 \
     TAGGUARD_SOURCE=demo \
+    TAGGUARD_DATA_DIR=/data \
     TAGGUARD_HEALTH_ADDR=127.0.0.1:8080
+VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/tagguard", "healthcheck"]

@@ -30,10 +30,12 @@ moto_log=$(mktemp)
 .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
 moto_pid=$!
 log=$(mktemp)
+scratch_data=""
 cleanup() {
   kill "$moto_pid" 2>/dev/null || true
   wait "$moto_pid" 2>/dev/null || true
   rm -f "$log" "$moto_log"
+  if [ -n "$scratch_data" ]; then rm -rf "$scratch_data"; fi
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
@@ -48,6 +50,10 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 export TAGGUARD_TEST_MOTO="http://127.0.0.1:$port"
+# History, audit and cache of every server the tests start go to a scratch directory, never
+# into the user's own data directory.
+scratch_data=$(mktemp -d)
+export TAGGUARD_DATA_DIR="$scratch_data"
 echo "== moto server on $TAGGUARD_TEST_MOTO"
 
 # --locked: build exactly the dependency versions in Cargo.lock (the AWS SDK's MSRV moves fast).

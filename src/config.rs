@@ -25,6 +25,52 @@ pub struct Config {
     /// History, audit log and cache (`--data-dir` and `TAGGUARD_DATA_DIR` override the directory).
     #[serde(default)]
     pub store: StoreConfig,
+    /// The scan-result cache of the tools.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Limits on tool calls per client session.
+    #[serde(default)]
+    pub guardrails: Guardrails,
+}
+
+/// The scan-result cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Seconds a scan answers repeated questions about the same scope (0: no cache).
+    pub ttl_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { ttl_seconds: 300 }
+    }
+}
+
+/// Limits on what one client session may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Guardrails {
+    /// Tool calls one session may make (0: no limit).
+    pub max_calls_per_session: u32,
+    /// The same tool with the same arguments, within `identical_window_minutes`, more often
+    /// than this is a loop (0: no limit).
+    pub max_identical_calls: u32,
+    /// The window of loop detection.
+    pub identical_window_minutes: u64,
+    /// A call running longer is stopped (its scan cancelled) with a `timeout` error.
+    pub call_timeout_seconds: u64,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Guardrails {
+            max_calls_per_session: 500,
+            max_identical_calls: 3,
+            identical_window_minutes: 10,
+            call_timeout_seconds: 900,
+        }
+    }
 }
 
 /// Where and how much tagguard remembers.

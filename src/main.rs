@@ -24,7 +24,7 @@ use tagguard::report::{self, Format};
 use tagguard::source::aws::AwsOptions;
 use tagguard::source::{ResourceSource, SourceSpec, SyntheticSpec};
 use tagguard::store::history::{GroupBy, HistoryQuery, HistoryReport, history_report};
-use tagguard::store::{Retention, Store, default_data_dir};
+use tagguard::store::{AuditQuery, AuditStatus, Retention, Store, default_data_dir};
 use tagguard::tools::{ToolEnv, ToolRegistry};
 
 /// mimalloc: scans allocate and free millions of small strings; the system allocator spent
@@ -48,6 +48,8 @@ enum Command {
     /// Show compliance over time from the recorded scans: per period, the trend, and what
     /// changed between the two latest scans.
     History(HistoryArgs),
+    /// List or export the audit log of tool calls (newest last).
+    Audit(AuditArgs),
     /// Ask a running HTTP server for GET /health; exit 0 if it answers "ok" (for container
     /// health checks, which have no curl in tagguard's image).
     Healthcheck {
@@ -176,7 +178,8 @@ struct HistoryArgs {
     /// Period of each line: day, week or month.
     #[arg(long, default_value = "day")]
     group_by: GroupBy,
-    /// Scans of this source only (as `scan --source` named it).
+    /// Scans of this source only, as results name it: `demo`, `demo:size=N,seed=S` for
+    /// another demo estate, `file:PATH`, `aws`.
     #[arg(long, default_value = "demo", env = "TAGGUARD_SOURCE")]
     source: String,
     /// Scans of these resource types only (as the scans named them); default every type.
@@ -196,6 +199,42 @@ struct HistoryArgs {
     format: HistoryFormat,
     #[command(flatten)]
     common: Common,
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    /// Days to look back.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// Only calls of this tool.
+    #[arg(long)]
+    tool: Option<String>,
+    /// Only calls that ended so: success, tool_error, invalid_input, timeout, budget_exceeded,
+    /// loop_detected, cancelled, unknown_tool.
+    #[arg(long)]
+    status: Option<AuditStatus>,
+    /// Only calls of this session.
+    #[arg(long)]
+    session: Option<String>,
+    /// At most this many records (the most recent).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Output: table, json (an array) or csv.
+    #[arg(long, default_value = "table")]
+    format: AuditFormat,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// How `tagguard audit` prints.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuditFormat {
+    /// One line per call.
+    Table,
+    /// A JSON array of records.
+    Json,
+    /// CSV with a header row.
+    Csv,
 }
 
 /// How `tagguard history` prints.
@@ -290,6 +329,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Scan(args) => runtime()?.block_on(scan(args)),
         Command::History(args) => runtime()?.block_on(history(args)),
+        Command::Audit(args) => runtime()?.block_on(audit(args)),
         Command::Healthcheck { addr } => runtime()?.block_on(healthcheck(addr)),
         Command::Serve(args) => {
             let runtime = runtime()?;
@@ -490,14 +530,16 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let (source, default_scope) = open_source(&args.from, &[], &policy).await?;
     let store = open_store(&args.common, &config);
+    let (cache_config, guardrails) = (config.cache, config.guardrails);
     let engine = EngineHandle::start(config).await?;
-    let env = ToolEnv {
-        engine: engine.clone(),
-        policy,
-        source,
-        default_scope,
-        store: store.clone(),
-    };
+    let cache_ttl = Duration::from_secs(cache_config.ttl_seconds);
+    let mut env = ToolEnv::new(engine.clone(), policy, source)
+        .with_default_scope(default_scope)
+        .with_guardrails(guardrails)
+        .with_cache_ttl(cache_ttl);
+    if let Some(store) = store.clone() {
+        env = env.with_store(store, cache_ttl);
+    }
     let server = McpServer::new(env, ToolRegistry::standard());
     let outcome = match args.http {
         None => mcp::stdio::serve(
@@ -544,7 +586,9 @@ fn open_store(common: &Common, config: &Config) -> Option<Store> {
     match Store::open(&dir, retention) {
         Ok(store) => Some(store),
         Err(error) => {
-            eprintln!("tagguard: warning: {error}; this run is not recorded in the history");
+            eprintln!(
+                "tagguard: warning: {error}; this run is not recorded in the history (the data directory is set by --data-dir, TAGGUARD_DATA_DIR or store.data_dir; another tagguard process may hold the store)"
+            );
             None
         }
     }
@@ -585,6 +629,80 @@ async fn history(args: HistoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn audit(args: AuditArgs) -> Result<ExitCode> {
+    let config = Config::load(args.common.config.as_deref())?;
+    let Some(store) = open_store(&args.common, &config) else {
+        bail!("no audit log to show: the store could not be opened");
+    };
+    let query = AuditQuery {
+        since: chrono::Utc::now() - chrono::Duration::days(args.days.into()),
+        tool: args.tool.clone(),
+        status: args.status,
+        session: args.session.clone(),
+        limit: args.limit,
+    };
+    let records = store.audit_records(query).await;
+    store.close();
+    let records = records?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    match args.format {
+        AuditFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &records)?;
+            writeln!(out)?;
+        }
+        AuditFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(&mut out);
+            csv.write_record([
+                "at",
+                "correlation_id",
+                "session",
+                "tool",
+                "status",
+                "duration_ms",
+                "result_bytes",
+                "cached",
+                "parameters",
+                "error",
+            ])?;
+            for r in &records {
+                csv.write_record([
+                    r.at.to_rfc3339(),
+                    r.correlation_id.clone(),
+                    r.session.clone(),
+                    r.tool.clone(),
+                    r.status.as_str().to_string(),
+                    r.duration_ms.to_string(),
+                    r.result_bytes.to_string(),
+                    r.cached.to_string(),
+                    r.parameters.to_string(),
+                    r.error.clone().unwrap_or_default(),
+                ])?;
+            }
+            csv.flush()?;
+        }
+        AuditFormat::Table => {
+            for r in &records {
+                writeln!(
+                    out,
+                    "{}  {:<26} {:<16} {:>7} ms  {}{}  {}",
+                    r.at.format("%Y-%m-%d %H:%M:%S"),
+                    r.tool,
+                    r.status.as_str(),
+                    r.duration_ms,
+                    if r.cached { "cached " } else { "" },
+                    r.parameters,
+                    r.error.as_deref().unwrap_or("")
+                )?;
+            }
+            if records.is_empty() {
+                writeln!(out, "no tool call recorded in the last {} days", args.days)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn write_history_table(report: &HistoryReport, out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
@@ -604,16 +722,18 @@ fn write_history_table(report: &HistoryReport, out: &mut impl Write) -> io::Resu
             p.warning_count
         )?;
     }
-    writeln!(
-        out,
-        "\ntrend: {} ({:+.1} points over {} scans)",
-        serde_json::to_value(report.trend)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        report.score_change * 100.0,
-        report.scans_considered
-    )?;
+    if !report.history.is_empty() {
+        writeln!(
+            out,
+            "\ntrend: {} ({:+.1} points over {} scans)",
+            serde_json::to_value(report.trend)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            report.score_change * 100.0,
+            report.scans_considered
+        )?;
+    }
     if let Some(drift) = &report.drift {
         writeln!(
             out,
@@ -623,21 +743,24 @@ fn write_history_table(report: &HistoryReport, out: &mut impl Write) -> io::Resu
             drift.no_longer_non_compliant_count,
             drift.tag_changes_count
         )?;
+        // Values are known only where they broke a rule; "ok or absent" is the rest.
+        let shown = |value: &Option<String>| match value {
+            Some(v) => format!("'{v}'"),
+            None => "ok or absent".to_string(),
+        };
         for change in &drift.tag_changes {
-            write!(
-                out,
-                "  {} {} {}",
-                change.resource_arn, change.tag, change.change
-            )?;
-            if change.before.is_some() || change.after.is_some() {
-                write!(
+            match change.change.as_str() {
+                "added" => writeln!(out, "  {}: {} added", change.resource_arn, change.tag)?,
+                "removed" => writeln!(out, "  {}: {} removed", change.resource_arn, change.tag)?,
+                _ => writeln!(
                     out,
-                    ": {} -> {}",
-                    change.before.as_deref().unwrap_or("(absent or valid)"),
-                    change.after.as_deref().unwrap_or("(absent or valid)")
-                )?;
+                    "  {}: {} changed from {} to {}",
+                    change.resource_arn,
+                    change.tag,
+                    shown(&change.before),
+                    shown(&change.after)
+                )?,
             }
-            writeln!(out)?;
         }
     }
     for note in &report.notes {

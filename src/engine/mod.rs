@@ -38,7 +38,9 @@
 //!   dropped. Nothing of a cancelled scan is reported as a result.
 //! - **Shutdown.** [`EngineHandle::shutdown`] stops the supervisor and, through the links, every
 //!   actor it spawned; scans in flight resolve with [`EngineError::Stopped`].
-//! - **Persistence.** The engine keeps nothing on disk yet; results are returned to the caller.
+//! - **Persistence.** The engine keeps nothing on disk; results go to the caller, and the CLI
+//!   and the tools record them in [`crate::store`] (a scan is acknowledged to a client only
+//!   after its record is committed).
 
 mod aggregator;
 mod fetcher;

@@ -332,6 +332,7 @@ impl Front {
             Err(refusal) => *refusal,
             Ok(session) => {
                 self.sessions.remove(&session.id);
+                self.server.state().env.gate.end_session(&session.id);
                 session.close();
                 empty(StatusCode::OK)
             }
@@ -425,6 +426,7 @@ impl Front {
             let keep = session.idle_for() < idle;
             if !keep {
                 session.close();
+                self.server.state().env.gate.end_session(&session.id);
             }
             keep
         });

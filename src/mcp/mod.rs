@@ -43,10 +43,12 @@ pub use session::Session;
 /// What the server tells clients about itself in `initialize`.
 const INSTRUCTIONS: &str = "tagguard checks AWS resources against the organisation's tagging \
     policy. Start with get_tagging_policy to learn the rules, check_tag_compliance for the score \
-    and violations, find_untagged_resources for resources missing required tags with their cost, \
-    and validate_resource_tags for specific ARNs. Results say `partial: true` when part of the \
+    and violations, find_untagged_resources for resources missing required tags with their cost \
+    (missing_tags narrows to one tag), validate_resource_tags for specific ARNs, and \
+    get_violation_history for the trend over time. Results say `partial: true` when part of the \
     estate could not be read; `issues` says why. Long lists are capped by `limit`; totals always \
-    cover everything.";
+    cover everything. Scans are cached for a few minutes (`cache` says so; force_refresh scans \
+    again), and the same call repeated many times is refused as a loop.";
 
 /// What method handlers share.
 pub struct ServerState {

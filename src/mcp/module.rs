@@ -7,7 +7,6 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::FutureExt;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
@@ -19,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use super::ServerState;
 use super::protocol::{INTERNAL_ERROR, INVALID_PARAMS, REQUEST_CANCELLED, negotiate};
 use super::session::Session;
-use crate::tools::{CallContext, ProgressSink, ToolError};
+use crate::store::AuditStatus;
+use crate::tools::{CallContext, ProgressSink};
 
 /// What a handler knows of the call it serves.
 #[derive(Clone)]
@@ -128,7 +128,26 @@ async fn tools_call(
     let request: CallToolParams = params
         .parse()
         .map_err(|e| error(INVALID_PARAMS, format!("tools/call: {}", e.message())))?;
-    let Some(tool) = state.registry.get(&request.name) else {
+    let ctx = CallContext {
+        progress: call.progress.clone(),
+        cancel: call.cancel.clone(),
+    };
+    let arguments = request.arguments.unwrap_or(Value::Null);
+    // A tool that panics fails its call, not the server.
+    let invocation =
+        state
+            .registry
+            .invoke(&state.env, &call.session.id, &request.name, arguments, &ctx);
+    let outcome = match AssertUnwindSafe(invocation).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            return Err(error(
+                INTERNAL_ERROR,
+                format!("the tool '{}' failed unexpectedly", request.name),
+            ));
+        }
+    };
+    let Some(outcome) = outcome else {
         let names: Vec<&str> = state.registry.iter().map(|t| t.name()).collect();
         return Err(error(
             INVALID_PARAMS,
@@ -139,54 +158,18 @@ async fn tools_call(
             ),
         ));
     };
-    let ctx = CallContext {
-        progress: call.progress.clone(),
-        cancel: call.cancel.clone(),
-    };
-    let started = Instant::now();
-    let arguments = request.arguments.unwrap_or(Value::Null);
-    // A tool that panics fails its call, not the server.
-    let outcome = AssertUnwindSafe(tool.call(&state.env, &ctx, arguments))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            Err(ToolError::Failed(
-                "the tool failed unexpectedly".to_string(),
-            ))
-        });
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    let session = call.session.id.as_str();
-    match outcome {
-        Ok(value) => {
-            let text = value.to_string();
-            tracing::info!(
-                tool = tool.name(),
-                session,
-                elapsed_ms,
-                bytes = text.len(),
-                "tool call succeeded"
-            );
-            Ok(json!({
-                "content": [{ "type": "text", "text": text }],
-                "structuredContent": value,
-                "isError": false,
-            }))
-        }
-        Err(ToolError::Cancelled) => {
-            tracing::info!(
-                tool = tool.name(),
-                session,
-                elapsed_ms,
-                "tool call cancelled"
-            );
-            Err(error(REQUEST_CANCELLED, "the request was cancelled"))
-        }
-        Err(e) => {
-            tracing::info!(tool = tool.name(), session, elapsed_ms, error = %e, "tool call failed");
-            Ok(json!({
-                "content": [{ "type": "text", "text": e.to_string() }],
-                "isError": true,
-            }))
-        }
+    match (outcome.status, outcome.structured) {
+        (AuditStatus::Cancelled, _) => Err(error(REQUEST_CANCELLED, "the request was cancelled")),
+        (AuditStatus::Success, Some(value)) => Ok(json!({
+            "content": [{ "type": "text", "text": outcome.text }],
+            "structuredContent": value,
+            "isError": false,
+            "_meta": outcome.meta,
+        })),
+        _ => Ok(json!({
+            "content": [{ "type": "text", "text": outcome.text }],
+            "isError": true,
+            "_meta": outcome.meta,
+        })),
     }
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 /// A client's session. Over stdio there is one per process; over HTTP one per
 /// `Mcp-Session-Id`.
 pub struct Session {
-    /// The `Mcp-Session-Id` (empty over stdio).
+    /// The `Mcp-Session-Id` over HTTP; `stdio-…` for the one session of a stdio process.
     pub id: String,
     protocol_version: Mutex<Option<&'static str>>,
     initialized: AtomicBool,

@@ -48,7 +48,8 @@ where
         Ok::<_, std::io::Error>(())
     });
 
-    let session = server.new_session(String::new());
+    // One session per process; its id names it in the audit log.
+    let session = server.new_session(format!("stdio-{}", uuid::Uuid::new_v4().simple()));
     let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(max_line_bytes));
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);

@@ -306,8 +306,14 @@ fn plan_slices(size: u64) -> Vec<Slice> {
 
 #[async_trait]
 impl ResourceSource for SyntheticSource {
+    /// `demo` for the default estate; other sizes and seeds are other estates, and their
+    /// history and cache must not mix with it: `demo:size=300,seed=7`.
     fn name(&self) -> String {
-        "demo".to_string()
+        if self.spec == SyntheticSpec::default() {
+            "demo".to_string()
+        } else {
+            format!("demo:size={},seed={}", self.spec.size, self.spec.seed)
+        }
     }
 
     async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {

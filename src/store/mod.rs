@@ -15,7 +15,9 @@
 //! - **Schema.** The file records its schema version; older files are migrated on open, newer
 //!   ones refused with a message rather than misread.
 
+pub mod audit;
 pub mod history;
+mod stored_result;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -30,8 +32,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::domain::{ScanIssue, ScanResult, ScanScope, SeverityFilter, TagCounts, TypeCounts};
+pub use audit::{AuditQuery, AuditRecord, AuditStatus};
+pub use stored_result::{decode_result, encode_result};
 pub use tables::SCHEMA_VERSION;
-use tables::{FINDINGS, META, SCANS};
+use tables::{AUDIT, CACHE, FINDINGS, META, SCANS};
 
 /// Findings per stored chunk.
 pub const FINDINGS_PER_CHUNK: usize = 10_000;
@@ -232,6 +236,19 @@ enum WriteJob {
         findings: Vec<StoredFinding>,
         done: oneshot::Sender<Result<u64, StoreError>>,
     },
+    Audit {
+        record: Box<AuditRecord>,
+        done: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    CachePut {
+        key: String,
+        value: Vec<u8>,
+        done: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    CacheRemove {
+        keys: Vec<String>,
+        done: oneshot::Sender<Result<u64, StoreError>>,
+    },
 }
 
 struct Inner {
@@ -313,6 +330,88 @@ impl Store {
             done,
         })?;
         acknowledged.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Records a tool call and waits for its commit; returns the record's key.
+    pub async fn record_audit(&self, record: AuditRecord) -> Result<u64, StoreError> {
+        let (done, acknowledged) = oneshot::channel();
+        self.send(WriteJob::Audit {
+            record: Box::new(record),
+            done,
+        })?;
+        acknowledged.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Audit records matching `query`, oldest first.
+    pub async fn audit_records(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
+            let table = txn.open_table(AUDIT).map_err(|e| io_error("read", e))?;
+            let from = query.since.timestamp_micros().max(0) as u64;
+            let mut out = Vec::new();
+            for entry in table.range(from..).map_err(|e| io_error("read", e))? {
+                let (_, value) = entry.map_err(|e| io_error("read", e))?;
+                let record: AuditRecord = decode(value.value())?;
+                if query.admits(&record) {
+                    out.push(record);
+                }
+            }
+            if out.len() > query.limit {
+                // The most recent `limit`, still oldest first.
+                out.drain(..out.len() - query.limit);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// A cached value, as stored.
+    pub async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_string();
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
+            let table = txn.open_table(CACHE).map_err(|e| io_error("read", e))?;
+            Ok(table
+                .get(key.as_str())
+                .map_err(|e| io_error("read", e))?
+                .map(|v| v.value().to_vec()))
+        })
+        .await
+    }
+
+    /// Stores a cache entry and waits for its commit.
+    pub async fn cache_put(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
+        let (done, acknowledged) = oneshot::channel();
+        self.send(WriteJob::CachePut { key, value, done })?;
+        acknowledged
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map(|_| ())
+    }
+
+    /// Removes cache entries and waits for the commit.
+    pub async fn cache_remove(&self, keys: Vec<String>) -> Result<(), StoreError> {
+        let (done, acknowledged) = oneshot::channel();
+        self.send(WriteJob::CacheRemove { keys, done })?;
+        acknowledged
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map(|_| ())
+    }
+
+    /// Keys of every cache entry.
+    pub async fn cache_keys(&self) -> Result<Vec<String>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
+            let table = txn.open_table(CACHE).map_err(|e| io_error("read", e))?;
+            let mut keys = Vec::new();
+            for entry in table.iter().map_err(|e| io_error("read", e))? {
+                let (key, _) = entry.map_err(|e| io_error("read", e))?;
+                keys.push(key.value().to_string());
+            }
+            Ok(keys)
+        })
+        .await
     }
 
     /// Runs a read on a blocking thread.
@@ -460,6 +559,10 @@ fn migrate(db: &Database, file: &str) -> Result<(), StoreError> {
             .map_err(|e| io_error("migration", e))?;
         txn.open_table(FINDINGS)
             .map_err(|e| io_error("migration", e))?;
+        txn.open_table(AUDIT)
+            .map_err(|e| io_error("migration", e))?;
+        txn.open_table(CACHE)
+            .map_err(|e| io_error("migration", e))?;
     }
     txn.commit().map_err(|e| io_error("migration", e))
 }
@@ -477,11 +580,12 @@ fn write_loop(db: &Database, jobs: std_mpsc::Receiver<WriteJob>, retention: Rete
         }
         let outcome = commit_batch(db, &mut batch, retention);
         for job in batch {
-            match job {
-                WriteJob::Scan { done, summary, .. } => {
-                    let _ = done.send(outcome.clone().map(|()| summary.scan_id));
-                }
-            }
+            let (done, id) = match job {
+                WriteJob::Scan { done, summary, .. } => (done, summary.scan_id),
+                WriteJob::Audit { done, record } => (done, record.key),
+                WriteJob::CachePut { done, .. } | WriteJob::CacheRemove { done, .. } => (done, 0),
+            };
+            let _ = done.send(outcome.clone().map(|()| id));
         }
     }
 }
@@ -497,12 +601,45 @@ fn commit_batch(
     {
         let mut scans = txn.open_table(SCANS).map_err(|e| io_error("write", e))?;
         let mut findings = txn.open_table(FINDINGS).map_err(|e| io_error("write", e))?;
+        let mut audit = txn.open_table(AUDIT).map_err(|e| io_error("write", e))?;
+        let mut cache = txn.open_table(CACHE).map_err(|e| io_error("write", e))?;
         for job in batch.iter_mut() {
-            let WriteJob::Scan {
-                summary,
-                findings: rows,
-                ..
-            } = job;
+            let (summary, rows) = match job {
+                WriteJob::Scan {
+                    summary,
+                    findings: rows,
+                    ..
+                } => (summary, rows),
+                WriteJob::Audit { record, .. } => {
+                    // Records made in the same microsecond keep their order, one apart.
+                    record.key = record.at.timestamp_micros().max(0) as u64;
+                    while audit
+                        .get(record.key)
+                        .map_err(|e| io_error("write", e))?
+                        .is_some()
+                    {
+                        record.key += 1;
+                    }
+                    audit
+                        .insert(record.key, encode(&**record).as_slice())
+                        .map_err(|e| io_error("write", e))?;
+                    continue;
+                }
+                WriteJob::CachePut { key, value, .. } => {
+                    cache
+                        .insert(key.as_str(), value.as_slice())
+                        .map_err(|e| io_error("write", e))?;
+                    continue;
+                }
+                WriteJob::CacheRemove { keys, .. } => {
+                    for key in keys.iter() {
+                        cache
+                            .remove(key.as_str())
+                            .map_err(|e| io_error("write", e))?;
+                    }
+                    continue;
+                }
+            };
             // Another process may have stored a scan under the same microsecond.
             while scans
                 .get(summary.scan_id)
@@ -527,6 +664,7 @@ fn commit_batch(
             }
         }
         prune(&mut scans, &mut findings, retention)?;
+        audit::prune(&mut audit, retention.summary_days.max(MIN_SUMMARY_DAYS))?;
     }
     txn.commit().map_err(|e| io_error("commit", e))
 }

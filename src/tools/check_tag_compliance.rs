@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::views::{IssueView, ScanInfo, TagCountsView, TypeCountsView, ViolationView, issues};
 use super::{
-    CallContext, SeverityParam, ToolEnv, ToolError, TypedTool, limit, run_scan, tool_scope,
-    truncation_note,
+    CacheInfo, CallContext, SeverityParam, ToolEnv, ToolError, TypedTool, cached_scan, limit,
+    tool_scope, truncation_note,
 };
+use crate::domain::SeverityFilter;
 
 /// The tool.
 pub struct CheckTagCompliance;
@@ -32,8 +33,12 @@ pub struct CheckTagComplianceParams {
     #[serde(default)]
     pub severity: SeverityParam,
     /// Most violations to list (default 50, at most 1000); totals always cover all of them.
+    #[schemars(range(min = 1, max = 1000))]
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Scan again even if a recent scan of the same scope is cached (default false).
+    #[serde(default)]
+    pub force_refresh: bool,
 }
 
 /// Region and account filters.
@@ -82,6 +87,8 @@ pub struct ComplianceReport {
     pub notes: Vec<String>,
     /// Which scan this is.
     pub scan: ScanInfo,
+    /// Whether the scan came from the cache, and how old it is.
+    pub cache: CacheInfo,
 }
 
 #[async_trait]
@@ -94,7 +101,8 @@ impl TypedTool for CheckTagCompliance {
         compliance score (compliant / total), counts per resource type and per tag, and the \
         violations with the current value and what the policy expects. Use it to answer \"how \
         compliant are we\" or \"what is wrong with our tags\"; narrow with resource_types, \
-        filters.regions and filters.account_ids. `partial: true` means part of the estate could \
+        filters.regions and filters.account_ids. Answers come from a scan of the same scope made \
+        in the last minutes when there is one (see `cache`); force_refresh scans again. `partial: true` means part of the estate could \
         not be read: `issues` says which and why.";
 
     async fn run(
@@ -110,11 +118,17 @@ impl TypedTool for CheckTagCompliance {
             &params.filters.regions,
             &params.filters.account_ids,
         )?;
-        let result = run_scan(env, ctx, Self::NAME, scope, params.severity.into()).await?;
-        let matching = result.violations.len();
-        let violations = result
-            .violations
-            .iter()
+        let (result, cache) =
+            cached_scan(env, ctx, Self::NAME, scope, params.force_refresh).await?;
+        let severity: SeverityFilter = params.severity.into();
+        let admitted = || {
+            result
+                .violations
+                .iter()
+                .filter(move |v| severity.admits(v.finding.severity))
+        };
+        let matching = admitted().count();
+        let violations = admitted()
             .take(limit)
             .map(ViolationView::from)
             .collect::<Vec<_>>();
@@ -143,7 +157,8 @@ impl TypedTool for CheckTagCompliance {
             partial: result.partial,
             issues: issues(&result),
             notes,
-            scan: ScanInfo::from(&result),
+            scan: ScanInfo::from(&*result),
+            cache,
         })
     }
 }

@@ -10,8 +10,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::views::{IssueView, ScanInfo, issues};
-use super::{CallContext, ToolEnv, ToolError, TypedTool, limit, run_scan, tool_scope};
-use crate::domain::{ResourceRef, SeverityFilter, ViolationType};
+use super::{
+    CacheInfo, CallContext, ToolEnv, ToolError, TypedTool, cached_scan, limit, tool_scope,
+};
+use crate::domain::{ResourceRef, ViolationType};
 
 /// The tool.
 pub struct FindUntaggedResources;
@@ -27,13 +29,21 @@ pub struct FindUntaggedParams {
     /// Regions to search (e.g. `["us-east-1"]`); empty or absent means all the server covers.
     #[serde(default)]
     pub regions: Vec<String>,
+    /// Only resources missing at least one of these required tags (e.g. `["CostCenter"]`);
+    /// empty or absent means any required tag. Names are matched ignoring case.
+    #[serde(default)]
+    pub missing_tags: Vec<String>,
     /// Only resources costing at least this many USD a month. Resources of unknown cost are
     /// left out when it is set, and counted in `excluded_unknown_cost`.
     #[serde(default)]
     pub min_cost_threshold: Option<f64>,
     /// Most resources to list (default 50, at most 1000); totals always cover all of them.
+    #[schemars(range(min = 1, max = 1000))]
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Scan again even if a recent scan of the same scope is cached (default false).
+    #[serde(default)]
+    pub force_refresh: bool,
 }
 
 /// One resource lacking required tags.
@@ -63,6 +73,17 @@ pub struct UntaggedResource {
     pub created_at: Option<DateTime<Utc>>,
 }
 
+/// The resources missing one tag, and their cost.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct MissingTagCost {
+    /// Resources found that miss the tag.
+    pub resources: u64,
+    /// Their summed monthly cost (USD), over those whose cost is known.
+    pub monthly_cost: f64,
+    /// Of them, resources whose cost is unknown.
+    pub unknown_cost: u64,
+}
+
 /// Result of `find_untagged_resources`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct UntaggedReport {
@@ -80,8 +101,8 @@ pub struct UntaggedReport {
     pub excluded_unknown_cost: u64,
     /// Resources left out by `min_cost_threshold` because they cost less.
     pub excluded_below_threshold: u64,
-    /// How many of the resources found miss each required tag.
-    pub missing_by_tag: BTreeMap<String, u64>,
+    /// For each required tag: how many of the resources found miss it, and what they cost.
+    pub missing_by_tag: BTreeMap<String, MissingTagCost>,
     /// The resources, most expensive first (unknown cost last), at most `limit`.
     pub resources: Vec<UntaggedResource>,
     /// Set when `resources` was cut at `limit`.
@@ -96,6 +117,8 @@ pub struct UntaggedReport {
     pub notes: Vec<String>,
     /// Which scan this is.
     pub scan: ScanInfo,
+    /// Whether the scan came from the cache, and how old it is.
+    pub cache: CacheInfo,
 }
 
 #[async_trait]
@@ -105,9 +128,10 @@ impl TypedTool for FindUntaggedResources {
     const NAME: &'static str = "find_untagged_resources";
     const TITLE: &'static str = "Find untagged resources";
     const DESCRIPTION: &'static str = "Lists resources that have no tags or miss tags the policy \
-        requires, with the missing tags, monthly cost and age, most expensive first. Use it for \
-        \"which resources miss CostCenter and what do they cost?\"; min_cost_threshold keeps \
-        only resources above a monthly cost. Totals cover every match even when the list is cut.";
+        requires, with the missing tags, monthly cost and age, most expensive first, and the \
+        cost per missing tag. For \"which resources miss CostCenter and what do they cost?\" \
+        pass missing_tags [\"CostCenter\"]; min_cost_threshold keeps only resources above a \
+        monthly cost. Totals cover every match even when the list is cut at limit.";
 
     async fn run(
         &self,
@@ -124,8 +148,19 @@ impl TypedTool for FindUntaggedResources {
             )));
         }
         let (scope, warnings) = tool_scope(env, &params.resource_types, &params.regions, &[])?;
-        // Missing tags are errors; warnings need not be kept.
-        let result = run_scan(env, ctx, Self::NAME, scope, SeverityFilter::ErrorsOnly).await?;
+        let wanted: Vec<&str> = params.missing_tags.iter().map(|t| t.trim()).collect();
+        let required = env.policy.required_tags();
+        for tag in &wanted {
+            if !required.iter().any(|r| r.name.eq_ignore_ascii_case(tag)) {
+                let names: Vec<&str> = required.iter().map(|r| &*r.name).collect();
+                return Err(ToolError::InvalidInput(format!(
+                    "'{tag}' in missing_tags is not a required tag of the policy; required tags: {}",
+                    names.join(", ")
+                )));
+            }
+        }
+        let (result, cache) =
+            cached_scan(env, ctx, Self::NAME, scope, params.force_refresh).await?;
 
         // Group the missing-tag violations by resource, keeping source order.
         let mut order: Vec<Arc<ResourceRef>> = Vec::new();
@@ -157,10 +192,20 @@ impl TypedTool for FindUntaggedResources {
             partial: result.partial,
             issues: issues(&result),
             notes: warnings,
-            scan: ScanInfo::from(&result),
+            scan: ScanInfo::from(&*result),
+            cache,
         };
         let mut found = Vec::new();
         for resource in order {
+            let missing_here = missing.get(resource.arn.as_str());
+            if !wanted.is_empty()
+                && !missing_here.is_some_and(|tags| {
+                    tags.iter()
+                        .any(|t| wanted.iter().any(|w| t.eq_ignore_ascii_case(w)))
+                })
+            {
+                continue;
+            }
             match (params.min_cost_threshold, resource.monthly_cost) {
                 (Some(_), None) => {
                     report.excluded_unknown_cost += 1;
@@ -174,7 +219,12 @@ impl TypedTool for FindUntaggedResources {
             }
             let missing_tags = missing.remove(resource.arn.as_str()).unwrap_or_default();
             for tag in &missing_tags {
-                *report.missing_by_tag.entry(tag.clone()).or_default() += 1;
+                let entry = report.missing_by_tag.entry(tag.clone()).or_default();
+                entry.resources += 1;
+                match resource.monthly_cost {
+                    Some(cost) => entry.monthly_cost += cost,
+                    None => entry.unknown_cost += 1,
+                }
             }
             match resource.monthly_cost {
                 Some(cost) => report.total_monthly_cost += cost,
@@ -200,7 +250,10 @@ impl TypedTool for FindUntaggedResources {
             });
         }
         report.total_found = found.len() as u64;
-        report.total_monthly_cost = (report.total_monthly_cost * 100.0).round() / 100.0;
+        report.total_monthly_cost = cents(report.total_monthly_cost);
+        for entry in report.missing_by_tag.values_mut() {
+            entry.monthly_cost = cents(entry.monthly_cost);
+        }
         // Most expensive first: what a FinOps team fixes first. Unknown cost last; ties keep
         // source order (the sort is stable).
         found.sort_by(|a, b| {
@@ -218,4 +271,9 @@ impl TypedTool for FindUntaggedResources {
         }
         Ok(report)
     }
+}
+
+/// Rounded to cents, as costs are shown.
+fn cents(usd: f64) -> f64 {
+    (usd * 100.0).round() / 100.0
 }

@@ -18,6 +18,7 @@ pub struct GetViolationHistory;
 pub struct HistoryParams {
     /// How many days back to look, 1 to 400 (default 30).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 400))]
     pub days_back: Option<u32>,
     /// Period of the history points: `day` (default), `week` or `month`.
     #[serde(default)]
@@ -31,6 +32,7 @@ pub struct HistoryParams {
     #[serde(default)]
     pub regions: Vec<String>,
     /// Most resources and tag changes to list in `drift` (default 50, at most 1000).
+    #[schemars(range(min = 1, max = 1000))]
     #[serde(default)]
     pub limit: Option<u32>,
 }

@@ -7,6 +7,8 @@
 //!
 //! **Adding a tool** is one file here plus one line in [`ToolRegistry::standard`].
 
+mod cache;
+mod calls;
 mod check_tag_compliance;
 mod find_untagged_resources;
 mod get_tagging_policy;
@@ -31,13 +33,16 @@ use crate::policy::Policy;
 use crate::source::ResourceSource;
 use crate::store::Store;
 
+pub use cache::{CacheInfo, ScanCache, cache_key};
+pub use calls::{CallGate, CallOutcome, Guardrails};
 pub use check_tag_compliance::CheckTagCompliance;
 pub use find_untagged_resources::FindUntaggedResources;
 pub use get_tagging_policy::GetTaggingPolicy;
 pub use get_violation_history::GetViolationHistory;
 pub use validate_resource_tags::ValidateResourceTags;
 
-/// What every tool works with: the engine, the policy and the source the server was started on.
+/// What every tool works with: the engine, the policy and the source the server was started
+/// on, the store, the result cache and the guardrails' counters.
 #[derive(Clone)]
 pub struct ToolEnv {
     /// The scan engine.
@@ -51,6 +56,58 @@ pub struct ToolEnv {
     pub default_scope: ScanScope,
     /// Where scans are recorded and history is read; `None` keeps nothing.
     pub store: Option<Store>,
+    /// Recent scan results by query.
+    pub cache: Arc<ScanCache>,
+    /// Per-session budgets and loop detection.
+    pub gate: Arc<CallGate>,
+}
+
+/// How long a cached scan answers repeated questions unless configured otherwise.
+pub const DEFAULT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl ToolEnv {
+    /// An environment with no store, the default cache TTL and the default guardrails,
+    /// covering everything the source has.
+    pub fn new(
+        engine: EngineHandle,
+        policy: Arc<Policy>,
+        source: Arc<dyn ResourceSource>,
+    ) -> ToolEnv {
+        ToolEnv {
+            engine,
+            policy,
+            source,
+            default_scope: ScanScope::default(),
+            store: None,
+            cache: Arc::new(ScanCache::new(DEFAULT_CACHE_TTL, None)),
+            gate: Arc::new(CallGate::new(Guardrails::default())),
+        }
+    }
+
+    /// Records scans and audit records in `store`, and keeps the cache there too.
+    pub fn with_store(mut self, store: Store, cache_ttl: std::time::Duration) -> ToolEnv {
+        self.cache = Arc::new(ScanCache::new(cache_ttl, Some(store.clone())));
+        self.store = Some(store);
+        self
+    }
+
+    /// Sets the cache TTL (zero: no cache), keeping the store if there is one.
+    pub fn with_cache_ttl(mut self, ttl: std::time::Duration) -> ToolEnv {
+        self.cache = Arc::new(ScanCache::new(ttl, self.store.clone()));
+        self
+    }
+
+    /// Covers `scope` when a call does not narrow it itself.
+    pub fn with_default_scope(mut self, scope: ScanScope) -> ToolEnv {
+        self.default_scope = scope;
+        self
+    }
+
+    /// Enforces `limits`.
+    pub fn with_guardrails(mut self, limits: Guardrails) -> ToolEnv {
+        self.gate = Arc::new(CallGate::new(limits));
+        self
+    }
 }
 
 /// Receives a tool's progress: `progress` grows, `total` when known, and a short message.
@@ -415,6 +472,34 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A scan of the whole `scope` (every violation listed), from the cache when a fresh one is
+/// there and `force_refresh` is false; else a new scan, recorded and cached.
+pub(crate) async fn cached_scan(
+    env: &ToolEnv,
+    ctx: &CallContext,
+    origin: &str,
+    scope: ScanScope,
+    force_refresh: bool,
+) -> Result<(Arc<ScanResult>, CacheInfo), ToolError> {
+    let key = cache_key(&env.source.name(), &scope, env.policy.version());
+    if !force_refresh && let Some(hit) = env.cache.get(&key, chrono::Utc::now()).await {
+        // A client that asked for progress hears that the answer is ready, and why so soon.
+        if let Some(sink) = &ctx.progress {
+            let message = format!("answered from a scan of {} s ago", hit.1.age_seconds);
+            sink.report(1.0, Some(1.0), message);
+        }
+        return Ok(hit);
+    }
+    let result = Arc::new(run_scan(env, ctx, origin, scope, SeverityFilter::All).await?);
+    env.cache.put(key, result.clone(), chrono::Utc::now()).await;
+    let info = CacheInfo {
+        from_cache: false,
+        scanned_at: result.scan_timestamp,
+        age_seconds: 0,
+    };
+    Ok((result, info))
 }
 
 fn engine_error(error: EngineError) -> ToolError {

@@ -1070,7 +1070,7 @@ async fn cancellation(server: &Server, session: &Session) {
             Duration::from_secs(5),
         )
         .await;
-    assert!(event["fields"]["elapsed_ms"].is_u64(), "{event}");
+    assert!(event["fields"]["duration_ms"].is_u64(), "{event}");
 
     // The server answers at once, and the cancelled call gets no result.
     let policy = within(3, "get_tagging_policy after cancelling", async {

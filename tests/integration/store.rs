@@ -23,6 +23,8 @@ async fn scan_at(size: u64, seed: u64, at: DateTime<Utc>) -> ScanResult {
         SeverityFilter::All,
     )
     .await;
+    // One estate that changes over time, as a real account does.
+    result.source = "demo".to_string();
     result.scan_timestamp = at;
     result.scan_id = ScanId(at.timestamp_micros() as u64);
     result
@@ -193,8 +195,15 @@ fn an_unusable_data_dir_is_an_error_naming_the_file_not_the_path() {
 #[test]
 fn sigkill_during_writes_loses_no_committed_scan() {
     let dir = tempfile::tempdir().unwrap();
+    // Keep the findings of every scan, so that all acknowledged ones can be checked.
+    let config = dir.path().join("tagguard.toml");
+    let text = tagguard::config::DEFAULT_CONFIG_TOML
+        .replace("findings_scans = 20", "findings_scans = 1000");
+    assert!(text.contains("findings_scans = 1000"));
+    std::fs::write(&config, text).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tagguard"))
-        .args(["serve", "--stdio", "--size", "300"])
+        .args(["serve", "--stdio", "--size", "300", "--config"])
+        .arg(&config)
         .env("TAGGUARD_DATA_DIR", dir.path())
         .env_remove("TAGGUARD_SOURCE")
         .stdin(Stdio::piped())
@@ -210,10 +219,11 @@ fn sigkill_during_writes_loses_no_committed_scan() {
     send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}));
     send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    // Many calls at once: the writer is busy committing when the kill comes.
+    // Many calls at once, each a fresh scan (distinct arguments, no cache, so neither the
+    // loop guard nor the cache answers): the writer is busy committing when the kill comes.
     for id in 1..=200 {
         send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "check_tag_compliance", "arguments": {"limit": 1}}}));
+            "params": {"name": "check_tag_compliance", "arguments": {"limit": id, "force_refresh": true}}}));
     }
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut acknowledged = Vec::new();
@@ -221,8 +231,10 @@ fn sigkill_during_writes_loses_no_committed_scan() {
     while acknowledged.len() < 15 && Instant::now() < deadline {
         let line = lines.next().expect("the server answers").unwrap();
         let message: Value = serde_json::from_str(&line).unwrap();
-        if let Some(scan_id) = message["result"]["structuredContent"]["scan"]["scan_id"].as_str() {
-            acknowledged.push(scan_id.to_string());
+        match message["result"]["structuredContent"]["scan"]["scan_id"].as_str() {
+            Some(scan_id) => acknowledged.push(scan_id.to_string()),
+            None if message["id"] == 0 => {}
+            None => panic!("a call failed: {message}"),
         }
     }
     assert!(acknowledged.len() >= 15, "answers arrived");

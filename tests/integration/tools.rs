@@ -22,13 +22,7 @@ async fn env(size: u64) -> (ToolEnv, Arc<SyntheticSource>) {
     let engine = EngineHandle::start(Config::default())
         .await
         .expect("engine");
-    let env = ToolEnv {
-        engine,
-        policy,
-        source: source.clone(),
-        default_scope: ScanScope::default(),
-        store: None,
-    };
+    let env = ToolEnv::new(engine, policy, source.clone());
     (env, source)
 }
 
@@ -122,6 +116,50 @@ async fn find_untagged_lists_exactly_the_resources_missing_required_tags() {
         expected.len() - untagged,
         "every resource found is untagged or partly tagged"
     );
+}
+
+#[tokio::test]
+async fn missing_tags_narrows_to_one_tag_and_prices_it() {
+    let (env, source) = env(600).await;
+    let truth = source.ground_truth(&ScanScope::default());
+    let lacking: BTreeSet<&str> = truth
+        .violations
+        .iter()
+        .filter(|v| {
+            v.violation_type == ViolationType::MissingRequiredTag && v.tag_name == "CostCenter"
+        })
+        .map(|v| v.resource_arn.as_str())
+        .collect();
+    let cost: f64 = resources(&source)
+        .await
+        .iter()
+        .filter(|r| lacking.contains(r.arn.as_str()))
+        .filter_map(|r| r.monthly_cost)
+        .sum();
+    let out = call(
+        &env,
+        "find_untagged_resources",
+        json!({ "missing_tags": ["costcenter"], "limit": 1000 }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["total_found"], lacking.len());
+    let priced = out["missing_by_tag"]["CostCenter"]["monthly_cost"]
+        .as_f64()
+        .unwrap();
+    assert!((priced - cost).abs() < 0.01, "{priced} vs {cost}");
+    assert_eq!(
+        out["missing_by_tag"]["CostCenter"]["resources"],
+        lacking.len()
+    );
+    let error = call(
+        &env,
+        "find_untagged_resources",
+        json!({ "missing_tags": ["Colour"] }),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("not a required tag"), "{error}");
 }
 
 #[tokio::test]

@@ -1,0 +1,275 @@
+//! Tool calls through `ToolRegistry::invoke` with a real store: one audit record per call with
+//! its status, guardrails, and the result cache across a restart.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use tagguard::config::{Config, Guardrails};
+use tagguard::engine::EngineHandle;
+use tagguard::store::{AuditQuery, AuditStatus, Retention, Store};
+use tagguard::tools::{CallContext, ToolEnv, ToolRegistry};
+
+use crate::support::{estate, policy};
+
+async fn env_with_store(store: &Store, guardrails: Guardrails) -> ToolEnv {
+    let policy = policy();
+    let source = estate(200, 42, &policy);
+    let engine = EngineHandle::start(Config::default())
+        .await
+        .expect("engine");
+    ToolEnv::new(engine, policy, source)
+        .with_guardrails(guardrails)
+        .with_store(store.clone(), Duration::from_secs(300))
+}
+
+fn all_records() -> AuditQuery {
+    AuditQuery {
+        since: Utc::now() - chrono::Duration::days(1),
+        tool: None,
+        status: None,
+        session: None,
+        limit: usize::MAX,
+    }
+}
+
+/// The calls a test may make, and the status each must end with (loops aside).
+fn call_kinds() -> Vec<(&'static str, Value, AuditStatus)> {
+    vec![
+        (
+            "check_tag_compliance",
+            json!({ "limit": 1 }),
+            AuditStatus::Success,
+        ),
+        ("get_tagging_policy", json!({}), AuditStatus::Success),
+        (
+            "find_untagged_resources",
+            json!({ "limit": "x" }),
+            AuditStatus::InvalidInput,
+        ),
+        (
+            "validate_resource_tags",
+            json!({ "resource_arns": ["nope"] }),
+            AuditStatus::Success,
+        ),
+        ("no_such_tool", json!({}), AuditStatus::UnknownTool),
+        (
+            "get_violation_history",
+            json!({ "days_back": 0 }),
+            AuditStatus::InvalidInput,
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Any sequence of calls, from any sessions, leaves exactly one audit record per call,
+    /// with the status the call ended with.
+    #[test]
+    fn every_call_leaves_exactly_one_audit_record_with_its_status(
+        calls in proptest::collection::vec((0usize..6, 0usize..2), 1..14)
+    ) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path(), Retention::default()).unwrap();
+            let env = env_with_store(&store, Guardrails::default()).await;
+            let registry = ToolRegistry::standard();
+            let kinds = call_kinds();
+            let mut expected: HashMap<String, AuditStatus> = HashMap::new();
+            let mut repeats: HashMap<(usize, usize), u32> = HashMap::new();
+            for (kind, session) in calls {
+                let (tool, args, status) = &kinds[kind];
+                let session_id = format!("session-{session}");
+                let outcome = registry
+                    .invoke(&env, &session_id, tool, args.clone(), &CallContext::default())
+                    .await;
+                let seen = repeats.entry((kind, session)).or_default();
+                match outcome {
+                    None => prop_assert_eq!(*status, AuditStatus::UnknownTool),
+                    Some(outcome) => {
+                        // The fourth identical call of a session is a loop.
+                        let want = if *seen >= 3 { AuditStatus::LoopDetected } else { *status };
+                        prop_assert_eq!(outcome.status, want, "{} {}", tool, args);
+                        prop_assert_eq!(&outcome.meta["correlation_id"], &json!(outcome.correlation_id));
+                        expected.insert(outcome.correlation_id.clone(), outcome.status);
+                    }
+                }
+                if *status != AuditStatus::UnknownTool && *seen < 3 {
+                    *seen += 1;
+                }
+                if *status == AuditStatus::UnknownTool {
+                    expected.insert(format!("unknown-{}", expected.len()), AuditStatus::UnknownTool);
+                }
+            }
+            let records = store.audit_records(all_records()).await.unwrap();
+            prop_assert_eq!(records.len(), expected.len(), "one record per call");
+            for record in &records {
+                match expected.get(&record.correlation_id) {
+                    Some(status) => prop_assert_eq!(record.status, *status),
+                    None => prop_assert_eq!(record.status, AuditStatus::UnknownTool),
+                }
+                prop_assert!(record.session.starts_with("session-"));
+            }
+            store.close();
+            Ok(())
+        })?;
+    }
+}
+
+#[tokio::test]
+async fn a_session_over_budget_gets_an_explaining_tool_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let limits = Guardrails {
+        max_calls_per_session: 2,
+        ..Guardrails::default()
+    };
+    let env = env_with_store(&store, limits).await;
+    let registry = ToolRegistry::standard();
+    let ctx = CallContext::default();
+    for _ in 0..2 {
+        let outcome = registry
+            .invoke(&env, "s", "get_tagging_policy", json!({}), &ctx)
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, AuditStatus::Success);
+    }
+    let refused = registry
+        .invoke(&env, "s", "get_tagging_policy", json!({}), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(refused.status, AuditStatus::BudgetExceeded);
+    assert!(refused.text.contains("budget"), "{}", refused.text);
+    assert_eq!(refused.meta["guardrail"]["kind"], "budget_exceeded");
+    let budget = AuditQuery {
+        status: Some(AuditStatus::BudgetExceeded),
+        ..all_records()
+    };
+    assert_eq!(store.audit_records(budget).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn secrets_in_arguments_never_reach_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let env = env_with_store(&store, Guardrails::default()).await;
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY12";
+    ToolRegistry::standard()
+        .invoke(
+            &env,
+            "s",
+            "check_tag_compliance",
+            json!({ "aws_secret_access_key": secret, "limit": 1 }),
+            &CallContext::default(),
+        )
+        .await
+        .unwrap();
+    let records = store.audit_records(all_records()).await.unwrap();
+    let text = serde_json::to_string(&records).unwrap();
+    assert!(!text.contains(secret), "{text}");
+    assert_eq!(records[0].status, AuditStatus::InvalidInput);
+    assert!(!records[0].error.as_deref().unwrap_or("").contains(secret));
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_cache_and_a_new_scan_supersedes_narrower_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = CallContext::default();
+    let registry = ToolRegistry::standard();
+    let first_scan = {
+        let store = Store::open(dir.path(), Retention::default()).unwrap();
+        let env = env_with_store(&store, Guardrails::default()).await;
+        let out = registry
+            .invoke(
+                &env,
+                "a",
+                "check_tag_compliance",
+                json!({ "resource_types": ["ec2:instance"] }),
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let value = out.structured.unwrap();
+        assert_eq!(value["cache"]["from_cache"], false);
+        env.engine.shutdown().await;
+        store.close();
+        value["scan"]["scan_id"].clone()
+    };
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let env = env_with_store(&store, Guardrails::default()).await;
+    let again = registry
+        .invoke(
+            &env,
+            "b",
+            "check_tag_compliance",
+            json!({ "resource_types": ["ec2:instance"], "limit": 3 }),
+            &ctx,
+        )
+        .await
+        .unwrap()
+        .structured
+        .unwrap();
+    assert_eq!(
+        again["cache"]["from_cache"], true,
+        "served after the restart"
+    );
+    assert_eq!(again["scan"]["scan_id"], first_scan);
+    // find_untagged over the same scope shares the cached scan.
+    let untagged = registry
+        .invoke(
+            &env,
+            "b",
+            "find_untagged_resources",
+            json!({ "resource_types": ["ec2:instance"] }),
+            &ctx,
+        )
+        .await
+        .unwrap()
+        .structured
+        .unwrap();
+    assert_eq!(untagged["scan"]["scan_id"], first_scan);
+    // A scan of everything supersedes the ec2-only entry.
+    registry
+        .invoke(&env, "b", "check_tag_compliance", json!({}), &ctx)
+        .await
+        .unwrap();
+    let after = registry
+        .invoke(
+            &env,
+            "b",
+            "check_tag_compliance",
+            json!({ "resource_types": ["ec2:instance"], "limit": 4 }),
+            &ctx,
+        )
+        .await
+        .unwrap()
+        .structured
+        .unwrap();
+    assert_eq!(
+        after["cache"]["from_cache"], false,
+        "the narrower entry was dropped"
+    );
+    // force_refresh always scans.
+    let forced = registry
+        .invoke(
+            &env,
+            "b",
+            "check_tag_compliance",
+            json!({ "force_refresh": true }),
+            &ctx,
+        )
+        .await
+        .unwrap()
+        .structured
+        .unwrap();
+    assert_eq!(forced["cache"]["from_cache"], false);
+    assert_eq!(
+        store.status().await.unwrap().scans,
+        4,
+        "every fresh scan is recorded"
+    );
+}
