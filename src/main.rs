@@ -715,11 +715,11 @@ fn write_history_table(report: &HistoryReport, out: &mut impl Write) -> io::Resu
             "{:<12} {:>5} {:>6.1}% {:>10} {:>14} {:>7} {:>9}",
             p.period,
             p.scans,
-            p.compliance_score * 100.0,
-            p.total_resources,
-            p.non_compliant_resources,
-            p.error_count,
-            p.warning_count
+            p.totals.compliance_score * 100.0,
+            p.totals.total_resources,
+            p.totals.non_compliant_resources,
+            p.totals.error_count,
+            p.totals.warning_count
         )?;
     }
     if !report.history.is_empty() {

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 pub use arn::{Arn, ArnError};
 pub use filters::{ParsedScope, ScopeFieldNames, parse_scope};
 pub use result::{
-    Offender, ResourceRef, ScanIssue, ScanIssueKind, ScanResult, TagCounts, TypeCounts, Violation,
+    ComplianceTotals, Offender, ResourceRef, ScanIssue, ScanIssueKind, ScanResult, TagCounts,
+    TypeCounts, Violation,
 };
 
 /// A resource type as `service:type` (`ec2:instance`). The five types the scanner lists

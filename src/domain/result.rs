@@ -308,6 +308,38 @@ pub struct ScanResult {
     pub matched_arns: Vec<String>,
 }
 
+/// The headline numbers of a scan, shared by every view of one (summaries, history points,
+/// tool answers) and flattened into them, so that each names them the same way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ComplianceTotals {
+    /// Compliant resources / all resources in scope, from 0.0 to 1.0 (1.0 when there are none).
+    pub compliance_score: f64,
+    /// Resources checked.
+    pub total_resources: u64,
+    /// Resources with no error-severity violation.
+    pub compliant_resources: u64,
+    /// Resources with at least one error.
+    pub non_compliant_resources: u64,
+    /// Error-severity violations (whatever a severity filter lists).
+    pub error_count: u64,
+    /// Warning-severity violations (whatever a severity filter lists).
+    pub warning_count: u64,
+}
+
+impl ScanResult {
+    /// The headline numbers.
+    pub fn totals(&self) -> ComplianceTotals {
+        ComplianceTotals {
+            compliance_score: self.compliance_score,
+            total_resources: self.total_resources,
+            compliant_resources: self.compliant_resources,
+            non_compliant_resources: self.non_compliant_resources,
+            error_count: self.error_count,
+            warning_count: self.warning_count,
+        }
+    }
+}
+
 impl ScanResult {
     /// The score for `compliant` of `total` resources: 1.0 when there are none.
     pub fn score(compliant: u64, total: u64) -> f64 {

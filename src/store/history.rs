@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ScanSummary, Store, StoreError, StoredFinding};
-use crate::domain::ScanScope;
+use crate::domain::{ComplianceTotals, ScanScope};
 
 /// The length of a history period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -56,18 +56,9 @@ pub struct HistoryPoint {
     pub scans: u32,
     /// When the period's last scan ran.
     pub last_scan_at: DateTime<Utc>,
-    /// Compliance score of the period's last scan (0.0–1.0).
-    pub compliance_score: f64,
-    /// Resources checked by that scan.
-    pub total_resources: u64,
-    /// Of which compliant.
-    pub compliant_resources: u64,
-    /// Of which non-compliant.
-    pub non_compliant_resources: u64,
-    /// Error-severity violations.
-    pub error_count: u64,
-    /// Warning-severity violations.
-    pub warning_count: u64,
+    /// Score and counts of the period's last scan.
+    #[serde(flatten)]
+    pub totals: ComplianceTotals,
     /// Score per resource type.
     pub score_by_resource_type: BTreeMap<String, f64>,
     /// Violations (missing or invalid) per tag.
@@ -107,12 +98,7 @@ pub fn group(scans: &[ScanSummary], by: GroupBy) -> Vec<HistoryPoint> {
             period,
             scans: count,
             last_scan_at: last.scanned_at,
-            compliance_score: last.compliance_score,
-            total_resources: last.total_resources,
-            compliant_resources: last.compliant_resources,
-            non_compliant_resources: last.non_compliant_resources,
-            error_count: last.error_count,
-            warning_count: last.warning_count,
+            totals: last.totals,
             score_by_resource_type: last
                 .by_resource_type
                 .iter()
@@ -136,7 +122,7 @@ pub fn trend(points: &[HistoryPoint]) -> (Trend, f64) {
     let (Some(first), Some(last)) = (points.first(), points.last()) else {
         return (Trend::Stable, 0.0);
     };
-    let change = last.compliance_score - first.compliance_score;
+    let change = last.totals.compliance_score - first.totals.compliance_score;
     let trend = if points.len() < 2 || change.abs() <= STABLE_BAND {
         Trend::Stable
     } else if change > 0.0 {
@@ -456,12 +442,14 @@ mod tests {
             scope: Default::default(),
             policy_version: "1".into(),
             severity_filter: Default::default(),
-            compliance_score: score,
-            total_resources: 100,
-            compliant_resources: (score * 100.0) as u64,
-            non_compliant_resources: 100 - (score * 100.0) as u64,
-            error_count: 0,
-            warning_count: 0,
+            totals: ComplianceTotals {
+                compliance_score: score,
+                total_resources: 100,
+                compliant_resources: (score * 100.0) as u64,
+                non_compliant_resources: 100 - (score * 100.0) as u64,
+                error_count: 0,
+                warning_count: 0,
+            },
             by_resource_type: BTreeMap::new(),
             by_tag: BTreeMap::new(),
             cost_gap: None,
@@ -493,9 +481,12 @@ mod tests {
         let points = group(&scans, GroupBy::Day);
         assert_eq!(points.len(), 2);
         assert_eq!(points[0].period, "2026-11-02");
-        assert_eq!((points[0].scans, points[0].compliance_score), (2, 0.6));
+        assert_eq!(
+            (points[0].scans, points[0].totals.compliance_score),
+            (2, 0.6)
+        );
         let months = group(&scans, GroupBy::Month);
-        assert_eq!((months.len(), months[0].compliance_score), (1, 0.7));
+        assert_eq!((months.len(), months[0].totals.compliance_score), (1, 0.7));
         assert_eq!(group(&scans, GroupBy::Week)[0].period, "2026-W45");
         let (direction, change) = trend(&points);
         assert_eq!(direction, Trend::Improving);
@@ -578,8 +569,8 @@ mod tests {
                         .filter(|s| period_of(s.scanned_at, by) == point.period)
                         .max_by_key(|s| (s.scanned_at, s.scan_id))
                         .unwrap();
-                    prop_assert_eq!(point.compliance_score, last.compliance_score);
-                    prop_assert!((0.0..=1.0).contains(&point.compliance_score));
+                    prop_assert_eq!(point.totals.compliance_score, last.totals.compliance_score);
+                    prop_assert!((0.0..=1.0).contains(&point.totals.compliance_score));
                 }
             }
 
@@ -589,7 +580,7 @@ mod tests {
                 let (direction, change) = trend(&points);
                 match (points.first(), points.last()) {
                     (Some(first), Some(last)) if points.len() > 1 => {
-                        let expected = last.compliance_score - first.compliance_score;
+                        let expected = last.totals.compliance_score - first.totals.compliance_score;
                         prop_assert_eq!(change, expected);
                         let want = if expected > STABLE_BAND {
                             Trend::Improving

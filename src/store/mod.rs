@@ -31,7 +31,9 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::domain::{ScanIssue, ScanResult, ScanScope, SeverityFilter, TagCounts, TypeCounts};
+use crate::domain::{
+    ComplianceTotals, ScanIssue, ScanResult, ScanScope, SeverityFilter, TagCounts, TypeCounts,
+};
 pub use audit::{AuditQuery, AuditRecord, AuditStatus};
 pub use stored_result::{decode_result, encode_result};
 pub use tables::SCHEMA_VERSION;
@@ -95,18 +97,9 @@ pub struct ScanSummary {
     pub policy_version: String,
     /// Which violations the scan listed (findings are kept for those only).
     pub severity_filter: SeverityFilter,
-    /// Compliant / total.
-    pub compliance_score: f64,
-    /// Resources in scope.
-    pub total_resources: u64,
-    /// Compliant resources.
-    pub compliant_resources: u64,
-    /// Non-compliant resources.
-    pub non_compliant_resources: u64,
-    /// Error-severity violations.
-    pub error_count: u64,
-    /// Warning-severity violations.
-    pub warning_count: u64,
+    /// Score and counts.
+    #[serde(flatten)]
+    pub totals: ComplianceTotals,
     /// Counts per resource type.
     pub by_resource_type: BTreeMap<String, TypeCounts>,
     /// Counts per tag.
@@ -164,12 +157,7 @@ impl ScanSummary {
             scope: result.scope.clone(),
             policy_version: result.policy_version.clone(),
             severity_filter: result.severity_filter,
-            compliance_score: result.compliance_score,
-            total_resources: result.total_resources,
-            compliant_resources: result.compliant_resources,
-            non_compliant_resources: result.non_compliant_resources,
-            error_count: result.error_count,
-            warning_count: result.warning_count,
+            totals: result.totals(),
             by_resource_type: result
                 .by_resource_type
                 .iter()

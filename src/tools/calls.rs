@@ -128,24 +128,23 @@ impl ToolRegistry {
         let correlation_id = uuid::Uuid::new_v4().simple().to_string();
         let at = Utc::now();
         let started = Instant::now();
+        // What every record of this call shares; how it ended is filled in below.
+        let base = AuditRecord {
+            key: 0,
+            at,
+            correlation_id: correlation_id.clone(),
+            session: session.to_string(),
+            tool: tool_name.to_string(),
+            parameters: redact(&arguments),
+            status: AuditStatus::UnknownTool,
+            error: None,
+            duration_ms: 0,
+            result_bytes: 0,
+            cached: false,
+        };
         let Some(tool) = self.get(tool_name) else {
-            record(
-                env,
-                AuditRecord {
-                    key: 0,
-                    at,
-                    correlation_id: correlation_id.clone(),
-                    session: session.to_string(),
-                    tool: tool_name.to_string(),
-                    parameters: redact(&arguments),
-                    status: AuditStatus::UnknownTool,
-                    error: Some(format!("unknown tool '{tool_name}'")),
-                    duration_ms: 0,
-                    result_bytes: 0,
-                    cached: false,
-                },
-            )
-            .await;
+            let error = Some(format!("unknown tool '{tool_name}'"));
+            record(env, AuditRecord { error, ..base }).await;
             return None;
         };
 
@@ -212,23 +211,15 @@ impl ToolRegistry {
             cached,
             "{message}"
         );
-        record(
-            env,
-            AuditRecord {
-                key: 0,
-                at,
-                correlation_id: correlation_id.clone(),
-                session: session.to_string(),
-                tool: tool_name.to_string(),
-                parameters: redact(&arguments),
-                status,
-                error,
-                duration_ms,
-                result_bytes: bytes,
-                cached,
-            },
-        )
-        .await;
+        let finished = AuditRecord {
+            status,
+            error,
+            duration_ms,
+            result_bytes: bytes,
+            cached,
+            ..base
+        };
+        record(env, finished).await;
         Some(CallOutcome {
             correlation_id,
             status,

@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::views::{IssueView, ScanInfo, TagCountsView, TypeCountsView, ViolationView, issues};
+use super::views::{ScanContext, TagCountsView, TypeCountsView, ViolationView};
 use super::{
-    CacheInfo, CallContext, SeverityParam, ToolEnv, ToolError, TypedTool, cached_scan, limit,
-    tool_scope, truncation_note,
+    CallContext, SeverityParam, ToolEnv, ToolError, TypedTool, cached_scan, limit, tool_scope,
+    truncation_note,
 };
-use crate::domain::SeverityFilter;
+use crate::domain::{ComplianceTotals, SeverityFilter};
 
 /// The tool.
 pub struct CheckTagCompliance;
@@ -56,18 +56,9 @@ pub struct ScopeFilters {
 /// Result of `check_tag_compliance`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ComplianceReport {
-    /// Compliant resources / all resources in scope, from 0.0 to 1.0 (1.0 when there are none).
-    pub compliance_score: f64,
-    /// Resources checked.
-    pub total_resources: u64,
-    /// Resources with no error-severity violation.
-    pub compliant_resources: u64,
-    /// Resources with at least one error.
-    pub non_compliant_resources: u64,
-    /// Error-severity violations, whatever `severity` lists.
-    pub error_count: u64,
-    /// Warning-severity violations, whatever `severity` lists.
-    pub warning_count: u64,
+    /// Score and counts over every resource in scope.
+    #[serde(flatten)]
+    pub totals: ComplianceTotals,
     /// Violations the `severity` filter admits, in source order, at most `limit`.
     pub violations: Vec<ViolationView>,
     /// Violations the `severity` filter admits in all (listed or not).
@@ -78,17 +69,9 @@ pub struct ComplianceReport {
     pub by_resource_type: BTreeMap<String, TypeCountsView>,
     /// Counts per tag of the policy.
     pub by_tag: BTreeMap<String, TagCountsView>,
-    /// True when part of the estate could not be read (see `issues`): the score covers only
-    /// what was read.
-    pub partial: bool,
-    /// What could not be read, and why.
-    pub issues: Vec<IssueView>,
-    /// Limits of the source and hints about the arguments.
-    pub notes: Vec<String>,
-    /// Which scan this is.
-    pub scan: ScanInfo,
-    /// Whether the scan came from the cache, and how old it is.
-    pub cache: CacheInfo,
+    /// Completeness, provenance and freshness of the scan behind the answer.
+    #[serde(flatten)]
+    pub context: ScanContext,
 }
 
 #[async_trait]
@@ -132,15 +115,8 @@ impl TypedTool for CheckTagCompliance {
             .take(limit)
             .map(ViolationView::from)
             .collect::<Vec<_>>();
-        let mut notes = warnings;
-        notes.extend(result.notes.iter().cloned());
         Ok(ComplianceReport {
-            compliance_score: result.compliance_score,
-            total_resources: result.total_resources,
-            compliant_resources: result.compliant_resources,
-            non_compliant_resources: result.non_compliant_resources,
-            error_count: result.error_count,
-            warning_count: result.warning_count,
+            totals: result.totals(),
             truncated: truncation_note("violations", violations.len(), matching),
             violations,
             violations_matching: matching as u64,
@@ -154,11 +130,7 @@ impl TypedTool for CheckTagCompliance {
                 .iter()
                 .map(|(t, c)| (t.clone(), c.into()))
                 .collect(),
-            partial: result.partial,
-            issues: issues(&result),
-            notes,
-            scan: ScanInfo::from(&*result),
-            cache,
+            context: ScanContext::new(&result, cache, warnings),
         })
     }
 }

@@ -9,10 +9,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::views::{IssueView, ScanInfo, issues};
-use super::{
-    CacheInfo, CallContext, ToolEnv, ToolError, TypedTool, cached_scan, limit, tool_scope,
-};
+use super::views::ScanContext;
+use super::{CallContext, ToolEnv, ToolError, TypedTool, cached_scan, limit, tool_scope};
 use crate::domain::{ResourceRef, ViolationType};
 
 /// The tool.
@@ -109,16 +107,9 @@ pub struct UntaggedReport {
     pub truncated: Option<String>,
     /// Resources checked in all.
     pub resources_scanned: u64,
-    /// True when part of the estate could not be read (see `issues`).
-    pub partial: bool,
-    /// What could not be read, and why.
-    pub issues: Vec<IssueView>,
-    /// Limits of the source and hints about the arguments.
-    pub notes: Vec<String>,
-    /// Which scan this is.
-    pub scan: ScanInfo,
-    /// Whether the scan came from the cache, and how old it is.
-    pub cache: CacheInfo,
+    /// Completeness, provenance and freshness of the scan behind the answer.
+    #[serde(flatten)]
+    pub context: ScanContext,
 }
 
 #[async_trait]
@@ -189,11 +180,7 @@ impl TypedTool for FindUntaggedResources {
             resources: Vec::new(),
             truncated: None,
             resources_scanned: result.total_resources,
-            partial: result.partial,
-            issues: issues(&result),
-            notes: warnings,
-            scan: ScanInfo::from(&*result),
-            cache,
+            context: ScanContext::new(&result, cache, warnings),
         };
         let mut found = Vec::new();
         for resource in order {
@@ -263,9 +250,8 @@ impl TypedTool for FindUntaggedResources {
         report.truncated = super::truncation_note("resources", limit.min(found.len()), found.len());
         found.truncate(limit);
         report.resources = found;
-        report.notes.extend(result.notes.iter().cloned());
         if result.source == "aws" {
-            report.notes.push(
+            report.context.notes.push(
                 "monthly_cost is null until cost data is available (Cost Explorer)".to_string(),
             );
         }

@@ -202,3 +202,34 @@ impl From<&ScanResult> for ScanInfo {
 pub fn issues(result: &ScanResult) -> Vec<IssueView> {
     result.issues.iter().map(IssueView::from).collect()
 }
+
+/// How complete, where from and how fresh a scan-based answer is: the tail every scanning
+/// tool's answer ends with (flattened into it).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScanContext {
+    /// True when part of the estate could not be read (see `issues`): the numbers cover only
+    /// what was read.
+    pub partial: bool,
+    /// What could not be read, and why.
+    pub issues: Vec<IssueView>,
+    /// Limits of the source and hints about the arguments.
+    pub notes: Vec<String>,
+    /// Which scan answered.
+    pub scan: ScanInfo,
+    /// Whether the scan came from the cache, and how old it is.
+    pub cache: super::CacheInfo,
+}
+
+impl ScanContext {
+    /// The context of `result`; `notes` (about the arguments) come before the source's own.
+    pub fn new(result: &ScanResult, cache: super::CacheInfo, mut notes: Vec<String>) -> Self {
+        notes.extend(result.notes.iter().cloned());
+        ScanContext {
+            partial: result.partial,
+            issues: result.issues.iter().map(IssueView::from).collect(),
+            notes,
+            scan: ScanInfo::from(result),
+            cache,
+        }
+    }
+}

@@ -67,8 +67,8 @@ async fn scans_over_time_give_the_expected_history_and_trend() {
     assert_eq!(periods, ["2026-10-01", "2026-10-08", "2026-10-20"]);
     assert_eq!(report.history[0].scans, 2);
     // A period shows its last scan.
-    assert_eq!(report.history[0].compliance_score, scores[1]);
-    assert_eq!(report.history[2].compliance_score, scores[3]);
+    assert_eq!(report.history[0].totals.compliance_score, scores[1]);
+    assert_eq!(report.history[2].totals.compliance_score, scores[3]);
     let change = scores[3] - scores[1];
     assert!((report.score_change - change).abs() < 1e-12);
     let expected = if change > 0.005 {
@@ -252,12 +252,12 @@ fn sigkill_during_writes_loses_no_committed_scan() {
         for id in &acknowledged {
             let position = ids.iter().position(|s| s == id);
             let summary = &stored[position.unwrap_or_else(|| panic!("{id} was lost"))];
-            assert_eq!(summary.total_resources, 300);
+            assert_eq!(summary.totals.total_resources, 300);
             assert_eq!(summary.origin, "mcp:check_tag_compliance");
             let findings = store.findings(summary.scan_id).await.unwrap().unwrap();
             assert_eq!(
                 findings.len() as u64,
-                summary.error_count + summary.warning_count,
+                summary.totals.error_count + summary.totals.warning_count,
                 "{id}: every finding is there"
             );
         }
