@@ -1,7 +1,7 @@
 //! Compliance over time, computed from stored scans: periods (day, week, month), the trend,
 //! and the drift between two scans. Pure functions over [`ScanSummary`] and [`StoredFinding`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Utc};
 use schemars::JsonSchema;
@@ -161,55 +161,48 @@ pub struct Drift {
 }
 
 /// Per (resource, tag): the violation and the value seen.
-type TagStates<'a> = BTreeMap<(&'a str, &'a str), (&'a str, Option<&'a str>)>;
+type TagStates<'a> = HashMap<(&'a str, &'a str), (&'a str, Option<&'a str>)>;
 
-fn tag_states(findings: &[StoredFinding]) -> TagStates<'_> {
-    findings
-        .iter()
-        .map(|f| {
-            (
-                (f.arn.as_str(), f.tag.as_str()),
-                (f.violation_type.as_str(), f.current_value.as_deref()),
-            )
-        })
-        .collect()
+/// The error findings' states, and the resources they concern.
+fn tag_states(findings: &[StoredFinding]) -> (TagStates<'_>, HashSet<&str>) {
+    let mut states = HashMap::with_capacity(findings.len());
+    let mut resources = HashSet::new();
+    // Errors only: scans may have listed warnings or not (their severity filter), and what
+    // decides compliance is errors.
+    for f in findings.iter().filter(|f| f.severity == "error") {
+        states.insert(
+            (f.arn.as_str(), f.tag.as_str()),
+            (f.violation_type.as_str(), f.current_value.as_deref()),
+        );
+        resources.insert(f.arn.as_str());
+    }
+    (states, resources)
 }
 
 /// The drift from `before` to `after` (the findings of two scans). Compliant resources are not
 /// stored, so a tag set right on a resource that had no violation before cannot be seen.
+/// Lists are sorted (by ARN, then tag).
 pub fn drift(before: &[StoredFinding], after: &[StoredFinding]) -> Drift {
-    // Errors only: scans may have listed warnings or not (their severity filter), and what
-    // decides compliance is errors.
-    let errors = |findings: &[StoredFinding]| -> Vec<StoredFinding> {
-        findings
-            .iter()
-            .filter(|f| f.severity == "error")
-            .cloned()
-            .collect()
+    let (old, failing_before) = tag_states(before);
+    let (new, failing_after) = tag_states(after);
+    let sorted = |set: Vec<&str>| -> Vec<String> {
+        let mut list: Vec<String> = set.into_iter().map(str::to_string).collect();
+        list.sort_unstable();
+        list
     };
-    let (before, after) = (&errors(before)[..], &errors(after)[..]);
-    let failing = |findings: &[StoredFinding]| -> BTreeSet<String> {
-        findings
-            .iter()
-            .filter(|f| f.severity == "error")
-            .map(|f| f.arn.clone())
-            .collect()
-    };
-    let (failing_before, failing_after) = (failing(before), failing(after));
-    let (old, new) = (tag_states(before), tag_states(after));
-    let resources_before: BTreeSet<&str> = before.iter().map(|f| f.arn.as_str()).collect();
-    let resources_after: BTreeSet<&str> = after.iter().map(|f| f.arn.as_str()).collect();
-    let mut tag_changes = Vec::new();
-    let keys: BTreeSet<&(&str, &str)> = old.keys().chain(new.keys()).collect();
-    for key @ (arn, tag) in keys {
+    let mut keys: Vec<&(&str, &str)> = old
+        .keys()
+        .chain(new.keys().filter(|k| !old.contains_key(*k)))
         // Only resources seen in both scans: a resource absent from one may be compliant or
         // gone, and its tags are unknown there.
-        if !(resources_before.contains(arn) && resources_after.contains(arn)) {
-            continue;
-        }
-        let missing =
-            |s: Option<&(&str, Option<&str>)>| s.is_some_and(|(v, _)| *v == "missing_required_tag");
-        let value = |s: Option<&(&str, Option<&str>)>| s.and_then(|(_, v)| v.map(str::to_string));
+        .filter(|(arn, _)| failing_before.contains(arn) && failing_after.contains(arn))
+        .collect();
+    keys.sort_unstable();
+    let missing =
+        |s: Option<&(&str, Option<&str>)>| s.is_some_and(|(v, _)| *v == "missing_required_tag");
+    let value = |s: Option<&(&str, Option<&str>)>| s.and_then(|(_, v)| v.map(str::to_string));
+    let mut tag_changes = Vec::new();
+    for key @ (arn, tag) in keys {
         let (was, is) = (old.get(key), new.get(key));
         let change = match (missing(was), missing(is)) {
             (true, false) => "added",
@@ -227,8 +220,10 @@ pub fn drift(before: &[StoredFinding], after: &[StoredFinding]) -> Drift {
         });
     }
     Drift {
-        became_non_compliant: failing_after.difference(&failing_before).cloned().collect(),
-        no_longer_non_compliant: failing_before.difference(&failing_after).cloned().collect(),
+        became_non_compliant: sorted(failing_after.difference(&failing_before).copied().collect()),
+        no_longer_non_compliant: sorted(
+            failing_before.difference(&failing_after).copied().collect(),
+        ),
         tag_changes,
     }
 }

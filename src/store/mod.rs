@@ -16,6 +16,7 @@
 //!   ones refused with a message rather than misread.
 
 pub mod audit;
+mod findings;
 pub mod history;
 mod stored_result;
 mod tables;
@@ -35,12 +36,10 @@ use crate::domain::{
     ComplianceTotals, ScanIssue, ScanResult, ScanScope, SeverityFilter, TagCounts, TypeCounts,
 };
 pub use audit::{AuditQuery, AuditRecord, AuditStatus};
+pub use findings::FINDINGS_PER_CHUNK;
 pub use stored_result::{decode_result, encode_result};
 pub use tables::SCHEMA_VERSION;
 use tables::{AUDIT, CACHE, FINDINGS, META, SCANS};
-
-/// Findings per stored chunk.
-pub const FINDINGS_PER_CHUNK: usize = 10_000;
 
 /// Summaries are never pruned younger than this (a year of monthly trends, and a month more).
 pub const MIN_SUMMARY_DAYS: u32 = 400;
@@ -172,22 +171,6 @@ impl ScanSummary {
     }
 }
 
-/// The findings of a result, as stored.
-pub fn findings_of(result: &ScanResult) -> Vec<StoredFinding> {
-    result
-        .violations
-        .iter()
-        .map(|v| StoredFinding {
-            arn: v.resource.arn.clone(),
-            resource_type: v.resource.resource_type.to_string(),
-            violation_type: v.finding.violation_type.to_string(),
-            tag: v.finding.tag_name.to_string(),
-            severity: v.finding.severity.to_string(),
-            current_value: v.finding.current_value.as_deref().map(str::to_string),
-        })
-        .collect()
-}
-
 /// How much the store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -221,7 +204,8 @@ pub struct StoreStatus {
 enum WriteJob {
     Scan {
         summary: Box<ScanSummary>,
-        findings: Vec<StoredFinding>,
+        /// Encoded chunks (see `findings.rs`).
+        findings: Vec<Vec<u8>>,
         done: oneshot::Sender<Result<u64, StoreError>>,
     },
     Audit {
@@ -314,7 +298,9 @@ impl Store {
         let (done, acknowledged) = oneshot::channel();
         self.send(WriteJob::Scan {
             summary: Box::new(ScanSummary::of(result, origin)),
-            findings: findings_of(result),
+            // Encoded here, where the result is borrowed: the writer gets compact bytes, not a
+            // copy of every violation.
+            findings: findings::encode_findings(result),
             done,
         })?;
         acknowledged.await.map_err(|_| StoreError::Closed)?
@@ -460,7 +446,7 @@ impl Store {
                 .map_err(|e| io_error("read", e))?
             {
                 let (_, value) = entry.map_err(|e| io_error("read", e))?;
-                let chunk: Vec<StoredFinding> = decode(value.value())?;
+                let chunk = findings::decode_findings(value.value())?;
                 out.get_or_insert_with(Vec::new).extend(chunk);
             }
             Ok(out)
@@ -639,15 +625,9 @@ fn commit_batch(
             scans
                 .insert(summary.scan_id, encode(&**summary).as_slice())
                 .map_err(|e| io_error("write", e))?;
-            for (chunk, rows) in rows.chunks(FINDINGS_PER_CHUNK).enumerate() {
+            for (number, chunk) in rows.iter().enumerate() {
                 findings
-                    .insert((summary.scan_id, chunk as u32), encode(&rows).as_slice())
-                    .map_err(|e| io_error("write", e))?;
-            }
-            if rows.is_empty() {
-                // An empty chunk says "stored, and there were none" (unlike pruned findings).
-                findings
-                    .insert((summary.scan_id, 0), encode(&rows).as_slice())
+                    .insert((summary.scan_id, number as u32), chunk.as_slice())
                     .map_err(|e| io_error("write", e))?;
             }
         }

@@ -16,7 +16,8 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCANS: TableDefinition<u64, &[u8]> = TableDefinition::new("scans");
 
 /// Per-resource findings of recent scans, by (scan id, chunk number): each value holds up to
-/// [`super::FINDINGS_PER_CHUNK`] findings, so one huge scan is not one huge value.
+/// [`super::FINDINGS_PER_CHUNK`] findings, grouped by resource and compressed
+/// (`findings.rs`), so one huge scan is not one huge value.
 pub const FINDINGS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("findings");
 
 /// Audit records of tool calls, by time (microseconds since the epoch, made unique by the

@@ -121,7 +121,8 @@ impl ScanCache {
             }
         };
         let (stored_at, body) = split_stamp(&bytes)?;
-        let result = decode_result(body).ok()?;
+        let json = lz4_flex::decompress_size_prepended(body).ok()?;
+        let result = decode_result(&json).ok()?;
         let entry = Entry {
             scope: result.scope.clone(),
             source: result.source.clone(),
@@ -161,8 +162,9 @@ impl ScanCache {
         }
         self.hot.insert(key.clone(), entry);
         if let Some(store) = &self.store {
+            // Compressed: a big scan's result is mostly ARNs and tag names, which repeat.
             let mut bytes = stamp(now);
-            bytes.extend(encode_result(&result));
+            bytes.extend(lz4_flex::compress_prepend_size(&encode_result(&result)));
             let written = async {
                 if !superseded.is_empty() {
                     store.cache_remove(superseded).await?;
@@ -186,7 +188,8 @@ impl ScanCache {
     }
 }
 
-/// Stored entries start with their storage time (microseconds, 8 bytes little-endian).
+/// Stored entries start with their storage time (microseconds, 8 bytes little-endian),
+/// followed by the LZ4-compressed result.
 fn stamp(now: DateTime<Utc>) -> Vec<u8> {
     now.timestamp_micros().to_le_bytes().to_vec()
 }
