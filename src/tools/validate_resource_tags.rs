@@ -124,15 +124,14 @@ impl TypedTool for ValidateResourceTags {
             parsed.insert(text, Arn::parse(text).map_err(|e| e.to_string()));
         }
         let valid: Vec<&Arn> = parsed.values().filter_map(|p| p.as_ref().ok()).collect();
-        let scan = if valid.is_empty() {
-            None
-        } else {
-            Some(run_scan(env, ctx, Self::NAME, scope_of(&valid), SeverityFilter::All).await?)
-        };
+        let mut scans = Vec::new();
+        for scope in scopes_of(&valid, &env.default_scope) {
+            scans.push(run_scan(env, ctx, Self::NAME, scope, SeverityFilter::All).await?);
+        }
 
         let mut by_arn: HashMap<&str, Vec<ViolationView>> = HashMap::new();
         let mut found: HashSet<&str> = HashSet::new();
-        if let Some(result) = &scan {
+        for result in &scans {
             found.extend(result.matched_arns.iter().map(String::as_str));
             for v in &result.violations {
                 by_arn
@@ -141,7 +140,7 @@ impl TypedTool for ValidateResourceTags {
                     .push(ViolationView::from(v));
             }
         }
-        let partial = scan.as_ref().is_some_and(|r| r.partial);
+        let partial = scans.iter().any(|r| r.partial);
 
         let mut report = ValidationReport {
             results: Vec::with_capacity(given.len()),
@@ -151,8 +150,8 @@ impl TypedTool for ValidateResourceTags {
             unknown: 0,
             invalid: 0,
             partial,
-            issues: scan.as_ref().map(issues).unwrap_or_default(),
-            scan: scan.as_ref().map(ScanInfo::from),
+            issues: scans.iter().flat_map(issues).collect(),
+            scan: scans.first().map(ScanInfo::from),
         };
         for text in &given {
             let mut item = ArnResult {
@@ -209,23 +208,40 @@ impl TypedTool for ValidateResourceTags {
     }
 }
 
-/// The smallest scope holding every ARN: their types, and their regions and accounts unless
-/// one ARN lacks them (S3 bucket ARNs carry neither).
-fn scope_of(arns: &[&Arn]) -> ScanScope {
-    let all_have = |part: fn(&Arn) -> &str| arns.iter().all(|a| !part(a).is_empty());
-    let collect = |part: fn(&Arn) -> &str| -> BTreeSet<String> {
-        if all_have(part) {
-            arns.iter().map(|a| part(a).to_string()).collect()
-        } else {
-            BTreeSet::new()
-        }
-    };
-    ScanScope {
+/// The scans that find the ARNs: one over exactly the regions and accounts the ARNs name,
+/// and, for ARNs that name none (S3 buckets, global resources), one over the server's own
+/// regions and accounts, where they can only be looked for.
+fn scopes_of(arns: &[&Arn], server: &ScanScope) -> Vec<ScanScope> {
+    let (placed, unplaced): (Vec<&Arn>, Vec<&Arn>) = arns
+        .iter()
+        .partition(|a| !a.region().is_empty() && !a.account_id().is_empty());
+    let scope = |arns: &[&Arn], regions: BTreeSet<String>, accounts: BTreeSet<String>| ScanScope {
         resource_types: arns.iter().map(|a| a.resource_type()).collect(),
-        regions: collect(Arn::region),
-        accounts: collect(Arn::account_id),
+        regions,
+        accounts,
         arns: arns.iter().map(|a| a.as_str().to_string()).collect(),
+    };
+    let mut scopes = Vec::new();
+    if !placed.is_empty() {
+        scopes.push(scope(
+            &placed,
+            placed.iter().map(|a| a.region().to_string()).collect(),
+            placed.iter().map(|a| a.account_id().to_string()).collect(),
+        ));
     }
+    if !unplaced.is_empty() {
+        // An ARN that names its account but no region is looked for in that account only.
+        let accounts = if unplaced.iter().all(|a| !a.account_id().is_empty()) {
+            unplaced
+                .iter()
+                .map(|a| a.account_id().to_string())
+                .collect()
+        } else {
+            server.accounts.clone()
+        };
+        scopes.push(scope(&unplaced, server.regions.clone(), accounts));
+    }
+    scopes
 }
 
 #[cfg(test)]
@@ -233,15 +249,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scope_narrows_to_what_the_arns_share() {
+    fn arns_without_a_place_are_looked_for_where_the_server_looks() {
         let ec2 = Arn::parse("arn:aws:ec2:us-east-1:123456789012:instance/i-1").unwrap();
         let s3 = Arn::parse("arn:aws:s3:::my-bucket").unwrap();
-        let scope = scope_of(&[&ec2]);
-        assert_eq!(scope.regions.len(), 1);
-        assert_eq!(scope.accounts.len(), 1);
-        let scope = scope_of(&[&ec2, &s3]);
-        assert!(scope.regions.is_empty() && scope.accounts.is_empty());
-        assert_eq!(scope.resource_types.len(), 2);
-        assert_eq!(scope.arns.len(), 2);
+        let server = ScanScope {
+            regions: ["eu-west-1".to_string()].into(),
+            accounts: ["210987654321".to_string()].into(),
+            ..ScanScope::default()
+        };
+        let scopes = scopes_of(&[&ec2], &server);
+        assert_eq!(scopes.len(), 1);
+        assert_eq!(scopes[0].regions, ["us-east-1".to_string()].into());
+        assert_eq!(scopes[0].accounts, ["123456789012".to_string()].into());
+        let scopes = scopes_of(&[&ec2, &s3], &server);
+        assert_eq!(scopes.len(), 2);
+        assert_eq!(scopes[1].regions, server.regions);
+        assert_eq!(scopes[1].accounts, server.accounts);
+        assert_eq!(
+            scopes[1].arns,
+            ["arn:aws:s3:::my-bucket".to_string()].into()
+        );
     }
 }

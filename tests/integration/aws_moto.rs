@@ -746,3 +746,127 @@ async fn listings_longer_than_a_page_are_read_to_the_end() {
     );
     assert_eq!(calls_of(&json, "ecs:DescribeServices"), 2);
 }
+
+/// The MCP tools over the AWS source (the real SDK against moto): compliance counts match what
+/// was created, and `validate_resource_tags` gives each ARN its verdict, never-tagged resources
+/// and buckets (whose ARNs name no region or account) included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_answer_from_aws_through_the_sdk() {
+    use std::sync::Arc;
+    use tagguard::config::Config;
+    use tagguard::domain::ScanScope;
+    use tagguard::engine::EngineHandle;
+    use tagguard::source::aws::{AwsOptions, AwsSource};
+    use tagguard::tools::{CallContext, ToolEnv, ToolRegistry};
+
+    let account = unique_account();
+    let mut created = Vec::new();
+    for region in REGIONS {
+        let config = config_in(&account, region).await;
+        created.extend(create_estate(&config, &account, region, 5).await);
+    }
+    let source = Arc::new(AwsSource::with_config(
+        base_config().await,
+        AwsOptions::default(),
+    ));
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let scope = ScanScope {
+        regions: REGIONS.iter().map(|r| r.to_string()).collect(),
+        accounts: [account.clone()].into(),
+        ..ScanScope::default()
+    };
+    let env = ToolEnv::new(engine, Arc::new(default_policy()), source).with_default_scope(scope);
+    let registry = ToolRegistry::standard();
+    let call = |tool: &'static str, args: Value| {
+        let (registry, env) = (&registry, &env);
+        async move {
+            registry
+                .get(tool)
+                .unwrap()
+                .call(env, &CallContext::default(), args)
+                .await
+                .unwrap_or_else(|e| panic!("{tool}: {e}"))
+        }
+    };
+    let types: Vec<&str> = NATIVE_TYPES.split(',').collect();
+
+    let report = call(
+        "check_tag_compliance",
+        serde_json::json!({ "resource_types": types, "limit": 1000 }),
+    )
+    .await;
+    assert_eq!(report["partial"], false, "{}", report["issues"]);
+    let (want_violations, want_counts) = expected(&created);
+    assert_eq!(report["total_resources"], created.len());
+    let got: u64 = report["violations_matching"].as_u64().unwrap();
+    assert_eq!(got, want_violations.len() as u64);
+    for (resource_type, (total, compliant)) in &want_counts {
+        assert_eq!(report["by_resource_type"][resource_type]["total"], *total);
+        assert_eq!(
+            report["by_resource_type"][resource_type]["compliant"],
+            *compliant
+        );
+    }
+
+    // One ARN per verdict the estate holds, and one that does not exist.
+    let policy = default_policy();
+    let fails = |c: &Created| {
+        policy
+            .validate(&c.resource_type, &c.tags)
+            .iter()
+            .any(|f| f.severity == Severity::Error)
+    };
+    let compliant = created.iter().find(|c| !fails(c)).unwrap();
+    let untagged = created
+        .iter()
+        .find(|c| c.tags.is_empty() && c.resource_type == ResourceType::Ec2Instance)
+        .unwrap();
+    let bucket = created
+        .iter()
+        .find(|c| c.resource_type == ResourceType::S3Bucket && fails(c))
+        .unwrap();
+    let absent = format!("arn:aws:ec2:eu-west-1:{account}:instance/i-0123456789abcdef0");
+    let answer = call(
+        "validate_resource_tags",
+        serde_json::json!({ "resource_arns": [compliant.arn, untagged.arn, bucket.arn, absent] }),
+    )
+    .await;
+    let statuses: Vec<&str> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["compliant", "non_compliant", "non_compliant", "not_found"],
+        "{answer}"
+    );
+    let missing: Vec<&str> = answer["results"][1]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["tag_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        missing,
+        ["CostCenter", "Owner", "Environment", "Application"],
+        "a never-tagged instance misses every required tag"
+    );
+
+    let untagged_report = call(
+        "find_untagged_resources",
+        serde_json::json!({ "resource_types": types, "missing_tags": ["CostCenter"], "limit": 1000 }),
+    )
+    .await;
+    let lacking = created
+        .iter()
+        .filter(|c| {
+            !c.tags
+                .iter()
+                .any(|t| t.key.eq_ignore_ascii_case("CostCenter"))
+        })
+        .count();
+    assert_eq!(untagged_report["total_found"], lacking);
+    env.engine.shutdown().await;
+}
