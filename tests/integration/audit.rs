@@ -25,6 +25,17 @@ async fn env_with_store(store: &Store, guardrails: Guardrails) -> ToolEnv {
         .with_store(store.clone(), Duration::from_secs(300))
 }
 
+/// The structured answer of a call that must succeed.
+async fn answer(env: &ToolEnv, session: &str, tool: &str, args: Value) -> Value {
+    let outcome = ToolRegistry::standard()
+        .invoke(env, session, tool, args, &CallContext::default())
+        .await
+        .expect("the tool exists");
+    outcome
+        .structured
+        .unwrap_or_else(|| panic!("{tool} failed: {}", outcome.text))
+}
+
 fn all_records() -> AuditQuery {
     AuditQuery {
         since: Utc::now() - chrono::Duration::days(1),
@@ -178,22 +189,16 @@ async fn secrets_in_arguments_never_reach_the_audit_log() {
 #[tokio::test]
 async fn a_restart_keeps_the_cache_and_a_new_scan_supersedes_narrower_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = CallContext::default();
-    let registry = ToolRegistry::standard();
     let first_scan = {
         let store = Store::open(dir.path(), Retention::default()).unwrap();
         let env = env_with_store(&store, Guardrails::default()).await;
-        let out = registry
-            .invoke(
-                &env,
-                "a",
-                "check_tag_compliance",
-                json!({ "resource_types": ["ec2:instance"] }),
-                &ctx,
-            )
-            .await
-            .unwrap();
-        let value = out.structured.unwrap();
+        let value = answer(
+            &env,
+            "a",
+            "check_tag_compliance",
+            json!({ "resource_types": ["ec2:instance"] }),
+        )
+        .await;
         assert_eq!(value["cache"]["from_cache"], false);
         env.engine.shutdown().await;
         store.close();
@@ -201,71 +206,48 @@ async fn a_restart_keeps_the_cache_and_a_new_scan_supersedes_narrower_entries() 
     };
     let store = Store::open(dir.path(), Retention::default()).unwrap();
     let env = env_with_store(&store, Guardrails::default()).await;
-    let again = registry
-        .invoke(
-            &env,
-            "b",
-            "check_tag_compliance",
-            json!({ "resource_types": ["ec2:instance"], "limit": 3 }),
-            &ctx,
-        )
-        .await
-        .unwrap()
-        .structured
-        .unwrap();
+    let again = answer(
+        &env,
+        "b",
+        "check_tag_compliance",
+        json!({ "resource_types": ["ec2:instance"], "limit": 3 }),
+    )
+    .await;
     assert_eq!(
         again["cache"]["from_cache"], true,
         "served after the restart"
     );
     assert_eq!(again["scan"]["scan_id"], first_scan);
     // find_untagged over the same scope shares the cached scan.
-    let untagged = registry
-        .invoke(
-            &env,
-            "b",
-            "find_untagged_resources",
-            json!({ "resource_types": ["ec2:instance"] }),
-            &ctx,
-        )
-        .await
-        .unwrap()
-        .structured
-        .unwrap();
+    let untagged = answer(
+        &env,
+        "b",
+        "find_untagged_resources",
+        json!({ "resource_types": ["ec2:instance"] }),
+    )
+    .await;
     assert_eq!(untagged["scan"]["scan_id"], first_scan);
     // A scan of everything supersedes the ec2-only entry.
-    registry
-        .invoke(&env, "b", "check_tag_compliance", json!({}), &ctx)
-        .await
-        .unwrap();
-    let after = registry
-        .invoke(
-            &env,
-            "b",
-            "check_tag_compliance",
-            json!({ "resource_types": ["ec2:instance"], "limit": 4 }),
-            &ctx,
-        )
-        .await
-        .unwrap()
-        .structured
-        .unwrap();
+    answer(&env, "b", "check_tag_compliance", json!({})).await;
+    let after = answer(
+        &env,
+        "b",
+        "check_tag_compliance",
+        json!({ "resource_types": ["ec2:instance"], "limit": 4 }),
+    )
+    .await;
     assert_eq!(
         after["cache"]["from_cache"], false,
         "the narrower entry was dropped"
     );
     // force_refresh always scans.
-    let forced = registry
-        .invoke(
-            &env,
-            "b",
-            "check_tag_compliance",
-            json!({ "force_refresh": true }),
-            &ctx,
-        )
-        .await
-        .unwrap()
-        .structured
-        .unwrap();
+    let forced = answer(
+        &env,
+        "b",
+        "check_tag_compliance",
+        json!({ "force_refresh": true }),
+    )
+    .await;
     assert_eq!(forced["cache"]["from_cache"], false);
     assert_eq!(
         store.status().await.unwrap().scans,
