@@ -722,7 +722,9 @@ fn write_history_table(report: &HistoryReport, out: &mut impl Write) -> io::Resu
             p.totals.warning_count
         )?;
     }
-    if !report.history.is_empty() {
+    if report.history.len() == 1 {
+        writeln!(out, "\ntrend: one period so far, nothing to compare yet")?;
+    } else if report.history.len() > 1 {
         writeln!(
             out,
             "\ntrend: {} ({:+.1} points over {} scans)",

@@ -157,6 +157,31 @@ pub fn redact(value: &Value) -> Value {
     }
 }
 
+/// `text` with every word that looks secret (see [`redact`]) replaced by `[redacted]`: for
+/// messages that quote arguments.
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if looks_secret(word) {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-') {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// AWS access key ids (`AKIA…`, `ASIA…`: 20 upper-case letters and digits), `Bearer …`
 /// values, and long unbroken base64-like strings (40+ characters: secret keys, tokens). ARNs
 /// are long too, but carry `:` and are never redacted.
@@ -196,6 +221,16 @@ mod tests {
         assert_eq!(red["blob"], "[redacted]");
         assert_eq!(red["external_id"], "[redacted]");
         assert_eq!(red["limit"], 5);
+    }
+
+    #[test]
+    fn secrets_quoted_in_messages_are_redacted() {
+        let text = "'AKIAIOSFODNN7EXAMPLE' in regions is not a region: lowercase, e.g. 'us-east-1'";
+        assert_eq!(
+            redact_text(text),
+            "'[redacted]' in regions is not a region: lowercase, e.g. 'us-east-1'"
+        );
+        assert_eq!(redact_text("plain words stay"), "plain words stay");
     }
 
     #[test]

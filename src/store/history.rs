@@ -319,10 +319,10 @@ pub async fn history_report(
         );
     }
     if !others.is_empty() {
-        notes.push(format!(
-            "{} scans of other scopes or sources in the window are left out",
-            others.len()
-        ));
+        notes.push(match others.len() {
+            1 => "1 scan of another scope or source in the window is left out".to_string(),
+            n => format!("{n} scans of other scopes or sources in the window are left out"),
+        });
     }
     if scans.iter().any(|s| s.partial) {
         notes.push(
@@ -338,7 +338,11 @@ pub async fn history_report(
     };
 
     let mut drift_report = None;
-    let mut latest: Vec<&ScanSummary> = scans.iter().collect();
+    // Drift compares error findings: a scan that listed warnings only has none to compare.
+    let mut latest: Vec<&ScanSummary> = scans
+        .iter()
+        .filter(|s| s.severity_filter != crate::domain::SeverityFilter::WarningsOnly)
+        .collect();
     latest.sort_by_key(|s| std::cmp::Reverse((s.scanned_at, s.scan_id)));
     if let [to, from, ..] = latest[..] {
         match (store.findings(from.scan_id).await?, store.findings(to.scan_id).await?) {

@@ -4,8 +4,8 @@
 //! # Guarantees
 //! - **One writer.** Every write goes to one thread that owns redb's write transactions; it
 //!   takes whatever is queued and commits it as one transaction, so a burst of scans or audit
-//!   records costs one fsync. Async callers await their record's commit (or not, for audit
-//!   records) without blocking a runtime thread. Reads run on blocking threads, concurrently with
+//!   records costs one fsync. Async callers await their record's commit without blocking a
+//!   runtime thread. Reads run on blocking threads, concurrently with
 //!   the writer (redb's MVCC).
 //! - **Crash safety.** A write is acknowledged only after redb's commit returned with
 //!   `Durability::Immediate`; a process killed at any point leaves a file that opens with every

@@ -33,7 +33,6 @@ pub struct CacheInfo {
 #[derive(Clone)]
 struct Entry {
     result: Arc<ScanResult>,
-    stored_at: DateTime<Utc>,
     scope: ScanScope,
     source: String,
     policy_version: String,
@@ -81,8 +80,8 @@ impl ScanCache {
         }
     }
 
-    fn fresh(&self, stored_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        let age = now.signed_duration_since(stored_at);
+    fn fresh(&self, scanned_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let age = now.signed_duration_since(scanned_at);
         age >= chrono::Duration::zero() && age.to_std().is_ok_and(|age| age < self.ttl)
     }
 
@@ -97,7 +96,8 @@ impl ScanCache {
             None => self.load(key).await,
         };
         let entry = entry?;
-        if !self.fresh(entry.stored_at, now) {
+        // Age counts from the scan's start: what it says is that old, however long it ran.
+        if !self.fresh(entry.result.scan_timestamp, now) {
             self.hot.remove(key);
             return None;
         }
@@ -120,7 +120,8 @@ impl ScanCache {
                 return None;
             }
         };
-        let (stored_at, body) = split_stamp(&bytes)?;
+        // The stamp says when it was stored; freshness counts from the scan itself.
+        let (_stored_at, body) = split_stamp(&bytes)?;
         let json = lz4_flex::decompress_size_prepended(body).ok()?;
         let result = decode_result(&json).ok()?;
         let entry = Entry {
@@ -128,7 +129,6 @@ impl ScanCache {
             source: result.source.clone(),
             policy_version: result.policy_version.clone(),
             result: Arc::new(result),
-            stored_at,
         };
         self.hot.insert(key.to_string(), entry.clone());
         Some(entry)
@@ -144,7 +144,6 @@ impl ScanCache {
             source: result.source.clone(),
             policy_version: result.policy_version.clone(),
             result: result.clone(),
-            stored_at: now,
         };
         let superseded: Vec<String> = self
             .hot

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{CallContext, ToolEnv, ToolError, ToolRegistry};
 pub use crate::config::Guardrails;
-use crate::store::{AuditRecord, AuditStatus, audit::redact};
+use crate::store::{AuditRecord, AuditStatus, audit::redact, audit::redact_text};
 
 /// What one session has used.
 #[derive(Default)]
@@ -158,10 +158,27 @@ impl ToolRegistry {
             }
             Ok(()) => {
                 let limit = Duration::from_secs(env.gate.limits.call_timeout_seconds.max(1));
-                let call = tool.call(env, ctx, arguments.clone());
-                match tokio::time::timeout(limit, call).await {
-                    Err(_) => {
-                        ctx.cancel.cancel();
+                // The time limit cancels the call's own token (a child of the request's), so
+                // the tool stops its scan in the engine and returns, and the answer is still
+                // sent: a timeout is the server's decision, not the client's cancel.
+                let call_ctx = CallContext {
+                    progress: ctx.progress.clone(),
+                    cancel: ctx.cancel.child_token(),
+                };
+                let deadline = call_ctx.cancel.clone();
+                let timer = tokio::spawn(async move {
+                    tokio::time::sleep(limit).await;
+                    deadline.cancel();
+                });
+                let outcome = tool.call(env, &call_ctx, arguments.clone()).await;
+                timer.abort();
+                let timed_out = call_ctx.cancel.is_cancelled() && !ctx.cancel.is_cancelled();
+                match outcome {
+                    Err(ToolError::Cancelled) if timed_out => {
+                        meta["guardrail"] = json!({
+                            "kind": AuditStatus::Timeout.as_str(),
+                            "details": { "limit_seconds": limit.as_secs() },
+                        });
                         (
                             AuditStatus::Timeout,
                             None,
@@ -171,20 +188,20 @@ impl ToolRegistry {
                             ),
                         )
                     }
-                    Ok(Ok(value)) => {
+                    Ok(value) => {
                         if let Some(cache) = value.get("cache") {
                             meta["cache"] = cache.clone();
                         }
                         let text = value.to_string();
                         (AuditStatus::Success, Some(value), text)
                     }
-                    Ok(Err(ToolError::InvalidInput(m))) => (
+                    Err(ToolError::InvalidInput(m)) => (
                         AuditStatus::InvalidInput,
                         None,
                         format!("invalid arguments: {m}"),
                     ),
-                    Ok(Err(ToolError::Failed(m))) => (AuditStatus::ToolError, None, m),
-                    Ok(Err(ToolError::Cancelled)) => (
+                    Err(ToolError::Failed(m)) => (AuditStatus::ToolError, None, m),
+                    Err(ToolError::Cancelled) => (
                         AuditStatus::Cancelled,
                         None,
                         "the call was cancelled".to_string(),
@@ -195,7 +212,8 @@ impl ToolRegistry {
         let duration_ms = started.elapsed().as_millis() as u64;
         let cached = meta["cache"]["from_cache"] == true;
         let bytes = text.len() as u64;
-        let error = (status != AuditStatus::Success).then(|| text.clone());
+        // Messages quote the arguments; what is secret in those stays out of the log.
+        let error = (status != AuditStatus::Success).then(|| redact_text(&text));
         let message = match status {
             AuditStatus::Success => "tool call succeeded",
             AuditStatus::Cancelled => "tool call cancelled",

@@ -44,7 +44,7 @@ impl TypedTool for GetViolationHistory {
     const NAME: &'static str = "get_violation_history";
     const TITLE: &'static str = "Get violation history";
     const DESCRIPTION: &'static str = "Shows how tag compliance changed over time, from the scans \
-        tagguard recorded (every check_tag_compliance call and CLI scan is recorded): a score and \
+        tagguard recorded (every fresh scan of a tool or of tagguard scan; answers from the cache add none): a score and \
         violation counts per day, week or month, the trend (improving, declining or stable) and \
         what changed between the two most recent scans (resources that became compliant or not, \
         tags added, removed or changed). It runs no scan itself.";

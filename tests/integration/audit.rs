@@ -255,3 +255,44 @@ async fn a_restart_keeps_the_cache_and_a_new_scan_supersedes_narrower_entries() 
         "every fresh scan is recorded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_its_time_limit_is_stopped_and_answered_with_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let limits = Guardrails {
+        call_timeout_seconds: 1,
+        ..Guardrails::default()
+    };
+    let env = ToolEnv::new(engine, policy.clone(), estate(5_000_000, 42, &policy))
+        .with_guardrails(limits)
+        .with_store(store.clone(), Duration::from_secs(300));
+    let started = std::time::Instant::now();
+    let ctx = CallContext::default();
+    let outcome = ToolRegistry::standard()
+        .invoke(&env, "s", "check_tag_compliance", json!({}), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, AuditStatus::Timeout, "{}", outcome.text);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome.meta["guardrail"]["kind"], "timeout");
+    assert!(outcome.text.contains("limit of 1 s"), "{}", outcome.text);
+    assert!(
+        !ctx.cancel.is_cancelled(),
+        "the request itself stays answerable"
+    );
+    // The scan was cancelled in the engine: the next call is served at once.
+    let policy_answer = answer(&env, "s", "get_tagging_policy", json!({})).await;
+    assert!(policy_answer["policy"].is_object());
+    let timeouts = AuditQuery {
+        status: Some(AuditStatus::Timeout),
+        ..all_records()
+    };
+    assert_eq!(store.audit_records(timeouts).await.unwrap().len(), 1);
+}

@@ -263,3 +263,37 @@ fn sigkill_during_writes_loses_no_committed_scan() {
         }
     });
 }
+
+#[tokio::test]
+async fn drift_skips_scans_that_listed_warnings_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let now = Utc::now();
+    for (i, seed) in [1, 1].into_iter().enumerate() {
+        let at = now - chrono::Duration::minutes(30 - i as i64);
+        store
+            .record_scan(&scan_at(100, seed, at).await, "cli")
+            .await
+            .unwrap();
+    }
+    // A later scan of the same estate that listed warnings only: no errors to compare.
+    let mut warnings_only = scan_at(100, 1, now - chrono::Duration::minutes(1)).await;
+    warnings_only.severity_filter = SeverityFilter::WarningsOnly;
+    warnings_only
+        .violations
+        .retain(|v| v.finding.severity == tagguard::domain::Severity::Warning);
+    store.record_scan(&warnings_only, "cli").await.unwrap();
+    let report = history_report(&store, &query(now, 1, GroupBy::Day))
+        .await
+        .unwrap();
+    assert_eq!(report.scans_considered, 3);
+    let drift = report.drift.expect("the two full scans are compared");
+    assert_eq!(
+        (
+            drift.became_non_compliant_count,
+            drift.no_longer_non_compliant_count
+        ),
+        (0, 0),
+        "the same estate twice: nothing changed"
+    );
+}
