@@ -533,13 +533,13 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let (cache_config, guardrails) = (config.cache, config.guardrails);
     let engine = EngineHandle::start(config).await?;
     let cache_ttl = Duration::from_secs(cache_config.ttl_seconds);
-    let mut env = ToolEnv::new(engine.clone(), policy, source)
+    let env = ToolEnv::new(engine.clone(), policy, source)
         .with_default_scope(default_scope)
-        .with_guardrails(guardrails)
-        .with_cache_ttl(cache_ttl);
-    if let Some(store) = store.clone() {
-        env = env.with_store(store, cache_ttl);
-    }
+        .with_guardrails(guardrails);
+    let env = match store.clone() {
+        Some(store) => env.with_store(store, cache_ttl),
+        None => env.with_cache_ttl(cache_ttl),
+    };
     let server = McpServer::new(env, ToolRegistry::standard());
     let outcome = match args.http {
         None => mcp::stdio::serve(

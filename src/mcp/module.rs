@@ -64,7 +64,7 @@ pub fn build(state: Arc<ServerState>) -> RpcModule<ServerState> {
                 .ok()
                 .and_then(|p| p.get("protocolVersion")?.as_str().map(str::to_string));
             let version = negotiate(requested.as_deref());
-            call.session.initialize(version);
+            call.session.initialize();
             Ok::<_, ErrorObjectOwned>(json!({
                 "protocolVersion": version,
                 "capabilities": { "tools": { "listChanged": false } },
@@ -84,8 +84,7 @@ pub fn build(state: Arc<ServerState>) -> RpcModule<ServerState> {
 
     module
         .register_method("tools/list", |_, state, _| {
-            let tools: Vec<Value> = state.registry.iter().map(|t| t.descriptor()).collect();
-            Ok::<_, ErrorObjectOwned>(json!({ "tools": tools }))
+            Ok::<_, ErrorObjectOwned>(json!({ "tools": state.registry.descriptors() }))
         })
         .expect(UNIQUE);
 

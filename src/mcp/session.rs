@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 pub struct Session {
     /// The `Mcp-Session-Id` over HTTP; `stdio-…` for the one session of a stdio process.
     pub id: String,
-    protocol_version: Mutex<Option<&'static str>>,
     initialized: AtomicBool,
     /// Requests in flight by id (the id's JSON text, so `1` and `"1"` differ as they should).
     in_flight: DashMap<String, CancellationToken>,
@@ -27,7 +26,6 @@ impl Session {
     pub fn new(id: String, parent: &CancellationToken) -> Session {
         Session {
             id,
-            protocol_version: Mutex::new(None),
             initialized: AtomicBool::new(false),
             in_flight: DashMap::new(),
             last_seen: Mutex::new(Instant::now()),
@@ -35,26 +33,14 @@ impl Session {
         }
     }
 
-    /// Records the revision agreed by `initialize`; the session is usable from then on.
-    pub fn initialize(&self, version: &'static str) {
-        *self
-            .protocol_version
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(version);
+    /// Marks `initialize` answered: the session is usable from then on.
+    pub fn initialize(&self) {
         self.initialized.store(true, Ordering::Release);
     }
 
     /// Whether `initialize` has been answered.
     pub fn is_initialized(&self) -> bool {
         self.initialized.load(Ordering::Acquire)
-    }
-
-    /// The negotiated revision, once initialised.
-    pub fn protocol_version(&self) -> Option<&'static str> {
-        *self
-            .protocol_version
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Registers a request in flight and returns the token that cancels it.
@@ -78,11 +64,6 @@ impl Session {
             }
             None => false,
         }
-    }
-
-    /// Requests in flight.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
     }
 
     /// Ends the session: cancels everything in flight.

@@ -28,7 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -77,6 +79,10 @@ pub enum StoreError {
 
 fn io_error(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("{what} failed: {error}"))
+}
+
+fn read_error(error: impl std::fmt::Display) -> StoreError {
+    io_error("read", error)
 }
 
 /// What is kept of every scan.
@@ -295,36 +301,31 @@ impl Store {
     /// Records a scan (summary and findings) and waits for its commit. Returns the id it was
     /// stored under (the scan's own id, moved on by a microsecond if another process took it).
     pub async fn record_scan(&self, result: &ScanResult, origin: &str) -> Result<u64, StoreError> {
-        let (done, acknowledged) = oneshot::channel();
-        self.send(WriteJob::Scan {
-            summary: Box::new(ScanSummary::of(result, origin)),
-            // Encoded here, where the result is borrowed: the writer gets compact bytes, not a
-            // copy of every violation.
-            findings: findings::encode_findings(result),
+        let summary = Box::new(ScanSummary::of(result, origin));
+        // Encoded here, where the result is borrowed: the writer gets compact bytes, not a copy
+        // of every violation.
+        let findings = findings::encode_findings(result);
+        self.write(|done| WriteJob::Scan {
+            summary,
+            findings,
             done,
-        })?;
-        acknowledged.await.map_err(|_| StoreError::Closed)?
+        })
+        .await
     }
 
     /// Records a tool call and waits for its commit; returns the record's key.
     pub async fn record_audit(&self, record: AuditRecord) -> Result<u64, StoreError> {
-        let (done, acknowledged) = oneshot::channel();
-        self.send(WriteJob::Audit {
-            record: Box::new(record),
-            done,
-        })?;
-        acknowledged.await.map_err(|_| StoreError::Closed)?
+        let record = Box::new(record);
+        self.write(|done| WriteJob::Audit { record, done }).await
     }
 
     /// Audit records matching `query`, oldest first.
     pub async fn audit_records(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
-            let table = txn.open_table(AUDIT).map_err(|e| io_error("read", e))?;
+        self.read_table(AUDIT, move |table| {
             let from = query.since.timestamp_micros().max(0) as u64;
             let mut out = Vec::new();
-            for entry in table.range(from..).map_err(|e| io_error("read", e))? {
-                let (_, value) = entry.map_err(|e| io_error("read", e))?;
+            for entry in table.range(from..).map_err(read_error)? {
+                let (_, value) = entry.map_err(read_error)?;
                 let record: AuditRecord = decode(value.value())?;
                 if query.admits(&record) {
                     out.push(record);
@@ -342,12 +343,10 @@ impl Store {
     /// A cached value, as stored.
     pub async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_string();
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
-            let table = txn.open_table(CACHE).map_err(|e| io_error("read", e))?;
+        self.read_table(CACHE, move |table| {
             Ok(table
                 .get(key.as_str())
-                .map_err(|e| io_error("read", e))?
+                .map_err(read_error)?
                 .map(|v| v.value().to_vec()))
         })
         .await
@@ -355,59 +354,56 @@ impl Store {
 
     /// Stores a cache entry and waits for its commit.
     pub async fn cache_put(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
-        let (done, acknowledged) = oneshot::channel();
-        self.send(WriteJob::CachePut { key, value, done })?;
-        acknowledged
+        self.write(|done| WriteJob::CachePut { key, value, done })
             .await
-            .map_err(|_| StoreError::Closed)?
             .map(|_| ())
     }
 
     /// Removes cache entries and waits for the commit.
     pub async fn cache_remove(&self, keys: Vec<String>) -> Result<(), StoreError> {
-        let (done, acknowledged) = oneshot::channel();
-        self.send(WriteJob::CacheRemove { keys, done })?;
-        acknowledged
+        self.write(|done| WriteJob::CacheRemove { keys, done })
             .await
-            .map_err(|_| StoreError::Closed)?
             .map(|_| ())
     }
 
-    /// Keys of every cache entry.
-    pub async fn cache_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
-            let table = txn.open_table(CACHE).map_err(|e| io_error("read", e))?;
-            let mut keys = Vec::new();
-            for entry in table.iter().map_err(|e| io_error("read", e))? {
-                let (key, _) = entry.map_err(|e| io_error("read", e))?;
-                keys.push(key.value().to_string());
-            }
-            Ok(keys)
+    /// Runs `read` over one table in a read transaction, on a blocking thread (redb is
+    /// synchronous; readers never wait for the writer).
+    async fn read_table<K, V, T>(
+        &self,
+        table: TableDefinition<'static, K, V>,
+        read: impl FnOnce(redb::ReadOnlyTable<K, V>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        K: redb::Key + Send + 'static,
+        V: redb::Value + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(read_error)?;
+            read(txn.open_table(table).map_err(read_error)?)
         })
         .await
+        .map_err(read_error)?
     }
 
-    /// Runs a read on a blocking thread.
-    async fn read<T: Send + 'static>(
+    /// Queues a write and waits for its commit; returns the id the writer reports.
+    async fn write(
         &self,
-        read: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let db = self.inner.db.clone();
-        tokio::task::spawn_blocking(move || read(&db))
-            .await
-            .map_err(|e| io_error("read", e))?
+        job: impl FnOnce(oneshot::Sender<Result<u64, StoreError>>) -> WriteJob,
+    ) -> Result<u64, StoreError> {
+        let (done, acknowledged) = oneshot::channel();
+        self.send(job(done))?;
+        acknowledged.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Summaries of scans that started at or after `since`, oldest first.
     pub async fn scans_since(&self, since: DateTime<Utc>) -> Result<Vec<ScanSummary>, StoreError> {
         let from = since.timestamp_micros().max(0) as u64;
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
-            let table = txn.open_table(SCANS).map_err(|e| io_error("read", e))?;
+        self.read_table(SCANS, move |table| {
             let mut out = Vec::new();
-            for entry in table.range(from..).map_err(|e| io_error("read", e))? {
-                let (_, value) = entry.map_err(|e| io_error("read", e))?;
+            for entry in table.range(from..).map_err(read_error)? {
+                let (_, value) = entry.map_err(read_error)?;
                 out.push(decode(value.value())?);
             }
             Ok(out)
@@ -417,17 +413,10 @@ impl Store {
 
     /// The `limit` most recent scan summaries, newest first.
     pub async fn recent_scans(&self, limit: usize) -> Result<Vec<ScanSummary>, StoreError> {
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
-            let table = txn.open_table(SCANS).map_err(|e| io_error("read", e))?;
+        self.read_table(SCANS, move |table| {
             let mut out = Vec::new();
-            for entry in table
-                .iter()
-                .map_err(|e| io_error("read", e))?
-                .rev()
-                .take(limit)
-            {
-                let (_, value) = entry.map_err(|e| io_error("read", e))?;
+            for entry in table.iter().map_err(read_error)?.rev().take(limit) {
+                let (_, value) = entry.map_err(read_error)?;
                 out.push(decode(value.value())?);
             }
             Ok(out)
@@ -437,15 +426,13 @@ impl Store {
 
     /// The stored findings of a scan; `None` when they were pruned (or never stored).
     pub async fn findings(&self, scan_id: u64) -> Result<Option<Vec<StoredFinding>>, StoreError> {
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
-            let table = txn.open_table(FINDINGS).map_err(|e| io_error("read", e))?;
+        self.read_table(FINDINGS, move |table| {
             let mut out: Option<Vec<StoredFinding>> = None;
             for entry in table
                 .range((scan_id, 0)..=(scan_id, u32::MAX))
-                .map_err(|e| io_error("read", e))?
+                .map_err(read_error)?
             {
-                let (_, value) = entry.map_err(|e| io_error("read", e))?;
+                let (_, value) = entry.map_err(read_error)?;
                 let chunk = findings::decode_findings(value.value())?;
                 out.get_or_insert_with(Vec::new).extend(chunk);
             }
@@ -457,13 +444,8 @@ impl Store {
     /// What the store holds, in brief.
     pub async fn status(&self) -> Result<StoreStatus, StoreError> {
         let file = self.inner.file.clone();
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(|e| io_error("read", e))?;
-            let scans = txn
-                .open_table(SCANS)
-                .map_err(|e| io_error("read", e))?
-                .len()
-                .map_err(|e| io_error("read", e))?;
+        self.read_table(SCANS, move |table| {
+            let scans = table.len().map_err(read_error)?;
             Ok(StoreStatus {
                 file,
                 schema_version: SCHEMA_VERSION,

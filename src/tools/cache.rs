@@ -175,16 +175,6 @@ impl ScanCache {
             }
         }
     }
-
-    /// Entries held in memory now.
-    pub fn len(&self) -> usize {
-        self.hot.len()
-    }
-
-    /// Whether nothing is held in memory.
-    pub fn is_empty(&self) -> bool {
-        self.hot.is_empty()
-    }
 }
 
 /// Stored entries start with their storage time (microseconds, 8 bytes little-endian),

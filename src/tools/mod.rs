@@ -285,6 +285,8 @@ fn strip_formats(value: &mut Value) {
 /// The tools a server offers, by name, in listing order.
 pub struct ToolRegistry {
     tools: Vec<Arc<dyn Tool>>,
+    /// `tools/list` entries, made once: generating schemas on every listing is wasted work.
+    descriptors: Vec<Value>,
     by_name: BTreeMap<&'static str, usize>,
 }
 
@@ -293,6 +295,7 @@ impl ToolRegistry {
     pub fn new() -> ToolRegistry {
         ToolRegistry {
             tools: Vec::new(),
+            descriptors: Vec::new(),
             by_name: BTreeMap::new(),
         }
     }
@@ -317,8 +320,14 @@ impl ToolRegistry {
             self.by_name.insert(name, self.tools.len()).is_none(),
             "tool '{name}' registered twice"
         );
+        self.descriptors.push(tool.descriptor());
         self.tools.push(Arc::new(tool));
         self
+    }
+
+    /// Every tool's `tools/list` entry, in listing order.
+    pub fn descriptors(&self) -> &[Value] {
+        &self.descriptors
     }
 
     /// The tool called `name`.

@@ -226,7 +226,7 @@ impl ScanContext {
         notes.extend(result.notes.iter().cloned());
         ScanContext {
             partial: result.partial,
-            issues: result.issues.iter().map(IssueView::from).collect(),
+            issues: issues(result),
             notes,
             scan: ScanInfo::from(result),
             cache,
