@@ -1,47 +1,25 @@
-//! Policy validation throughput on one core: the hot loop of every scan.
+//! Policy validation throughput on one core: the hot loop of every scan, alone and with the
+//! batch's tally (what a validator worker does with a page).
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tagguard::domain::{Resource, ScanScope};
+use tagguard::domain::{Resource, RunKey, ScanScope, TallyOptions};
+use tagguard::engine::validate_batch;
 use tagguard::policy::default_policy;
-use tagguard::source::{ResourceSource, SyntheticSource, SyntheticSpec, Unthrottled};
+use tagguard::source::{SyntheticSource, SyntheticSpec};
 
 /// The allocator the `tagguard` binary uses, so the figures are the product's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Every resource of a synthetic estate, fetched page by page as the engine would.
+/// Every resource of a synthetic estate, in the order the engine reads them.
 fn resources(size: u64) -> Vec<Resource> {
     let policy = Arc::new(default_policy());
-    let source = SyntheticSource::new(SyntheticSpec { size, seed: 42 }, policy).expect("estate");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut all = Vec::with_capacity(size as usize);
-        for shard in source
-            .plan(&ScanScope::default())
-            .await
-            .expect("plan")
-            .shards
-        {
-            let mut token = None;
-            loop {
-                let page = source
-                    .fetch_page(&shard, token, &Unthrottled)
-                    .await
-                    .expect("page");
-                all.extend(page.resources);
-                token = page.next;
-                if token.is_none() {
-                    break;
-                }
-            }
-        }
-        all
-    })
+    SyntheticSource::new(SyntheticSpec { size, seed: 42 }, policy)
+        .expect("estate")
+        .resources(&ScanScope::default())
 }
 
 fn validation(c: &mut Criterion) {
@@ -75,6 +53,18 @@ fn validation(c: &mut Criterion) {
             }
             black_box(count)
         })
+    });
+    // The page as a validator takes it: validated and observed into the batch's tally.
+    let options = TallyOptions::default();
+    let run = RunKey::default();
+    group.throughput(Throughput::Elements(page.len() as u64));
+    group.bench_function("validate_batch_of_1000", |b| {
+        let mut scratch = Vec::with_capacity(16);
+        b.iter_batched(
+            || page.to_vec(),
+            |batch| black_box(validate_batch(&policy, &options, &run, batch, &mut scratch)),
+            criterion::BatchSize::SmallInput,
+        )
     });
     // The compliant path alone (no finding to allocate), on a page of compliant resources.
     let compliant: Vec<Resource> = resources

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tagguard::config::Config;
-use tagguard::engine::{EngineHandle, ScanRequest};
+use tagguard::engine::{Analyses, EngineHandle, ScanRequest};
 use tagguard::policy::default_policy;
 use tagguard::source::{SyntheticSource, SyntheticSpec};
 
@@ -20,7 +20,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         policy.clone(),
     )?);
     let engine = EngineHandle::start(Config::default()).await?;
-    let ticket = engine.start_scan(ScanRequest::new(source, policy)).await?;
+    // Cost sums ride on the same pass over the resources.
+    let request = ScanRequest::new(source, policy).with_analyses(Analyses {
+        cost: true,
+        ..Analyses::default()
+    });
+    let ticket = engine.start_scan(request).await?;
     let mut progress = ticket.progress();
     let watcher = tokio::spawn(async move {
         while progress.changed().await.is_ok() {
@@ -32,9 +37,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     watcher.abort();
     println!(
         "\n{:.1}% compliant; {} errors",
-        result.compliance_score * 100.0,
-        result.error_count
+        result.totals.compliance_score * 100.0,
+        result.totals.error_count
     );
+    if let Some(cost) = &result.tally.cost {
+        let gap = cost.non_compliant();
+        println!(
+            "non-compliant resources cost {}/month ({} of unknown cost)",
+            gap.monthly_cost.display(),
+            gap.unknown
+        );
+    }
     engine.shutdown().await;
     Ok(())
 }

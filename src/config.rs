@@ -127,13 +127,16 @@ impl Default for ServerConfig {
 
 /// Engine sizing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Fetcher actors running at once, across scans.
     pub max_concurrent_fetchers: usize,
+    /// Fetchers one scan may hold, so that scans started later find free slots at once;
+    /// 0 means three quarters of `max_concurrent_fetchers`.
+    pub max_fetchers_per_scan: usize,
     /// Validator workers per scan; 0 means one per core.
     pub validator_workers: usize,
-    /// Batches fetched but not yet validated, per scan.
+    /// Batches fetched but not yet merged into the scan's tally, per scan.
     pub max_in_flight_batches: usize,
 }
 
@@ -141,6 +144,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_concurrent_fetchers: 32,
+            max_fetchers_per_scan: 0,
             validator_workers: 0,
             max_in_flight_batches: 64,
         }
@@ -205,18 +209,44 @@ impl Config {
         })
     }
 
-    /// Loads a file, or the embedded default when `path` is `None`.
+    /// Loads a file, or the embedded default when `path` is `None`, then applies the
+    /// environment's overrides ([`Config::apply_env`]).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        match path {
-            None => Ok(Config::default()),
+        let mut config = match path {
+            None => Config::default(),
             Some(path) => {
                 let file = path.display().to_string();
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
                     file: file.clone(),
                     reason: e.kind().to_string(),
                 })?;
-                Config::parse(&text, &file)
+                Config::parse(&text, &file)?
             }
+        };
+        config.apply_env();
+        Ok(config)
+    }
+
+    /// Applies the environment's overrides: `TAGGUARD_AUTH_TOKEN` (empty: none) and
+    /// `TAGGUARD_ALLOWED_ORIGINS` (comma-separated) for the server, `TAGGUARD_DATA_DIR` for
+    /// the store. Secrets belong in the environment rather than in a file.
+    pub fn apply_env(&mut self) {
+        self.apply_vars(|name| std::env::var(name).ok());
+    }
+
+    fn apply_vars(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(token) = var("TAGGUARD_AUTH_TOKEN") {
+            self.server.auth_token = Some(token).filter(|t| !t.is_empty());
+        }
+        if let Some(origins) = var("TAGGUARD_ALLOWED_ORIGINS") {
+            self.server.allowed_origins = origins
+                .split(',')
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        if let Some(dir) = var("TAGGUARD_DATA_DIR").filter(|d| !d.is_empty()) {
+            self.store.data_dir = Some(dir.into());
         }
     }
 
@@ -246,6 +276,25 @@ mod tests {
             assert!(config.rate_limits.contains_key(key), "{key}");
         }
         assert_eq!(config.rate_limit("dynamodb"), config.rate_limits["default"]);
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let mut config = Config::default();
+        let vars = |name: &str| match name {
+            "TAGGUARD_AUTH_TOKEN" => Some("s3cret".to_string()),
+            "TAGGUARD_ALLOWED_ORIGINS" => Some(" https://a.example , ,https://b.example".into()),
+            _ => None,
+        };
+        config.apply_vars(vars);
+        assert_eq!(config.server.auth_token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            config.server.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(config.store.data_dir, None);
+        config.apply_vars(|name| (name == "TAGGUARD_AUTH_TOKEN").then(String::new));
+        assert_eq!(config.server.auth_token, None, "empty means none");
     }
 
     #[test]

@@ -1,19 +1,23 @@
 //! tagguard: tag compliance for AWS estates, as a library, a CLI and an MCP server.
 //!
 //! # Layout
-//! Dependencies point down only: `mcp → tools → engine → source/policy → domain`.
-//! - [`domain`]: resources, ARNs, resource types, tags, scan scope and results (pure data).
+//! Dependencies point down only: `mcp → tools → scans/report → engine → store →
+//! source/policy → domain/config`.
+//! - [`domain`]: resources, ARNs, resource types, tags, money, scan scope, the mergeable
+//!   tally and the scan result (pure data).
 //! - [`policy`]: the tagging policy, its loading with located errors, and validation (pure).
-//! - [`source`]: where resources come from, behind one trait: the synthetic demo estate and
-//!   snapshot files of `aws resourcegroupstaggingapi get-resources`.
+//! - [`source`]: where resources come from, behind one trait: AWS itself, the synthetic demo
+//!   estate, and snapshot files of `aws resourcegroupstaggingapi get-resources`.
 //! - [`config`]: engine settings and per-service rate limits (`config/tagguard.toml`).
-//! - [`engine`]: the actor pipeline (supervisor, fetchers, validator pool, aggregator) and
-//!   [`engine::EngineHandle`], the typed API for embedding.
-//! - [`store`]: redb persistence: scan summaries, recent findings, history and drift.
-//! - [`report`]: the result rendered as a table summary, JSON, CSV or Markdown.
+//! - [`engine`]: the actor pipeline (supervisor, planner, fetchers, validator pool,
+//!   aggregator) and [`engine::EngineHandle`], the typed API for embedding.
+//! - [`store`]: redb persistence: scan summaries, recent findings, history and drift, audit
+//!   records, cached results.
+//! - [`scans`]: the scan service every caller uses: run → cache → record, single-flight.
+//! - [`report`]: results, history and the audit log rendered for people and files.
 //! - [`mcp`]: the MCP front: protocol over a jsonrpsee `RpcModule`, stdio and Streamable HTTP
 //!   transports, `/health`.
-//! - [`tools`]: the MCP tools, one file each, over [`engine::EngineHandle`], and their registry.
+//! - [`tools`]: the MCP tools, one file each, over [`scans::ScanService`], and their registry.
 //!
 //! # Example
 //! Validate one resource's tags against the built-in policy:
@@ -49,6 +53,7 @@ pub mod engine;
 pub mod mcp;
 pub mod policy;
 pub mod report;
+pub mod scans;
 pub mod source;
 pub mod store;
 pub mod tools;

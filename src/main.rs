@@ -16,14 +16,17 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tagguard::config::Config;
-use tagguard::domain::{ScanResult, ScanScope, ScopeFieldNames, SeverityFilter, parse_scope};
+use tagguard::domain::{
+    Origin, ScanResult, ScanScope, ScopeFieldNames, SeverityFilter, parse_scope,
+};
 use tagguard::engine::{EngineHandle, ScanRequest};
 use tagguard::mcp::{self, McpServer, http::HttpOptions, http::check_bind};
 use tagguard::policy::{Policy, default_policy, load_policy};
 use tagguard::report::{self, Format};
+use tagguard::scans::{CachePolicy, ProgressSink, RunContext, ScanQuestion, ScanService};
 use tagguard::source::aws::AwsOptions;
 use tagguard::source::{ResourceSource, SourceSpec, SyntheticSpec};
-use tagguard::store::history::{GroupBy, HistoryQuery, HistoryReport, history_report};
+use tagguard::store::history::{GroupBy, HistoryQuery, history_report};
 use tagguard::store::{AuditQuery, AuditStatus, Retention, Store, default_data_dir};
 use tagguard::tools::{ToolEnv, ToolRegistry};
 
@@ -360,12 +363,7 @@ fn load(policy: &Option<PathBuf>) -> Result<Policy> {
     Ok(policy)
 }
 
-fn scope(from: &SourceArgs, resource_types: &[String]) -> Result<ScanScope> {
-    let names = ScopeFieldNames {
-        resource_types: "--resource-types",
-        regions: "--regions",
-        accounts: "--accounts",
-    };
+fn scope(from: &SourceArgs, spec: &SourceSpec, resource_types: &[String]) -> Result<ScanScope> {
     // An empty environment variable (`TAGGUARD_REGIONS=` in a compose file) means "not set".
     let unset_if_blank = |values: &[String]| -> Vec<String> {
         match values {
@@ -374,13 +372,13 @@ fn scope(from: &SourceArgs, resource_types: &[String]) -> Result<ScanScope> {
         }
     };
     let parsed = parse_scope(
-        names,
+        ScopeFieldNames::CLI,
         resource_types,
         &unset_if_blank(&from.regions),
         &unset_if_blank(&from.accounts),
     )
     .map_err(anyhow::Error::msg)?;
-    if parsed.organization && from.source != "aws" {
+    if parsed.organization && !matches!(spec, SourceSpec::Aws(_)) {
         bail!("--accounts organization applies to the aws source only");
     }
     for warning in &parsed.warnings {
@@ -396,17 +394,17 @@ async fn open_source(
     resource_types: &[String],
     policy: &Arc<Policy>,
 ) -> Result<(Arc<dyn ResourceSource>, ScanScope)> {
-    if from.source != "demo" && (from.size.is_some() || from.seed.is_some()) {
+    let spec = from
+        .source
+        .parse::<SourceSpec>()
+        .map_err(anyhow::Error::msg)?;
+    if !matches!(spec, SourceSpec::Demo(_)) && (from.size.is_some() || from.seed.is_some()) {
         bail!(
             "--size and --seed apply to the demo source only, not to '{}'",
             from.source
         );
     }
-    let spec = match from
-        .source
-        .parse::<SourceSpec>()
-        .map_err(anyhow::Error::msg)?
-    {
+    let spec = match spec {
         SourceSpec::Demo(default) => SourceSpec::Demo(SyntheticSpec {
             size: from.size.unwrap_or(default.size),
             seed: from.seed.unwrap_or(default.seed),
@@ -419,7 +417,7 @@ async fn open_source(
         }),
         other => other,
     };
-    let scope = scope(from, resource_types)?;
+    let scope = scope(from, &spec, resource_types)?;
     Ok((spec.open(policy).await?, scope))
 }
 
@@ -429,63 +427,39 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
     let (source, scope) = open_source(&args.from, &args.resource_types, &policy).await?;
     let store = open_store(&args.common, &config);
     let engine = EngineHandle::start(config).await?;
-    let ticket = engine
-        .start_scan(ScanRequest {
-            source,
-            policy,
-            scope,
-            severity: args.severity,
-        })
-        .await?;
-
-    let bar = (!args.no_progress && io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-                .expect("the template is a constant"),
-        );
-        bar.enable_steady_tick(Duration::from_millis(100));
-        bar
-    });
-    let watcher = bar.clone().map(|bar| {
-        let mut progress = ticket.progress();
-        tokio::spawn(async move {
-            while progress.changed().await.is_ok() {
-                let p = progress.borrow_and_update().clone();
-                let shards = p
-                    .shards_total
-                    .map(|t| format!("{}/{t} shards", p.shards_done))
-                    .unwrap_or_else(|| "planning".into());
-                bar.set_message(format!(
-                    "{shards} · {} resources · {} non-compliant",
-                    p.resources_scanned, p.non_compliant
-                ));
-            }
-        })
-    });
-    let result = ticket.result().await;
+    // A gate wants a fresh answer: the cache is neither read nor written; the scan is recorded.
+    let service = Arc::new(ScanService::new(
+        engine.clone(),
+        policy,
+        source,
+        store.clone(),
+        Duration::ZERO,
+    ));
+    let mut question = ScanQuestion {
+        severity: args.severity,
+        cache: CachePolicy::Bypass,
+        ..ScanQuestion::new(scope, Origin::Cli)
+    };
+    // What the gaps cost rides on the same pass.
+    question.analyses.cost = true;
+    let bar = (!args.no_progress && io::stderr().is_terminal()).then(Spinner::new);
+    let ctx = RunContext {
+        progress: bar.clone().map(|b| Arc::new(b) as Arc<dyn ProgressSink>),
+        ..RunContext::default()
+    };
+    let answer = service.scan(&ctx, question).await;
     if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    if let Some(watcher) = watcher {
-        watcher.abort();
+        bar.0.finish_and_clear();
     }
     engine.shutdown().await;
-    let mut result = result?;
     if let Some(store) = store {
-        if let Err(error) = store.record_scan(&result, "cli").await {
-            eprintln!("tagguard: warning: the scan was not recorded in the history: {error}");
-            result
-                .notes
-                .push(format!("not recorded in the history: {error}"));
-        }
         store.close();
     }
-
+    let result = answer?.result;
     if args.format != Format::Table {
         // The table shows notes itself; other formats carry them in the data, and a person
         // watching the terminal should still see them.
-        for note in &result.notes {
+        for note in &result.meta.notes {
             eprintln!("tagguard: note: {note}");
         }
     }
@@ -501,45 +475,53 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
     }
 }
 
+/// The progress spinner of `tagguard scan` on a terminal.
+#[derive(Clone)]
+struct Spinner(ProgressBar);
+
+impl Spinner {
+    fn new() -> Spinner {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .expect("the template is a constant"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Spinner(bar)
+    }
+}
+
+impl ProgressSink for Spinner {
+    fn report(&self, progress: f64, total: Option<f64>, message: String) {
+        let shards = match total {
+            Some(total) => format!("{progress}/{total} shards"),
+            None => "planning".to_string(),
+        };
+        self.0.set_message(format!("{shards} · {message}"));
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
     if !args.stdio && args.http.is_none() {
         bail!("choose a transport: --stdio (local clients) or --http [ADDR] (remote clients)");
     }
     let policy = Arc::new(load(&args.common.policy)?);
     let config = Config::load(args.common.config.as_deref())?;
-    let mut server_config = config.server.clone();
-    if let Ok(token) = std::env::var("TAGGUARD_AUTH_TOKEN") {
-        server_config.auth_token = Some(token).filter(|t| !t.is_empty());
-    }
-    if let Ok(origins) = std::env::var("TAGGUARD_ALLOWED_ORIGINS") {
-        server_config.allowed_origins = origins
-            .split(',')
-            .map(|o| o.trim().to_string())
-            .filter(|o| !o.is_empty())
-            .collect();
-    }
-    let options = HttpOptions {
-        auth_token: server_config.auth_token.clone(),
-        allowed_origins: server_config.allowed_origins.clone(),
-        max_request_bytes: server_config.max_request_bytes,
-        session_idle: Duration::from_secs(server_config.session_idle_minutes.saturating_mul(60)),
-        max_sessions: server_config.max_sessions.max(1),
-    };
+    let options = HttpOptions::from(&config.server);
     if let Some(addr) = args.http {
         check_bind(addr, &options)?;
     }
     let (source, default_scope) = open_source(&args.from, &[], &policy).await?;
     let store = open_store(&args.common, &config);
-    let (cache_config, guardrails) = (config.cache, config.guardrails);
+    let (cache_ttl, guardrails) = (
+        Duration::from_secs(config.cache.ttl_seconds),
+        config.guardrails,
+    );
     let engine = EngineHandle::start(config).await?;
-    let cache_ttl = Duration::from_secs(cache_config.ttl_seconds);
-    let env = ToolEnv::new(engine.clone(), policy, source)
+    let service = ScanService::new(engine.clone(), policy, source, store.clone(), cache_ttl);
+    let env = ToolEnv::new(Arc::new(service))
         .with_default_scope(default_scope)
         .with_guardrails(guardrails);
-    let env = match store.clone() {
-        Some(store) => env.with_store(store, cache_ttl),
-        None => env.with_cache_ttl(cache_ttl),
-    };
     let server = McpServer::new(env, ToolRegistry::standard());
     let outcome = match args.http {
         None => mcp::stdio::serve(
@@ -579,11 +561,7 @@ fn open_store(common: &Common, config: &Config) -> Option<Store> {
         .clone()
         .or_else(|| config.store.data_dir.clone())
         .unwrap_or_else(default_data_dir);
-    let retention = Retention {
-        findings_scans: config.store.findings_scans,
-        summary_days: config.store.summary_days,
-    };
-    match Store::open(&dir, retention) {
+    match Store::open(&dir, Retention::from(&config.store)) {
         Ok(store) => Some(store),
         Err(error) => {
             eprintln!(
@@ -596,13 +574,13 @@ fn open_store(common: &Common, config: &Config) -> Option<Store> {
 
 async fn history(args: HistoryArgs) -> Result<ExitCode> {
     let config = Config::load(args.common.config.as_deref())?;
-    let names = ScopeFieldNames {
-        resource_types: "--resource-types",
-        regions: "--regions",
-        accounts: "--accounts",
-    };
-    let parsed = parse_scope(names, &args.resource_types, &args.regions, &args.accounts)
-        .map_err(anyhow::Error::msg)?;
+    let parsed = parse_scope(
+        ScopeFieldNames::CLI,
+        &args.resource_types,
+        &args.regions,
+        &args.accounts,
+    )
+    .map_err(anyhow::Error::msg)?;
     let Some(store) = open_store(&args.common, &config) else {
         bail!("no history to show: the store could not be opened");
     };
@@ -623,7 +601,7 @@ async fn history(args: HistoryArgs) -> Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        HistoryFormat::Table => write_history_table(&report, &mut out)?,
+        HistoryFormat::Table => report::history::write_table(&report, &mut out)?,
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
@@ -650,125 +628,11 @@ async fn audit(args: AuditArgs) -> Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &records)?;
             writeln!(out)?;
         }
-        AuditFormat::Csv => {
-            let mut csv = csv::Writer::from_writer(&mut out);
-            csv.write_record([
-                "at",
-                "correlation_id",
-                "session",
-                "tool",
-                "status",
-                "duration_ms",
-                "result_bytes",
-                "cached",
-                "parameters",
-                "error",
-            ])?;
-            for r in &records {
-                csv.write_record([
-                    r.at.to_rfc3339(),
-                    r.correlation_id.clone(),
-                    r.session.clone(),
-                    r.tool.clone(),
-                    r.status.as_str().to_string(),
-                    r.duration_ms.to_string(),
-                    r.result_bytes.to_string(),
-                    r.cached.to_string(),
-                    r.parameters.to_string(),
-                    r.error.clone().unwrap_or_default(),
-                ])?;
-            }
-            csv.flush()?;
-        }
-        AuditFormat::Table => {
-            for r in &records {
-                writeln!(
-                    out,
-                    "{}  {:<26} {:<16} {:>7} ms  {}{}  {}",
-                    r.at.format("%Y-%m-%d %H:%M:%S"),
-                    r.tool,
-                    r.status.as_str(),
-                    r.duration_ms,
-                    if r.cached { "cached " } else { "" },
-                    r.parameters,
-                    r.error.as_deref().unwrap_or("")
-                )?;
-            }
-            if records.is_empty() {
-                writeln!(out, "no tool call recorded in the last {} days", args.days)?;
-            }
-        }
+        AuditFormat::Csv => report::audit::write_csv(&records, &mut out)?,
+        AuditFormat::Table => report::audit::write_table(&records, args.days, &mut out)?,
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn write_history_table(report: &HistoryReport, out: &mut impl Write) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<12} {:>5} {:>7} {:>10} {:>14} {:>7} {:>9}",
-        "period", "scans", "score", "resources", "non-compliant", "errors", "warnings"
-    )?;
-    for p in &report.history {
-        writeln!(
-            out,
-            "{:<12} {:>5} {:>6.1}% {:>10} {:>14} {:>7} {:>9}",
-            p.period,
-            p.scans,
-            p.totals.compliance_score * 100.0,
-            p.totals.total_resources,
-            p.totals.non_compliant_resources,
-            p.totals.error_count,
-            p.totals.warning_count
-        )?;
-    }
-    if report.history.len() == 1 {
-        writeln!(out, "\ntrend: one period so far, nothing to compare yet")?;
-    } else if report.history.len() > 1 {
-        writeln!(
-            out,
-            "\ntrend: {} ({:+.1} points over {} scans)",
-            serde_json::to_value(report.trend)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            report.score_change * 100.0,
-            report.scans_considered
-        )?;
-    }
-    if let Some(drift) = &report.drift {
-        writeln!(
-            out,
-            "since {}: {} became non-compliant, {} no longer non-compliant, {} tag changes",
-            drift.from_scanned_at.format("%Y-%m-%d %H:%M UTC"),
-            drift.became_non_compliant_count,
-            drift.no_longer_non_compliant_count,
-            drift.tag_changes_count
-        )?;
-        // Values are known only where they broke a rule; "ok or absent" is the rest.
-        let shown = |value: &Option<String>| match value {
-            Some(v) => format!("'{v}'"),
-            None => "ok or absent".to_string(),
-        };
-        for change in &drift.tag_changes {
-            match change.change.as_str() {
-                "added" => writeln!(out, "  {}: {} added", change.resource_arn, change.tag)?,
-                "removed" => writeln!(out, "  {}: {} removed", change.resource_arn, change.tag)?,
-                _ => writeln!(
-                    out,
-                    "  {}: {} changed from {} to {}",
-                    change.resource_arn,
-                    change.tag,
-                    shown(&change.before),
-                    shown(&change.after)
-                )?,
-            }
-        }
-    }
-    for note in &report.notes {
-        writeln!(out, "note: {note}")?;
-    }
-    Ok(())
 }
 
 /// GET /health over a bare HTTP/1.1 connection, with a 3 s deadline.
@@ -824,10 +688,10 @@ fn exit_code(result: &ScanResult, allow_empty: bool) -> ExitCode {
     if result.partial {
         eprintln!(
             "tagguard: the scan is partial: {} issue(s), not every resource could be read (see issues in the output)",
-            result.issues.len()
+            result.tally.issues.len()
         );
     }
-    if result.total_resources == 0 && !allow_empty {
+    if result.totals.total_resources == 0 && !allow_empty {
         eprintln!(
             "tagguard: no resource in scope, so nothing was checked: check --source, --regions, --accounts and --resource-types (or pass --allow-empty)"
         );
@@ -857,18 +721,13 @@ async fn bench(args: BenchArgs) -> Result<ExitCode> {
         drop(last.take());
         let started = Instant::now();
         let result = engine
-            .scan(ScanRequest {
-                source: source.clone(),
-                policy: policy.clone(),
-                scope: ScanScope::default(),
-                severity: SeverityFilter::All,
-            })
+            .scan(ScanRequest::new(source.clone(), policy.clone()))
             .await?;
         let elapsed = started.elapsed();
         eprintln!(
             "run {run}: {} resources, {} violations in {:.3} s",
-            result.total_resources,
-            result.violations.len(),
+            result.totals.total_resources,
+            result.tally.violations.len(),
             elapsed.as_secs_f64()
         );
         times.push(elapsed);
@@ -880,13 +739,13 @@ async fn bench(args: BenchArgs) -> Result<ExitCode> {
     let best = times[0].as_secs_f64();
     let median = times[times.len() / 2].as_secs_f64();
     let report = serde_json::json!({
-        "resources": result.total_resources,
-        "violations": result.violations.len(),
-        "compliance_score": result.compliance_score,
+        "resources": result.totals.total_resources,
+        "violations": result.tally.violations.len(),
+        "compliance_score": result.totals.compliance_score,
         "runs": times.len(),
         "best_seconds": best,
         "median_seconds": median,
-        "resources_per_second": (result.total_resources as f64 / best).round(),
+        "resources_per_second": (result.totals.total_resources as f64 / best).round(),
         "peak_rss_mib": peak_rss_mib(),
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
     });

@@ -19,6 +19,22 @@ pub struct ScopeFieldNames {
     pub accounts: &'static str,
 }
 
+impl ScopeFieldNames {
+    /// The options of the command line.
+    pub const CLI: ScopeFieldNames = ScopeFieldNames {
+        resource_types: "--resource-types",
+        regions: "--regions",
+        accounts: "--accounts",
+    };
+
+    /// The arguments of the MCP tools.
+    pub const TOOL: ScopeFieldNames = ScopeFieldNames {
+        resource_types: "resource_types",
+        regions: "regions",
+        accounts: "account_ids",
+    };
+}
+
 /// A checked scope, and what the keywords in the lists asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParsedScope {
@@ -118,11 +134,7 @@ pub fn parse_scope(
 mod tests {
     use super::*;
 
-    const NAMES: ScopeFieldNames = ScopeFieldNames {
-        resource_types: "resource_types",
-        regions: "regions",
-        accounts: "account_ids",
-    };
+    const NAMES: ScopeFieldNames = ScopeFieldNames::TOOL;
 
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()

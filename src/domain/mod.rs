@@ -1,10 +1,14 @@
-//! The vocabulary shared by every layer: resources, their types and tags, scan scope and results.
+//! The vocabulary shared by every layer: resources, their types and tags, money, scan scope,
+//! the mergeable tally a scan builds, and its result.
 //!
 //! Pure data: no I/O, no async runtime, no AWS SDK types.
 
 mod arn;
 mod filters;
+mod money;
 mod result;
+mod tags;
+mod tally;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -16,10 +20,104 @@ use serde::{Deserialize, Serialize};
 
 pub use arn::{Arn, ArnError};
 pub use filters::{ParsedScope, ScopeFieldNames, parse_scope};
+pub use money::{CostSource, Usd, UsdError};
 pub use result::{
-    ComplianceTotals, Offender, ResourceRef, ScanIssue, ScanIssueKind, ScanResult, TagCounts,
-    TypeCounts, Violation,
+    ComplianceTotals, MergeError, Origin, ResourceRef, ScanIssue, ScanIssueKind, ScanMeta,
+    ScanResult, Violation, ViolationRecord,
 };
+pub use tags::{TagMatch, eq_ignore_case, find_tag, keys_are_ascii};
+pub use tally::{
+    CostSplit, CostSums, CostTally, GroupKey, GroupKind, GroupTagStats, OFFENDERS_KEPT, Offender,
+    Offenders, RunKey, TagCostSums, TagCounts, TagStats, TagStatsSpec, Tally, TallyOptions,
+    TypeCounts, ViolationRuns,
+};
+
+/// Gives a fieldless enum one spelling per variant, used everywhere: `as_str`, `Display`,
+/// `FromStr` (whose error lists the choices), serde in both directions and a JSON Schema of
+/// the names. `$what` names the kind of value in errors (`'x' is not a severity filter: ...`).
+macro_rules! string_enum {
+    ($name:ident $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The snake_case name used in every output format.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => {
+                        let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        Err(format!(
+                            "'{other}' is not {}: use {}",
+                            $what,
+                            $crate::domain::one_of(&names)
+                        ))
+                    }
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "enum": [$($text),+]
+                })
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
+/// `a`, `a or b`, `a, b or c`: a list of choices for a message.
+pub(crate) fn one_of(names: &[&str]) -> String {
+    joined(names, "or")
+}
+
+/// `a`, `a and b`, `a, b and c`: a list for a message.
+pub(crate) fn all_of(names: &[&str]) -> String {
+    joined(names, "and")
+}
+
+fn joined(names: &[&str], last_word: &str) -> String {
+    match names {
+        [] => String::new(),
+        [only] => only.to_string(),
+        [init @ .., last] => format!("{} {last_word} {last}", init.join(", ")),
+    }
+}
 
 /// A resource type as `service:type` (`ec2:instance`). The five types the scanner lists
 /// natively are variants, so comparing them in the hot loop is an integer compare.
@@ -122,8 +220,21 @@ impl Serialize for ResourceType {
 
 impl<'de> Deserialize<'de> for ResourceType {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for ResourceType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ResourceType".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A resource type as service:type, e.g. ec2:instance."
+        })
     }
 }
 
@@ -305,8 +416,10 @@ pub struct Resource {
     pub tags: Vec<Tag>,
     /// When the resource was created, when known.
     pub created_at: Option<DateTime<Utc>>,
-    /// Monthly cost in USD when known; `None` means unknown, never zero.
-    pub monthly_cost: Option<f64>,
+    /// Monthly cost when known; `None` means unknown, never zero.
+    pub monthly_cost: Option<Usd>,
+    /// Where `monthly_cost` comes from (`Unknown` exactly when it is `None`).
+    pub cost_source: CostSource,
     /// Extra attributes.
     pub attributes: ResourceAttributes,
 }
@@ -314,13 +427,12 @@ pub struct Resource {
 impl Resource {
     /// Age in whole days at `now`, when the creation time is known.
     pub fn age_days(&self, now: DateTime<Utc>) -> Option<i64> {
-        self.created_at.map(|t| (now - t).num_days().max(0))
+        result::age_days(self.created_at, now)
     }
 }
 
 /// Severity of a violation. Only errors make a resource non-compliant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Severity {
     /// Breaks the policy: the resource is non-compliant.
     Error,
@@ -328,18 +440,13 @@ pub enum Severity {
     Warning,
 }
 
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        })
-    }
-}
+string_enum!(Severity "a severity" {
+    Error => "error",
+    Warning => "warning",
+});
 
 /// Which violations a result lists. The score and counts always cover everything.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum SeverityFilter {
     /// Errors and warnings.
     #[default]
@@ -361,23 +468,14 @@ impl SeverityFilter {
     }
 }
 
-impl FromStr for SeverityFilter {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "all" => Ok(SeverityFilter::All),
-            "errors_only" => Ok(SeverityFilter::ErrorsOnly),
-            "warnings_only" => Ok(SeverityFilter::WarningsOnly),
-            other => Err(format!(
-                "'{other}' is not a severity filter: use all, errors_only or warnings_only"
-            )),
-        }
-    }
-}
+string_enum!(SeverityFilter "a severity filter" {
+    All => "all",
+    ErrorsOnly => "errors_only",
+    WarningsOnly => "warnings_only",
+});
 
 /// The kind of a policy violation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ViolationType {
     /// A required tag that applies to the resource's type is absent.
     MissingRequiredTag,
@@ -400,28 +498,17 @@ pub enum ViolationType {
     InvalidCharacters,
 }
 
-impl ViolationType {
-    /// The snake_case name used in every output format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ViolationType::MissingRequiredTag => "missing_required_tag",
-            ViolationType::EmptyValue => "empty_value",
-            ViolationType::InvalidValue => "invalid_value",
-            ViolationType::InvalidFormat => "invalid_format",
-            ViolationType::KeyCaseMismatch => "key_case_mismatch",
-            ViolationType::ValueCaseMismatch => "value_case_mismatch",
-            ViolationType::KeyTooLong => "key_too_long",
-            ViolationType::ValueTooLong => "value_too_long",
-            ViolationType::InvalidCharacters => "invalid_characters",
-        }
-    }
-}
-
-impl fmt::Display for ViolationType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+string_enum!(ViolationType "a violation type" {
+    MissingRequiredTag => "missing_required_tag",
+    EmptyValue => "empty_value",
+    InvalidValue => "invalid_value",
+    InvalidFormat => "invalid_format",
+    KeyCaseMismatch => "key_case_mismatch",
+    ValueCaseMismatch => "value_case_mismatch",
+    KeyTooLong => "key_too_long",
+    ValueTooLong => "value_too_long",
+    InvalidCharacters => "invalid_characters",
+});
 
 /// What a finding compares the tag against, kept by reference to the compiled policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -455,7 +542,7 @@ pub struct Finding {
 }
 
 /// What a scan covers. Empty lists mean "all".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScanScope {
     /// Resource types to scan; empty means every type the source knows.
     pub resource_types: BTreeSet<ResourceType>,
@@ -464,7 +551,7 @@ pub struct ScanScope {
     /// Accounts to scan; empty means the source's default accounts.
     pub accounts: BTreeSet<String>,
     /// Exact ARNs to check; empty means every resource. Set, the result lists the ARNs that
-    /// were found in `ScanResult::matched_arns`, so that a compliant resource can be told
+    /// were found in the tally's `matched_arns`, so that a compliant resource can be told
     /// from one that does not exist.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub arns: BTreeSet<String>,
@@ -510,6 +597,37 @@ impl Serialize for ScanId {
 impl fmt::Display for ScanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "scan-{:016x}", self.0)
+    }
+}
+
+impl FromStr for ScanId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix("scan-")
+            .filter(|hex| hex.len() == 16)
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .map(ScanId)
+            .ok_or_else(|| format!("'{s}' is not a scan id: expected scan- and 16 hex digits"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ScanId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for ScanId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ScanId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A scan's id: scan- and 16 hex digits (time-ordered)."
+        })
     }
 }
 

@@ -1,16 +1,25 @@
-//! The result of a compliance scan: score, counts, violations with full detail, and shard issues.
+//! The result of a scan as one interchange value: what the scan was ([`ScanMeta`]), its
+//! headline numbers, and its [`Tally`]. It is what the engine returns, what `--format json`
+//! writes, what the cache stores and what reads back, exactly; and results of parts of one
+//! scan (shards run apart) combine with [`ScanResult::merge`].
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use super::{Expected, Finding, ResourceType, ScanId, ScanScope, SeverityFilter};
+use super::{
+    CostSource, Expected, Finding, Resource, ResourceType, ScanId, ScanScope, Severity,
+    SeverityFilter, Tally, TypeCounts, Usd, ViolationType,
+};
 
 /// The identity of a resource, shared by all of its violations.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceRef {
     /// Full ARN.
     pub arn: String,
@@ -18,14 +27,17 @@ pub struct ResourceRef {
     pub id: String,
     /// `service:type`.
     pub resource_type: ResourceType,
-    /// Region.
+    /// Region (`global` for resources of no region).
     pub region: Arc<str>,
     /// Account id.
     pub account_id: Arc<str>,
     /// Human name, when known.
     pub name: Option<String>,
-    /// Monthly cost in USD when known (`None` is unknown, never zero).
-    pub monthly_cost: Option<f64>,
+    /// Monthly cost in USD; null when unknown (never 0 for unknown).
+    pub monthly_cost: Option<Usd>,
+    /// Where `monthly_cost` comes from.
+    #[serde(default)]
+    pub cost_source: CostSource,
     /// Creation time, when known.
     pub created_at: Option<DateTime<Utc>>,
     /// How many tags the resource carries (0: untagged), to tell untagged resources from
@@ -36,7 +48,29 @@ pub struct ResourceRef {
 impl ResourceRef {
     /// Whole days since creation at `now`, when the creation time is known.
     pub fn age_days(&self, now: DateTime<Utc>) -> Option<i64> {
-        self.created_at.map(|t| (now - t).num_days().max(0))
+        age_days(self.created_at, now)
+    }
+}
+
+/// Whole days from `created` to `now`, never negative.
+pub(crate) fn age_days(created: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<i64> {
+    created.map(|t| (now - t).num_days().max(0))
+}
+
+impl From<Resource> for ResourceRef {
+    fn from(resource: Resource) -> Self {
+        ResourceRef {
+            tag_count: u32::try_from(resource.tags.len()).unwrap_or(u32::MAX),
+            arn: resource.arn,
+            id: resource.id,
+            resource_type: resource.resource_type,
+            region: resource.region,
+            account_id: resource.account_id,
+            name: resource.name,
+            monthly_cost: resource.monthly_cost,
+            cost_source: resource.cost_source,
+            created_at: resource.created_at,
+        }
     }
 }
 
@@ -86,40 +120,225 @@ impl Violation {
     }
 }
 
-impl Serialize for Violation {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let r = &self.resource;
-        let f = &self.finding;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("resource_arn", &r.arn)?;
-        map.serialize_entry("resource_id", &r.id)?;
-        map.serialize_entry("resource_type", &r.resource_type)?;
-        map.serialize_entry("region", &*r.region)?;
-        map.serialize_entry("account_id", &*r.account_id)?;
-        map.serialize_entry("violation_type", &f.violation_type)?;
-        map.serialize_entry("tag_name", &*f.tag_name)?;
-        map.serialize_entry("severity", &f.severity)?;
-        if let Some(value) = &f.current_value {
-            map.serialize_entry("current_value", &**value)?;
-        }
+/// A violation as it is written out and read back: the resource and the finding, flat, every
+/// field present (null when it does not apply), so that a reader (a person, `jq`, a model)
+/// finds everything in one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ViolationRecord<'a> {
+    /// ARN of the resource.
+    pub resource_arn: Cow<'a, str>,
+    /// The resource's id within its type (instance id, bucket name, ...).
+    pub resource_id: Cow<'a, str>,
+    /// `service:type`, e.g. `ec2:instance`.
+    pub resource_type: ResourceType,
+    /// Region (`global` for resources of no region).
+    pub region: Cow<'a, str>,
+    /// Account id.
+    pub account_id: Cow<'a, str>,
+    /// The resource's name (its `Name` tag or API name), when it has one.
+    #[serde(default)]
+    pub resource_name: Option<Cow<'a, str>>,
+    /// What is wrong: missing_required_tag, empty_value, invalid_value, invalid_format,
+    /// key_case_mismatch, value_case_mismatch, key_too_long, value_too_long, invalid_characters.
+    pub violation_type: ViolationType,
+    /// The tag concerned, as the policy spells it (the resource's key, for naming rules).
+    pub tag_name: Cow<'a, str>,
+    /// `error` (makes the resource non-compliant) or `warning`.
+    pub severity: Severity,
+    /// The value found (the key found, for a key case mismatch); null if absent.
+    #[serde(default)]
+    pub current_value: Option<Cow<'a, str>>,
+    /// The values the policy allows for this tag, for invalid_value.
+    #[serde(default)]
+    pub allowed_values: Option<Cow<'a, [String]>>,
+    /// The regular expression the value must match, for invalid_format.
+    #[serde(default)]
+    pub expected_pattern: Option<Cow<'a, str>>,
+    /// The policy's spelling, for case mismatches.
+    #[serde(default)]
+    pub expected_value: Option<Cow<'a, str>>,
+    /// The length limit exceeded, for length violations.
+    #[serde(default)]
+    pub max_length: Option<u64>,
+    /// Monthly cost of the resource in USD; null when unknown (never 0 for unknown).
+    #[serde(default)]
+    pub monthly_cost: Option<Usd>,
+    /// Where `monthly_cost` comes from.
+    #[serde(default)]
+    pub cost_source: CostSource,
+    /// When the resource was created, when known.
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// How many tags the resource carries (0: untagged).
+    #[serde(default)]
+    pub tag_count: u32,
+    /// One sentence saying what is wrong (ignored when read back: it follows from the rest).
+    #[serde(default)]
+    pub message: Cow<'a, str>,
+}
+
+impl<'a> From<&'a Violation> for ViolationRecord<'a> {
+    fn from(v: &'a Violation) -> Self {
+        let r = &*v.resource;
+        let f = &v.finding;
+        let (mut allowed_values, mut expected_pattern, mut expected_value, mut max_length) =
+            (None, None, None, None);
         match &f.expected {
             Expected::Nothing => {}
-            Expected::AllowedValues(values) => map.serialize_entry("allowed_values", &**values)?,
-            Expected::Pattern(pattern) => map.serialize_entry("expected_pattern", &**pattern)?,
-            Expected::Canonical(value) => map.serialize_entry("expected_value", &**value)?,
-            Expected::MaxLength(max) => map.serialize_entry("max_length", max)?,
+            Expected::AllowedValues(values) => allowed_values = Some(Cow::Borrowed(&values[..])),
+            Expected::Pattern(pattern) => expected_pattern = Some(Cow::Borrowed(&**pattern)),
+            Expected::Canonical(value) => expected_value = Some(Cow::Borrowed(&**value)),
+            Expected::MaxLength(max) => max_length = Some(*max as u64),
         }
-        if let Some(cost) = r.monthly_cost {
-            map.serialize_entry("monthly_cost", &cost)?;
+        ViolationRecord {
+            resource_arn: Cow::Borrowed(&r.arn),
+            resource_id: Cow::Borrowed(&r.id),
+            resource_type: r.resource_type.clone(),
+            region: Cow::Borrowed(&r.region),
+            account_id: Cow::Borrowed(&r.account_id),
+            resource_name: r.name.as_deref().map(Cow::Borrowed),
+            violation_type: f.violation_type,
+            tag_name: Cow::Borrowed(&f.tag_name),
+            severity: f.severity,
+            current_value: f.current_value.as_deref().map(Cow::Borrowed),
+            allowed_values,
+            expected_pattern,
+            expected_value,
+            max_length,
+            monthly_cost: r.monthly_cost,
+            cost_source: r.cost_source,
+            created_at: r.created_at,
+            tag_count: r.tag_count,
+            message: Cow::Owned(v.message()),
         }
-        map.serialize_entry("message", &self.message())?;
-        map.end()
     }
 }
 
-/// Why a shard (or the planning of a scan) could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Shares the strings that repeat across the violations read back (tag names, regions,
+/// accounts, allowed-value lists), as a scan shares them.
+#[derive(Default)]
+pub(crate) struct Interner {
+    strings: HashMap<String, Arc<str>>,
+    lists: HashMap<Vec<String>, Arc<[String]>>,
+}
+
+impl Interner {
+    pub(crate) fn text(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.strings.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.strings.insert(text.to_string(), shared.clone());
+        shared
+    }
+
+    fn list(&mut self, list: Vec<String>) -> Arc<[String]> {
+        if let Some(shared) = self.lists.get(&list) {
+            return shared.clone();
+        }
+        let shared: Arc<[String]> = Arc::from(list.clone());
+        self.lists.insert(list, shared.clone());
+        shared
+    }
+}
+
+impl ViolationRecord<'_> {
+    /// Whether the record's resource is exactly `resource`.
+    pub(crate) fn describes(&self, resource: &ResourceRef) -> bool {
+        *self.resource_arn == *resource.arn
+            && *self.resource_id == *resource.id
+            && self.resource_type == resource.resource_type
+            && *self.region == *resource.region
+            && *self.account_id == *resource.account_id
+            && self.resource_name.as_deref() == resource.name.as_deref()
+            && self.monthly_cost == resource.monthly_cost
+            && self.cost_source == resource.cost_source
+            && self.created_at == resource.created_at
+            && self.tag_count == resource.tag_count
+    }
+
+    /// The violation the record describes; `shared` is its resource when an earlier record
+    /// described it.
+    pub(crate) fn into_violation(
+        self,
+        shared: Option<Arc<ResourceRef>>,
+        interner: &mut Interner,
+    ) -> Result<Violation, String> {
+        let expected = match (
+            self.allowed_values,
+            self.expected_pattern,
+            self.expected_value,
+            self.max_length,
+        ) {
+            (None, None, None, None) => Expected::Nothing,
+            (Some(values), None, None, None) => {
+                Expected::AllowedValues(interner.list(values.into_owned()))
+            }
+            (None, Some(pattern), None, None) => Expected::Pattern(interner.text(&pattern)),
+            (None, None, Some(value), None) => Expected::Canonical(interner.text(&value)),
+            (None, None, None, Some(max)) => Expected::MaxLength(max as usize),
+            _ => {
+                return Err(format!(
+                    "violation of '{}' on '{}' names more than one expectation",
+                    self.tag_name, self.resource_arn
+                ));
+            }
+        };
+        let resource = match shared {
+            Some(resource) => resource,
+            None => Arc::new(ResourceRef {
+                arn: self.resource_arn.into_owned(),
+                id: self.resource_id.into_owned(),
+                resource_type: self.resource_type,
+                region: interner.text(&self.region),
+                account_id: interner.text(&self.account_id),
+                name: self.resource_name.map(Cow::into_owned),
+                monthly_cost: self.monthly_cost,
+                cost_source: self.cost_source,
+                created_at: self.created_at,
+                tag_count: self.tag_count,
+            }),
+        };
+        Ok(Violation {
+            resource,
+            finding: Finding {
+                violation_type: self.violation_type,
+                severity: self.severity,
+                tag_name: interner.text(&self.tag_name),
+                current_value: self.current_value.map(|v| v.into_owned().into_boxed_str()),
+                expected,
+            },
+        })
+    }
+}
+
+impl Serialize for Violation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ViolationRecord::from(self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Violation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ViolationRecord::deserialize(deserializer)?
+            .into_violation(None, &mut Interner::default())
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Violation {
+    fn schema_name() -> Cow<'static, str> {
+        "Violation".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        ViolationRecord::json_schema(generator)
+    }
+}
+
+/// Why part of the estate could not be read. The scan completes without it and says it is
+/// partial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ScanIssueKind {
     /// The credentials lack a permission.
     AccessDenied,
@@ -131,28 +350,25 @@ pub enum ScanIssueKind {
     EndpointUnavailable,
     /// The source's input was unreadable or malformed.
     InvalidInput,
-    /// The fetcher crashed; the rest of the scan went on.
+    /// The fetcher (or the planning) crashed; the rest of the scan went on.
     FetcherCrashed,
     /// Anything else.
     Other,
 }
 
-impl std::fmt::Display for ScanIssueKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ScanIssueKind::AccessDenied => "access_denied",
-            ScanIssueKind::Throttled => "throttled",
-            ScanIssueKind::RegionDisabled => "region_disabled",
-            ScanIssueKind::EndpointUnavailable => "endpoint_unavailable",
-            ScanIssueKind::InvalidInput => "invalid_input",
-            ScanIssueKind::FetcherCrashed => "fetcher_crashed",
-            ScanIssueKind::Other => "other",
-        })
-    }
-}
+super::string_enum!(ScanIssueKind "an issue kind" {
+    AccessDenied => "access_denied",
+    Throttled => "throttled",
+    RegionDisabled => "region_disabled",
+    EndpointUnavailable => "endpoint_unavailable",
+    InvalidInput => "invalid_input",
+    FetcherCrashed => "fetcher_crashed",
+    Other => "other",
+});
 
-/// A shard that failed. The scan completes without it and says it is partial.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A part of the estate that could not be read: a shard, a page of one, one resource, or an
+/// entry of an input file. The scan completes without it and says it is partial.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub struct ScanIssue {
     /// Account of the shard (empty, and absent from JSON, when not tied to one).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -163,14 +379,16 @@ pub struct ScanIssue {
     /// Service of the shard (`ec2`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
-    /// The class of error.
+    /// The class of error: access_denied, throttled, region_disabled, endpoint_unavailable,
+    /// invalid_input, fetcher_crashed, other.
     pub kind: ScanIssueKind,
     /// The IAM action that was denied, for access-denied errors.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_permission: Option<String>,
     /// What went wrong, without credentials or local paths.
     pub message: String,
     /// Resources of the shard that were read before it failed (they are in the result).
+    #[serde(default)]
     pub resources_before_failure: u64,
 }
 
@@ -203,114 +421,9 @@ impl ScanIssue {
     }
 }
 
-/// Counts for one resource type.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TypeCounts {
-    /// Resources of this type in scope.
-    pub total: u64,
-    /// Resources with no error-severity violation.
-    pub compliant: u64,
-    /// Resources with at least one error.
-    pub non_compliant: u64,
-    /// Error-severity violations.
-    pub errors: u64,
-    /// Warning-severity violations.
-    pub warnings: u64,
-}
-
-impl TypeCounts {
-    /// Adds another count into this one.
-    pub fn merge(&mut self, other: &TypeCounts) {
-        self.total += other.total;
-        self.compliant += other.compliant;
-        self.non_compliant += other.non_compliant;
-        self.errors += other.errors;
-        self.warnings += other.warnings;
-    }
-}
-
-/// Violation counts for one tag, by violation type.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TagCounts {
-    /// Resources missing the tag.
-    pub missing: u64,
-    /// Errors on the tag other than missing (empty, invalid value or format).
-    pub invalid: u64,
-    /// Warnings on the tag.
-    pub warnings: u64,
-}
-
-/// A resource with many errors, for the summary's worst offenders.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Offender {
-    /// The resource.
-    pub resource: Arc<ResourceRef>,
-    /// Its error count.
-    pub errors: u32,
-    /// Its warning count.
-    pub warnings: u32,
-}
-
-/// The compliance result of one scan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ScanResult {
-    /// The scan's id.
-    pub scan_id: ScanId,
-    /// Compliant resources / resources in scope, in 0.0–1.0; 1.0 when there are none.
-    pub compliance_score: f64,
-    /// Resources in scope.
-    pub total_resources: u64,
-    /// Resources with no error-severity violation.
-    pub compliant_resources: u64,
-    /// Resources with at least one error.
-    pub non_compliant_resources: u64,
-    /// Error-severity violations (all of them, whatever the severity filter).
-    pub error_count: u64,
-    /// Warning-severity violations (all of them, whatever the severity filter).
-    pub warning_count: u64,
-    /// Violations admitted by the severity filter, every one of them, ordered by resource ARN.
-    pub violations: Vec<Violation>,
-    /// Shards that failed; non-empty means the result is partial.
-    pub issues: Vec<ScanIssue>,
-    /// True when some shard failed: counts cover only what could be read.
-    pub partial: bool,
-    /// Limits of the source that the counts are subject to.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-    /// API calls the source made for this scan, per `service:Operation` (AWS only).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub api_calls: BTreeMap<String, u64>,
-    /// When the scan started.
-    pub scan_timestamp: DateTime<Utc>,
-    /// Wall time of the scan in milliseconds.
-    pub duration_ms: u64,
-    /// Where the resources came from (`demo`, `file:…`, `aws`).
-    pub source: String,
-    /// Version of the policy the scan used.
-    pub policy_version: String,
-    /// What the scan covered.
-    pub scope: ScanScope,
-    /// Which violations are listed.
-    pub severity_filter: SeverityFilter,
-    /// Counts per resource type.
-    pub by_resource_type: BTreeMap<ResourceType, TypeCounts>,
-    /// Violation counts per tag.
-    pub by_tag: BTreeMap<String, TagCounts>,
-    /// Up to ten resources with the most errors.
-    pub worst_offenders: Vec<Offender>,
-    /// Shards planned and shards read successfully.
-    pub shards_total: u64,
-    /// Shards read to the end.
-    pub shards_succeeded: u64,
-    /// With an ARN filter in the scope: the ARNs found, compliant or not, in source order.
-    /// Empty without one (listing every resource would cost memory for nothing).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub matched_arns: Vec<String>,
-}
-
 /// The headline numbers of a scan, shared by every view of one (summaries, history points,
 /// tool answers) and flattened into them, so that each names them the same way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ComplianceTotals {
     /// Compliant resources / all resources in scope, from 0.0 to 1.0 (1.0 when there are none).
     pub compliance_score: f64,
@@ -326,21 +439,215 @@ pub struct ComplianceTotals {
     pub warning_count: u64,
 }
 
-impl ScanResult {
-    /// The headline numbers.
-    pub fn totals(&self) -> ComplianceTotals {
+impl ComplianceTotals {
+    /// The totals of these counts.
+    pub fn of(counts: &TypeCounts) -> ComplianceTotals {
         ComplianceTotals {
-            compliance_score: self.compliance_score,
-            total_resources: self.total_resources,
-            compliant_resources: self.compliant_resources,
-            non_compliant_resources: self.non_compliant_resources,
-            error_count: self.error_count,
-            warning_count: self.warning_count,
+            compliance_score: ScanResult::score(counts.compliant, counts.total),
+            total_resources: counts.total,
+            compliant_resources: counts.compliant,
+            non_compliant_resources: counts.non_compliant,
+            error_count: counts.errors,
+            warning_count: counts.warnings,
         }
     }
 }
 
+/// Who asked for a scan. A lookup (given ARNs, for one answer) is not an audit of the estate
+/// and is never recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// `tagguard scan`.
+    Cli,
+    /// An MCP tool, by name.
+    Tool(String),
+    /// A look at given resources for a tool, by name: answered, not recorded.
+    Lookup(String),
+    /// A scheduled audit, by schedule name.
+    Schedule(String),
+}
+
+impl Origin {
+    /// Whether scans of this origin go into the history.
+    pub fn is_recorded(&self) -> bool {
+        !matches!(self, Origin::Lookup(_))
+    }
+}
+
+impl fmt::Display for Origin {
+    /// `cli`, `mcp:TOOL`, `lookup:TOOL`, `schedule:NAME`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Cli => f.write_str("cli"),
+            Origin::Tool(tool) => write!(f, "mcp:{tool}"),
+            Origin::Lookup(tool) => write!(f, "lookup:{tool}"),
+            Origin::Schedule(name) => write!(f, "schedule:{name}"),
+        }
+    }
+}
+
+impl FromStr for Origin {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let named = |prefix: &str| s.strip_prefix(prefix).map(str::to_string);
+        if s == "cli" {
+            Ok(Origin::Cli)
+        } else if let Some(tool) = named("mcp:") {
+            Ok(Origin::Tool(tool))
+        } else if let Some(tool) = named("lookup:") {
+            Ok(Origin::Lookup(tool))
+        } else if let Some(name) = named("schedule:") {
+            Ok(Origin::Schedule(name))
+        } else {
+            Err(format!(
+                "'{s}' is not a scan origin: expected cli, mcp:TOOL, lookup:TOOL or schedule:NAME"
+            ))
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a scan was: which one, of what, when, how, and how much of it could be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScanMeta {
+    /// The scan's id.
+    pub scan_id: ScanId,
+    /// When the scan started (UTC).
+    pub scan_timestamp: DateTime<Utc>,
+    /// Wall time of the scan in milliseconds.
+    pub duration_ms: u64,
+    /// Where the resources came from (`demo`, `file:…`, `aws`).
+    pub source: String,
+    /// Version of the policy the scan used.
+    pub policy_version: String,
+    /// What the scan covered.
+    pub scope: ScanScope,
+    /// Which violations are listed (counts cover all).
+    pub severity_filter: SeverityFilter,
+    /// Shards (account × region × service) planned.
+    pub shards_total: u64,
+    /// Shards read to the end.
+    pub shards_succeeded: u64,
+    /// API calls the source made for this scan, per `service:Operation`, retries included
+    /// (AWS only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_calls: BTreeMap<String, u64>,
+    /// Limits of the source that the counts are subject to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Why two results cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot merge scan results: {0}")]
+pub struct MergeError(pub String);
+
+impl ScanMeta {
+    /// Combines the metadata of two parts of one scan: the first id and start, the longest
+    /// duration (parts run side by side), shards and calls added, notes united, and the
+    /// scopes joined (a list left empty, meaning all, stays all).
+    fn merge(&mut self, other: ScanMeta) -> Result<(), MergeError> {
+        for (what, mine, theirs) in [
+            ("sources", &self.source, &other.source),
+            (
+                "policy versions",
+                &self.policy_version,
+                &other.policy_version,
+            ),
+        ] {
+            if mine != theirs {
+                return Err(MergeError(format!(
+                    "different {what}: '{mine}' and '{theirs}'"
+                )));
+            }
+        }
+        if self.severity_filter != other.severity_filter {
+            return Err(MergeError(format!(
+                "different severity filters: {} and {}",
+                self.severity_filter, other.severity_filter
+            )));
+        }
+        self.scan_id = self.scan_id.min(other.scan_id);
+        self.scan_timestamp = self.scan_timestamp.min(other.scan_timestamp);
+        self.duration_ms = self.duration_ms.max(other.duration_ms);
+        self.shards_total += other.shards_total;
+        self.shards_succeeded += other.shards_succeeded;
+        for (call, n) in other.api_calls {
+            *self.api_calls.entry(call).or_default() += n;
+        }
+        let notes: BTreeSet<String> = self.notes.drain(..).chain(other.notes).collect();
+        self.notes = notes.into_iter().collect();
+        self.scope = join_scopes(&self.scope, &other.scope);
+        Ok(())
+    }
+}
+
+fn join_scopes(a: &ScanScope, b: &ScanScope) -> ScanScope {
+    fn join<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> BTreeSet<T> {
+        if a.is_empty() || b.is_empty() {
+            BTreeSet::new()
+        } else {
+            a.union(b).cloned().collect()
+        }
+    }
+    ScanScope {
+        resource_types: join(&a.resource_types, &b.resource_types),
+        regions: join(&a.regions, &b.regions),
+        accounts: join(&a.accounts, &b.accounts),
+        arns: join(&a.arns, &b.arns),
+    }
+}
+
+/// The result of one scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanResult {
+    /// What the scan was.
+    #[serde(flatten)]
+    pub meta: ScanMeta,
+    /// Score and counts, from the tally.
+    #[serde(flatten)]
+    pub totals: ComplianceTotals,
+    /// True when some part of the estate could not be read (see `tally.issues`): the counts
+    /// cover only what was read.
+    pub partial: bool,
+    /// Counts, violations, offenders, issues and the optional analyses.
+    pub tally: Tally,
+}
+
 impl ScanResult {
+    /// The result of a scan described by `meta` that tallied `tally`.
+    pub fn new(meta: ScanMeta, tally: Tally) -> ScanResult {
+        ScanResult {
+            meta,
+            totals: tally.totals(),
+            partial: !tally.issues.is_empty(),
+            tally,
+        }
+    }
+
+    /// Adds the result of another part of the same scan (other shards of the same source,
+    /// policy and severity filter). Associative and commutative in everything but the id,
+    /// start and duration, which take the first and the longest.
+    pub fn merge(&mut self, other: ScanResult) -> Result<(), MergeError> {
+        self.meta.merge(other.meta)?;
+        self.tally.merge(other.tally);
+        self.totals = self.tally.totals();
+        self.partial = !self.tally.issues.is_empty();
+        Ok(())
+    }
+
     /// The score for `compliant` of `total` resources: 1.0 when there are none.
     pub fn score(compliant: u64, total: u64) -> f64 {
         if total == 0 {
@@ -352,6 +659,53 @@ impl ScanResult {
 
     /// Whether every resource in scope is compliant (the CLI's exit 0).
     pub fn all_compliant(&self) -> bool {
-        self.compliant_resources == self.total_resources
+        self.totals.compliant_resources == self.totals.total_resources
+    }
+
+    /// The violations the severity filter admits, in source order.
+    pub fn violations(&self) -> impl Iterator<Item = &Violation> + '_ {
+        self.tally.violations.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_print_and_parse() {
+        for (origin, text) in [
+            (Origin::Cli, "cli"),
+            (
+                Origin::Tool("check_tag_compliance".into()),
+                "mcp:check_tag_compliance",
+            ),
+            (
+                Origin::Lookup("validate_resource_tags".into()),
+                "lookup:validate_resource_tags",
+            ),
+            (Origin::Schedule("nightly".into()), "schedule:nightly"),
+        ] {
+            assert_eq!(origin.to_string(), text);
+            assert_eq!(text.parse::<Origin>().unwrap(), origin);
+        }
+        assert!(!Origin::Lookup("x".into()).is_recorded());
+        assert!("robot".parse::<Origin>().is_err());
+    }
+
+    #[test]
+    fn scopes_join_with_all_absorbing() {
+        let a = ScanScope {
+            regions: ["us-east-1".to_string()].into(),
+            accounts: ["111111111111".to_string()].into(),
+            ..ScanScope::default()
+        };
+        let b = ScanScope {
+            regions: ["eu-west-1".to_string()].into(),
+            ..ScanScope::default()
+        };
+        let joined = join_scopes(&a, &b);
+        assert_eq!(joined.regions.len(), 2);
+        assert!(joined.accounts.is_empty(), "b covers every account");
     }
 }

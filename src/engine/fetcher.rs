@@ -1,6 +1,6 @@
 //! The fetcher: one actor per shard that pulls pages from the source, pacing every API call the
-//! source makes with the governor limiter of (account, region, API), and sends each page to the
-//! validator pool as a batch.
+//! source makes with the governor limiter of (account, region, API) and counting it for its
+//! scan, and sends each page to the validator pool as a batch.
 //!
 //! One message per page (`FetchPage(token)`), so the actor stays responsive between pages and
 //! a killed fetcher stops at a page boundary at the latest.
@@ -8,17 +8,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
 use ractor::factory::FactoryRef;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::Semaphore;
 
-use super::ShardEnded;
 use super::aggregator::AggregatorMsg;
-use super::limits::{LimiterKey, LimiterRegistry};
 use super::validator::ValidateBatch;
-use crate::domain::{ScanIssueKind, ScanScope};
-use crate::source::{ResourceSource, Shard, SourceError, Throttle};
+use super::{EngineThrottle, ShardEnded};
+use crate::domain::{RunKey, ScanIssueKind, ScanScope};
+use crate::source::{ApiCallCounter, FetchContext, ResourceSource, Shard, SourceError};
 
 /// The fetcher actor (no configuration of its own).
 pub struct Fetcher;
@@ -45,17 +43,21 @@ pub struct FetcherArgs {
     pub shard_index: usize,
     /// The shard.
     pub shard: Shard,
+    /// Its id, which keys its batches' place in the result.
+    pub shard_id: Arc<str>,
     /// The source to read.
     pub source: Arc<dyn ResourceSource>,
-    /// The process's rate limiters.
-    pub limiters: Arc<LimiterRegistry>,
+    /// Paces every call.
+    pub throttle: Arc<EngineThrottle>,
+    /// Counts every call for the scan.
+    pub calls: ApiCallCounter,
     /// The scan's validator pool.
     pub validators: FactoryRef<(), ValidateBatch>,
     /// The scan's aggregator.
     pub aggregator: ActorRef<AggregatorMsg>,
     /// The scan's scope: anything outside is dropped here.
     pub scope: Arc<ScanScope>,
-    /// Permits for batches in flight.
+    /// Permits for batches fetched and not yet merged.
     pub permits: Arc<Semaphore>,
     /// Counters shared with the supervisor.
     pub counters: Arc<FetchCounters>,
@@ -81,13 +83,10 @@ impl Actor for Fetcher {
         FetcherMsg::FetchPage(token): FetcherMsg,
         state: &mut FetcherArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let throttle = ShardThrottle {
-            limiters: &state.limiters,
-            account: &state.shard.account_id,
-        };
+        let cx = FetchContext::new(&*state.throttle, &state.calls);
         let page = match state
             .source
-            .fetch_page(&state.shard, token.clone(), &throttle)
+            .fetch_page(&state.shard, token.clone(), &cx)
             .await
         {
             Ok(page) => page,
@@ -108,11 +107,6 @@ impl Actor for Fetcher {
             .into_iter()
             .filter(|r| state.scope.admits(r))
             .collect();
-        if !state.scope.arns.is_empty() && !resources.is_empty() {
-            // Before the batch, so the aggregator has them when the shard ends.
-            let arns = resources.iter().map(|r| r.arn.clone()).collect();
-            let _ = state.aggregator.send_message(AggregatorMsg::Matched(arns));
-        }
         if !resources.is_empty() {
             let Ok(permit) = state.permits.clone().acquire_owned().await else {
                 // Permits are closed when the scan is cancelled.
@@ -123,7 +117,10 @@ impl Actor for Fetcher {
             let count = resources.len() as u64;
             let batch = ValidateBatch {
                 shard: state.shard_index,
-                sequence,
+                run: RunKey {
+                    shard: state.shard_id.clone(),
+                    page: sequence,
+                },
                 resources,
                 permit,
             };
@@ -150,25 +147,6 @@ impl Actor for Fetcher {
             }
         }
         Ok(())
-    }
-}
-
-/// The engine's side of [`Throttle`]: a token of the limiter of (the shard's account, region,
-/// API) before each call.
-struct ShardThrottle<'a> {
-    limiters: &'a LimiterRegistry,
-    account: &'a Arc<str>,
-}
-
-#[async_trait]
-impl Throttle for ShardThrottle<'_> {
-    async fn until_ready(&self, region: &str, api: &str) {
-        let limiter = self.limiters.get(LimiterKey {
-            account_id: self.account.clone(),
-            region: Arc::from(region),
-            quota_key: api.to_string(),
-        });
-        limiter.until_ready().await;
     }
 }
 

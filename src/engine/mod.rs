@@ -1,14 +1,16 @@
 //! The scanning engine: an actor pipeline on ractor + tokio, and [`EngineHandle`], its typed API.
 //!
 //! ```text
-//! EngineHandle ──StartScan──▶ Supervisor ──spawns (linked)──▶ Fetcher per shard
+//! EngineHandle ──StartScan──▶ Supervisor ──spawns (linked)──▶ Planner (source.plan)
+//!                                 │  ──spawns (linked)──▶ Fetcher per shard
 //!                                 │                      (account × region × service,
 //!                                 │                       governor-throttled, paginated)
 //!                                 │                              │ batches of Resource
 //!                                 │                              ▼
 //!                                 ├──spawns──▶ Validator pool (ractor factory workers)
+//!                                 │             observe every resource into a batch Tally
 //!                                 │                              │ BatchValidated
-//!                                 └──spawns──▶ Aggregator ◀──────┘ ──▶ ScanResult, progress
+//!                                 └──spawns──▶ Aggregator ◀──────┘ merges tallies ──▶ ScanResult
 //! ```
 //!
 //! # Guarantees
@@ -16,51 +18,85 @@
 //!   once and counted exactly once. Resources outside the scope are dropped by the fetcher
 //!   even if a source returns them, so results never contain anything outside the filters.
 //! - **Completion.** A scan completes when every planned shard has ended (read to its last
-//!   page, or failed) *and* every batch its fetcher sent has been validated: a shard's end is
-//!   counted only once the aggregator has seen as many validated batches as the fetcher sent.
+//!   page, or failed) *and* every batch its fetcher sent has been merged: a shard's end is
+//!   counted only once the aggregator has merged as many batches as the fetcher sent.
 //! - **Failures are data.** A shard whose source fails (access denied, throttled past its
 //!   retries, endpoint down, malformed input) or whose fetcher panics becomes a [`ScanIssue`]
 //!   naming account, region, service and the error class; the resources it had already
 //!   delivered stay in the result, the rest of the scan goes on, and the result says
-//!   `partial: true`. Only a source that cannot plan at all fails the scan
-//!   ([`EngineError::Plan`]).
-//! - **Order.** Violations are listed in source order: by shard (the order the source planned
-//!   them), then page, then position in the page. The same source and policy give the same
-//!   result, byte for byte apart from timestamps and durations.
-//! - **Bounded memory.** At most `max_in_flight_batches` fetched-but-unvalidated batches per
-//!   scan: a fetcher waits for a permit before it sends. Compliant resources are dropped once
-//!   counted; only violations (with a shared reference to their resource) are kept.
+//!   `partial: true`. Planning runs in a supervised actor: a source that cannot plan at all,
+//!   or whose planning panics, fails the scan with [`EngineError::Plan`], never hangs it.
+//! - **Order.** Violations are listed in source order: by shard id (`account/region/service`),
+//!   then page, then position in the page. The order does not depend on timing or on how a
+//!   plan was split, so the same source and policy give the same result, byte for byte apart
+//!   from ids, timestamps and durations, and the merge of a split scan equals the whole.
+//! - **Bounded memory.** At most `max_in_flight_batches` batches per scan are fetched and not
+//!   yet merged: a fetcher waits for a permit before it sends, and the permit is released only
+//!   when the aggregator has merged the batch. Compliant resources are dropped once observed;
+//!   only violations (with a shared reference to their resource) are kept.
+//! - **Fair sharing.** Fetchers are handed out round-robin between scans, and no scan holds
+//!   more than `max_fetchers_per_scan` of the `max_concurrent_fetchers`, so a lookup started
+//!   during an organisation-wide scan starts at once.
 //! - **Rate limits.** Every API call a source makes first takes a token from the governor
-//!   limiter of its (account, region, API), through the [`crate::source::Throttle`] the
-//!   fetcher hands the source; limiters are shared by concurrent scans, as AWS quotas are.
-//! - **Cancellation.** [`EngineHandle::cancel`] kills the scan's fetchers, closes its permits
-//!   and resolves the scan with [`EngineError::Cancelled`]; batches still in the pool are
-//!   dropped. Nothing of a cancelled scan is reported as a result.
+//!   limiter of its (account, region, API), through the [`FetchContext`](crate::source::FetchContext) the engine hands the
+//!   source; limiters are shared by concurrent scans, as AWS quotas are. Calls are counted per
+//!   scan: a result's `api_calls` are its own.
+//! - **Cancellation.** [`EngineHandle::cancel`] kills the scan's planner and fetchers, closes
+//!   its permits and resolves the scan with [`EngineError::Cancelled`]; batches still in the
+//!   pool are dropped. Nothing of a cancelled scan is reported as a result.
 //! - **Shutdown.** [`EngineHandle::shutdown`] stops the supervisor and, through the links, every
 //!   actor it spawned; scans in flight resolve with [`EngineError::Stopped`].
-//! - **Persistence.** The engine keeps nothing on disk; results go to the caller, and the CLI
-//!   and the tools record them in [`crate::store`] (a scan is acknowledged to a client only
-//!   after its record is committed).
+//! - **Persistence.** The engine keeps nothing on disk; results go to the caller, and the scan
+//!   service ([`crate::scans`]) records them in [`crate::store`] (a scan is acknowledged to a
+//!   client only after its record is committed).
 
 mod aggregator;
 mod fetcher;
 mod limits;
+mod planner;
 mod supervisor;
 mod validator;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use ractor::{Actor, ActorRef};
-use serde::Serialize;
+use ractor::{Actor, ActorRef, ActorStatus};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
-use crate::domain::{ScanId, ScanIssue, ScanResult, ScanScope, SeverityFilter};
+use crate::domain::{ScanId, ScanIssue, ScanResult, ScanScope, SeverityFilter, Tally};
 use crate::policy::Policy;
-use crate::source::{ResourceSource, SourceError};
+use crate::source::{ResourceSource, ShardPlan, SourceError};
 
 pub use limits::{LimiterKey, LimiterRegistry, quota};
 use supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+pub use validator::validate_batch;
+
+/// Optional analyses a scan makes besides compliance; they ride on the same pass over the
+/// resources, in the tally.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Analyses {
+    /// Monthly cost sums per resource type and per tag.
+    pub cost: bool,
+    /// Tag values per VPC, subnet, stack and Auto Scaling group, for suggestions.
+    pub tag_stats: bool,
+}
+
+impl Analyses {
+    /// The analyses a tally holds.
+    pub fn of(tally: &Tally) -> Analyses {
+        Analyses {
+            cost: tally.cost.is_some(),
+            tag_stats: tally.tag_stats.is_some(),
+        }
+    }
+
+    /// Whether these analyses include every one of `wanted`.
+    pub fn covers(self, wanted: Analyses) -> bool {
+        (self.cost || !wanted.cost) && (self.tag_stats || !wanted.tag_stats)
+    }
+}
 
 /// What to scan, against which policy.
 #[derive(Clone)]
@@ -69,10 +105,15 @@ pub struct ScanRequest {
     pub source: Arc<dyn ResourceSource>,
     /// The policy to validate against.
     pub policy: Arc<Policy>,
-    /// Types, regions and accounts to cover.
+    /// Types, regions and accounts to cover (and ARNs, for a lookup).
     pub scope: ScanScope,
     /// Which violations the result lists (counts always cover all).
     pub severity: SeverityFilter,
+    /// Optional analyses.
+    pub analyses: Analyses,
+    /// Shards planned elsewhere (one part of a split plan): fetched as they are, without
+    /// planning. `None`: the source plans the scope.
+    pub plan: Option<ShardPlan>,
 }
 
 impl ScanRequest {
@@ -83,6 +124,8 @@ impl ScanRequest {
             policy,
             scope: ScanScope::default(),
             severity: SeverityFilter::All,
+            analyses: Analyses::default(),
+            plan: None,
         }
     }
 
@@ -97,13 +140,38 @@ impl ScanRequest {
         self.severity = severity;
         self
     }
+
+    /// Makes the optional `analyses` too.
+    pub fn with_analyses(mut self, analyses: Analyses) -> ScanRequest {
+        self.analyses = analyses;
+        self
+    }
+
+    /// Fetches the shards of `plan` (planned elsewhere) instead of planning.
+    pub fn with_plan(mut self, plan: ShardPlan) -> ScanRequest {
+        self.plan = Some(plan);
+        self
+    }
 }
 
-/// Progress of a running scan, published after every validated batch.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// What the engine is doing, for health checks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStatus {
+    /// Whether the supervisor is alive and answering.
+    pub running: bool,
+    /// Scans in flight.
+    pub scans: usize,
+    /// Fetchers running.
+    pub fetchers: usize,
+    /// Shards planned and waiting for a fetcher.
+    pub shards_waiting: usize,
+}
+
+/// Progress of a running scan, published after every merged batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScanProgress {
     /// The scan.
-    pub scan_id: Option<ScanId>,
+    pub scan_id: ScanId,
     /// Shards planned; `None` until planning is done.
     pub shards_total: Option<u64>,
     /// Shards ended (read or failed).
@@ -118,6 +186,21 @@ pub struct ScanProgress {
     pub finished: bool,
 }
 
+impl ScanProgress {
+    /// The progress of a scan that has not started.
+    pub fn new(scan_id: ScanId) -> ScanProgress {
+        ScanProgress {
+            scan_id,
+            shards_total: None,
+            shards_done: 0,
+            resources_scanned: 0,
+            non_compliant: 0,
+            issues: 0,
+            finished: false,
+        }
+    }
+}
+
 /// Why a scan produced no result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EngineError {
@@ -127,7 +210,8 @@ pub enum EngineError {
     /// The scan was cancelled.
     #[error("scan {0} was cancelled")]
     Cancelled(ScanId),
-    /// The source could not even plan the scan (unreadable input, no credentials at all).
+    /// The source could not even plan the scan (unreadable input, no credentials at all), or
+    /// its planning crashed.
     #[error("cannot plan the scan: {0}")]
     Plan(SourceError),
     /// An actor could not be started.
@@ -203,6 +287,20 @@ impl EngineHandle {
         &self.limiters
     }
 
+    /// What the engine is doing. A supervisor that died, or that does not answer within a
+    /// second, is reported as not running.
+    pub async fn status(&self) -> EngineStatus {
+        if !matches!(self.supervisor.get_status(), ActorStatus::Running) {
+            return EngineStatus::default();
+        }
+        ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Status,
+            STATUS_DEADLINE.as_millis() as u64
+        )
+        .unwrap_or_default()
+    }
+
     /// Stops the supervisor and every actor it spawned, and waits for them.
     pub async fn shutdown(&self) {
         // An error means the supervisor is already gone, which is what we want.
@@ -212,6 +310,26 @@ impl EngineHandle {
             .await;
     }
 }
+
+/// The pacing the engine lends sources: the process's limiters, by (account, region, API).
+pub(crate) struct EngineThrottle {
+    limiters: Arc<LimiterRegistry>,
+}
+
+#[async_trait::async_trait]
+impl crate::source::Throttle for EngineThrottle {
+    async fn until_ready(&self, account: &str, region: &str, api: &str) {
+        let limiter = self.limiters.get(LimiterKey {
+            account_id: Arc::from(account),
+            region: Arc::from(region),
+            quota_key: api.to_string(),
+        });
+        limiter.until_ready().await;
+    }
+}
+
+/// How long [`EngineHandle::status`] waits for the supervisor.
+pub const STATUS_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Messages from fetchers and the supervisor to a scan's aggregator about a shard's end.
 pub(crate) struct ShardEnded {

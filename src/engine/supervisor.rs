@@ -1,7 +1,8 @@
-//! The supervisor: receives scan requests, plans them, spawns and links each scan's aggregator,
-//! validator pool and fetchers, caps the fetchers running at once, and turns a fetcher that
-//! crashes into a shard issue. Restart decisions live only in `handle_supervisor_evt`: a crashed
-//! fetcher is not restarted (its shard is reported, not retried, so a poison page cannot loop).
+//! The supervisor: receives scan requests, spawns and links each scan's planner, aggregator,
+//! validator pool and fetchers, shares the fetcher slots fairly between scans, and turns a
+//! planner or fetcher that crashes into an error or a shard issue. Restart decisions live only
+//! in `handle_supervisor_evt`: a crashed fetcher is not restarted (its shard is reported, not
+//! retried, so a poison page cannot loop).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -18,11 +19,14 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use super::aggregator::{Aggregator, AggregatorArgs, AggregatorMsg};
 use super::fetcher::{FetchCounters, Fetcher, FetcherArgs};
 use super::limits::LimiterRegistry;
+use super::planner::{Planner, PlannerArgs};
 use super::validator::{ValidateBatch, ValidatorFactory, ValidatorWorker};
-use super::{EngineError, ScanProgress, ScanRequest, ScanTicket, ShardEnded};
+use super::{
+    EngineError, EngineStatus, EngineThrottle, ScanProgress, ScanRequest, ScanTicket, ShardEnded,
+};
 use crate::config::EngineConfig;
-use crate::domain::{ScanId, ScanIssueKind};
-use crate::source::{Shard, ShardPlan, SourceError};
+use crate::domain::{ScanId, ScanIssueKind, TagStatsSpec, TallyOptions};
+use crate::source::{ApiCallCounter, Shard, ShardPlan, SourceError};
 
 /// The supervisor actor (configuration comes in its arguments).
 pub struct Supervisor;
@@ -39,10 +43,12 @@ pub struct SupervisorArgs {
 pub enum SupervisorMsg {
     /// Start a scan; replies with its ticket.
     StartScan(ScanRequest, RpcReplyPort<Result<ScanTicket, EngineError>>),
-    /// The planning task of a scan finished.
+    /// The planner of a scan finished.
     Planned(ScanId, Result<ShardPlan, SourceError>),
     /// Cancel a scan.
     Cancel(ScanId),
+    /// Report what the engine is doing.
+    Status(RpcReplyPort<EngineStatus>),
 }
 
 /// One scan in flight.
@@ -51,14 +57,20 @@ struct RunningScan {
     scope: Arc<crate::domain::ScanScope>,
     aggregator: ActorRef<AggregatorMsg>,
     validators: ActorRef<ractor::factory::FactoryMessage<(), ValidateBatch>>,
+    planner: Option<ActorCell>,
     permits: Arc<Semaphore>,
+    /// The scan's own API call counter, shared by its planner and fetchers.
+    calls: ApiCallCounter,
     /// Shards planned but not yet given a fetcher.
     pending: VecDeque<(usize, Shard)>,
+    /// Fetchers of this scan running now.
+    running: usize,
 }
 
 /// What a scan-level actor is to its scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ScanRole {
+    Planner,
     Aggregator,
     Validators,
 }
@@ -75,12 +87,15 @@ struct FetcherEntry {
 /// The supervisor's state.
 pub struct SupervisorState {
     engine: EngineConfig,
-    limiters: Arc<LimiterRegistry>,
+    throttle: Arc<EngineThrottle>,
     next_scan: u64,
     scans: HashMap<ScanId, RunningScan>,
     fetchers: HashMap<ActorId, FetcherEntry>,
-    /// Aggregators and validator pools by actor id, to know which scan an ending concerns.
+    /// Planners, aggregators and validator pools by actor id, to know which scan an ending
+    /// concerns.
     scan_actors: HashMap<ActorId, (ScanId, ScanRole)>,
+    /// The scan served last, so the next round of fetcher slots starts after it.
+    last_served: Option<ScanId>,
 }
 
 impl Actor for Supervisor {
@@ -97,11 +112,14 @@ impl Actor for Supervisor {
         let next_scan = Utc::now().timestamp_micros().max(1) as u64;
         Ok(SupervisorState {
             engine: args.engine,
-            limiters: args.limiters,
+            throttle: Arc::new(EngineThrottle {
+                limiters: args.limiters,
+            }),
             next_scan,
             scans: HashMap::new(),
             fetchers: HashMap::new(),
             scan_actors: HashMap::new(),
+            last_served: None,
         })
     }
 
@@ -119,6 +137,14 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Planned(scan, plan) => state.planned(&myself, scan, plan).await,
             SupervisorMsg::Cancel(scan) => state.end_scan(scan, Some(EngineError::Cancelled(scan))),
+            SupervisorMsg::Status(reply) => {
+                let _ = reply.send(EngineStatus {
+                    running: true,
+                    scans: state.scans.len(),
+                    fetchers: state.fetchers.len(),
+                    shards_waiting: state.scans.values().map(|s| s.pending.len()).sum(),
+                });
+            }
         }
         Ok(())
     }
@@ -136,37 +162,77 @@ impl Actor for Supervisor {
         };
         let id = cell.get_id();
         if let Some(entry) = state.fetchers.remove(&id) {
-            if let (Some(failure), Some(scan)) = (failure, state.scans.get(&entry.scan)) {
-                tracing::warn!(shard = %entry.shard, %failure, "fetcher crashed; shard reported as an issue");
-                let resources = entry.counters.resources.load(Ordering::Acquire);
-                let error = SourceError::new(
-                    ScanIssueKind::FetcherCrashed,
-                    format!("the fetcher of this shard crashed: {failure}"),
-                );
-                let end = ShardEnded {
-                    shard: entry.shard_index,
-                    batches_sent: entry.counters.batches_sent.load(Ordering::Acquire),
-                    issue: Some(error.into_issue(&entry.shard, resources)),
-                };
-                // A stopped aggregator means the scan already ended.
-                let _ = scan.aggregator.send_message(AggregatorMsg::ShardEnded(end));
+            if let Some(scan) = state.scans.get_mut(&entry.scan) {
+                scan.running = scan.running.saturating_sub(1);
+                if let Some(failure) = failure {
+                    tracing::warn!(shard = %entry.shard, %failure, "fetcher crashed; shard reported as an issue");
+                    let resources = entry.counters.resources.load(Ordering::Acquire);
+                    let error = SourceError::new(
+                        ScanIssueKind::FetcherCrashed,
+                        format!("the fetcher of this shard crashed: {failure}"),
+                    );
+                    let end = ShardEnded {
+                        shard: entry.shard_index,
+                        batches_sent: entry.counters.batches_sent.load(Ordering::Acquire),
+                        issue: Some(error.into_issue(&entry.shard, resources)),
+                    };
+                    // A stopped aggregator means the scan already ended.
+                    let _ = scan.aggregator.send_message(AggregatorMsg::ShardEnded(end));
+                }
             }
             state.launch_fetchers(&myself).await;
         } else if let Some((scan, role)) = state.scan_actors.remove(&id) {
-            // The aggregator stops once it has answered the scan (or panicked, which drops the
-            // ticket's sender: the caller sees `Stopped`). A pool that ends while its scan runs
-            // leaves the scan unable to finish, so the scan is ended with an error.
-            let error = match role {
-                ScanRole::Aggregator => None,
-                ScanRole::Validators => Some(match failure {
-                    Some(f) => EngineError::Spawn(format!("the validator pool failed: {f}")),
-                    None => EngineError::Stopped,
-                }),
-            };
-            state.end_scan(scan, error);
+            match role {
+                // A planner that ends has sent its plan; one that fails never will.
+                ScanRole::Planner => {
+                    if let Some(running) = state.scans.get_mut(&scan) {
+                        running.planner = None;
+                    }
+                    if let Some(failure) = failure {
+                        let error = SourceError::new(
+                            ScanIssueKind::FetcherCrashed,
+                            format!("planning crashed: {failure}"),
+                        );
+                        state.planned(&myself, scan, Err(error)).await;
+                    }
+                }
+                // The aggregator stops once it has answered the scan (or panicked, which
+                // drops the ticket's sender: the caller sees `Stopped`).
+                ScanRole::Aggregator => state.end_scan(scan, None),
+                // A pool that ends while its scan runs leaves the scan unable to finish, so
+                // the scan is ended with an error.
+                ScanRole::Validators => {
+                    let error = match failure {
+                        Some(f) => EngineError::Spawn(format!("the validator pool failed: {f}")),
+                        None => EngineError::Stopped,
+                    };
+                    state.end_scan(scan, Some(error));
+                }
+            }
             state.launch_fetchers(&myself).await;
         }
         Ok(())
+    }
+}
+
+/// The tally options a request asks for.
+fn tally_options(request: &ScanRequest) -> TallyOptions {
+    let policy = &request.policy;
+    TallyOptions {
+        severity: request.severity,
+        match_arns: !request.scope.arns.is_empty(),
+        cost: request.analyses.cost,
+        tag_stats: request.analyses.tag_stats.then(|| {
+            Arc::new(TagStatsSpec {
+                names: policy
+                    .required_tags()
+                    .iter()
+                    .map(|r| r.name.clone())
+                    .chain(policy.optional_tags().iter().map(|r| r.name.clone()))
+                    .collect(),
+                ignore_case: !policy.naming().case_sensitivity,
+            })
+        }),
     }
 }
 
@@ -178,11 +244,67 @@ impl SupervisorState {
     ) -> Result<ScanTicket, EngineError> {
         let scan_id = ScanId(self.next_scan);
         self.next_scan += 1;
+        let calls = ApiCallCounter::default();
+        let (aggregator, validators, progress, result) = self
+            .spawn_scan_actors(myself, scan_id, &request, &calls)
+            .await?;
+        let planner = match request.plan.clone() {
+            // Planned elsewhere: the shards go straight to fetchers.
+            Some(plan) => {
+                let _ = myself.send_message(SupervisorMsg::Planned(scan_id, Ok(plan)));
+                None
+            }
+            None => match self.spawn_planner(myself, scan_id, &request, &calls).await {
+                Ok(planner) => Some(planner),
+                Err(e) => {
+                    aggregator.stop(None);
+                    validators.stop(None);
+                    return Err(e);
+                }
+            },
+        };
+        self.scans.insert(
+            scan_id,
+            RunningScan {
+                scope: Arc::new(request.scope.clone()),
+                request,
+                aggregator,
+                validators,
+                planner,
+                permits: Arc::new(Semaphore::new(self.engine.max_in_flight_batches.max(1))),
+                calls,
+                pending: VecDeque::new(),
+                running: 0,
+            },
+        );
+        tracing::info!(scan = %scan_id, "scan started");
+        Ok(ScanTicket {
+            id: scan_id,
+            progress,
+            result,
+        })
+    }
+
+    /// The aggregator and the validator pool of a new scan, linked to the supervisor.
+    #[allow(clippy::type_complexity)]
+    async fn spawn_scan_actors(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        scan_id: ScanId,
+        request: &ScanRequest,
+        calls: &ApiCallCounter,
+    ) -> Result<
+        (
+            ActorRef<AggregatorMsg>,
+            ActorRef<ractor::factory::FactoryMessage<(), ValidateBatch>>,
+            watch::Receiver<ScanProgress>,
+            oneshot::Receiver<Result<crate::domain::ScanResult, EngineError>>,
+        ),
+        EngineError,
+    > {
         let (reply, result) = oneshot::channel();
-        let (progress_tx, progress) = watch::channel(ScanProgress {
-            scan_id: Some(scan_id),
-            ..ScanProgress::default()
-        });
+        let (progress_tx, progress) = watch::channel(ScanProgress::new(scan_id));
+        let options = Arc::new(tally_options(request));
         let args = AggregatorArgs {
             scan_id,
             started_at: Utc::now(),
@@ -190,24 +312,22 @@ impl SupervisorState {
             source: request.source.name(),
             policy_version: request.policy.version().to_string(),
             scope: request.scope.clone(),
-            severity: request.severity,
+            options: options.clone(),
             reply,
             progress: progress_tx,
-            api_calls_before: request.source.api_calls(),
-            source_handle: request.source.clone(),
+            calls: calls.clone(),
         };
         let (aggregator, _) = Actor::spawn_linked(None, Aggregator, args, myself.get_cell())
             .await
             .map_err(|e| EngineError::Spawn(e.to_string()))?;
 
         let policy = request.policy.clone();
-        let severity = request.severity;
         let sink = aggregator.clone();
         let pool = FactoryArguments::builder()
             .worker_builder(Box::new(worker_builder(move |_wid| {
                 let worker = ValidatorWorker {
                     policy: policy.clone(),
-                    severity,
+                    options: options.clone(),
                     aggregator: sink.clone(),
                 };
                 (worker, ())
@@ -230,34 +350,31 @@ impl SupervisorState {
             .insert(aggregator.get_id(), (scan_id, ScanRole::Aggregator));
         self.scan_actors
             .insert(validators.get_id(), (scan_id, ScanRole::Validators));
+        Ok((aggregator, validators, progress, result))
+    }
 
-        // Planning may call remote APIs: run it off the supervisor's mailbox.
-        let source = request.source.clone();
-        let scope = request.scope.clone();
-        let me = myself.clone();
-        tokio::spawn(async move {
-            let plan = source.plan(&scope).await;
-            // A stopped supervisor has no use for the plan.
-            let _ = me.send_message(SupervisorMsg::Planned(scan_id, plan));
-        });
-
-        self.scans.insert(
-            scan_id,
-            RunningScan {
-                scope: Arc::new(request.scope.clone()),
-                request,
-                aggregator,
-                validators,
-                permits: Arc::new(Semaphore::new(self.engine.max_in_flight_batches.max(1))),
-                pending: VecDeque::new(),
-            },
-        );
-        tracing::info!(scan = %scan_id, "scan started");
-        Ok(ScanTicket {
-            id: scan_id,
-            progress,
-            result,
-        })
+    /// The scan's planner, linked, so a panic while planning reaches the supervisor.
+    async fn spawn_planner(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        scan_id: ScanId,
+        request: &ScanRequest,
+        calls: &ApiCallCounter,
+    ) -> Result<ActorCell, EngineError> {
+        let args = PlannerArgs {
+            scan: scan_id,
+            source: request.source.clone(),
+            scope: request.scope.clone(),
+            throttle: self.throttle.clone(),
+            calls: calls.clone(),
+            supervisor: myself.clone(),
+        };
+        let (planner, _) = Actor::spawn_linked(None, Planner, args, myself.get_cell())
+            .await
+            .map_err(|e| EngineError::Spawn(e.to_string()))?;
+        self.scan_actors
+            .insert(planner.get_id(), (scan_id, ScanRole::Planner));
+        Ok(planner.get_cell())
     }
 
     async fn planned(
@@ -278,6 +395,16 @@ impl SupervisorState {
                     .send_message(AggregatorMsg::PlanFailed(error));
             }
             Ok(plan) => {
+                if let Some(duplicate) = duplicate_shard(&plan.shards) {
+                    let error = SourceError::new(
+                        ScanIssueKind::Other,
+                        format!("the source planned shard '{duplicate}' twice"),
+                    );
+                    let _ = scan
+                        .aggregator
+                        .send_message(AggregatorMsg::PlanFailed(error));
+                    return;
+                }
                 tracing::info!(scan = %scan_id, shards = plan.shards.len(), issues = plan.issues.len(), "scan planned");
                 scan.pending = plan.shards.iter().cloned().enumerate().collect();
                 let _ = scan.aggregator.send_message(AggregatorMsg::Planned {
@@ -290,66 +417,116 @@ impl SupervisorState {
         }
     }
 
-    /// Starts pending fetchers, oldest scan first, up to the concurrency cap.
+    /// The most fetchers one scan may hold: the configured share, or three quarters of all,
+    /// so that a scan started later always finds free slots.
+    fn per_scan_cap(&self) -> usize {
+        let all = self.engine.max_concurrent_fetchers.max(1);
+        match self.engine.max_fetchers_per_scan {
+            0 => (all * 3 / 4).max(1),
+            n => n.min(all),
+        }
+    }
+
+    /// Starts pending fetchers up to the caps, one scan at a time in turn (round-robin from
+    /// the scan after the last one served).
     async fn launch_fetchers(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        let cap = self.engine.max_concurrent_fetchers.max(1);
+        let per_scan = self.per_scan_cap();
         let mut order: Vec<ScanId> = self.scans.keys().copied().collect();
         order.sort();
-        for scan_id in order {
-            while self.fetchers.len() < self.engine.max_concurrent_fetchers.max(1) {
-                let Some(scan) = self.scans.get_mut(&scan_id) else {
-                    break;
-                };
-                let Some((shard_index, shard)) = scan.pending.pop_front() else {
-                    break;
-                };
-                let counters = Arc::new(FetchCounters::default());
-                let args = FetcherArgs {
-                    shard_index,
-                    shard: shard.clone(),
-                    source: scan.request.source.clone(),
-                    limiters: self.limiters.clone(),
-                    validators: scan.validators.clone(),
-                    aggregator: scan.aggregator.clone(),
-                    scope: scan.scope.clone(),
-                    permits: scan.permits.clone(),
-                    counters: counters.clone(),
-                };
-                let aggregator = scan.aggregator.clone();
-                match Actor::spawn_linked(None, Fetcher, args, myself.get_cell()).await {
-                    Ok((fetcher, _)) => {
-                        self.fetchers.insert(
-                            fetcher.get_id(),
-                            FetcherEntry {
-                                scan: scan_id,
-                                shard_index,
-                                shard,
-                                counters,
-                                cell: fetcher.get_cell(),
-                            },
-                        );
-                    }
-                    Err(e) => {
-                        let error = SourceError::new(
-                            ScanIssueKind::FetcherCrashed,
-                            format!("the fetcher of this shard could not start: {e}"),
-                        );
-                        let _ = aggregator.send_message(AggregatorMsg::ShardEnded(ShardEnded {
-                            shard: shard_index,
-                            batches_sent: 0,
-                            issue: Some(error.into_issue(&shard, 0)),
-                        }));
-                    }
+        if let Some(last) = self.last_served {
+            let start = order.partition_point(|id| *id <= last);
+            order.rotate_left(start);
+        }
+        loop {
+            let mut launched = false;
+            for &scan_id in &order {
+                if self.fetchers.len() >= cap {
+                    return;
                 }
+                let Some(scan) = self.scans.get_mut(&scan_id) else {
+                    continue;
+                };
+                if scan.running >= per_scan {
+                    continue;
+                }
+                let Some((shard_index, shard)) = scan.pending.pop_front() else {
+                    continue;
+                };
+                self.last_served = Some(scan_id);
+                self.spawn_fetcher(myself, scan_id, shard_index, shard)
+                    .await;
+                launched = true;
+            }
+            if !launched {
+                return;
             }
         }
     }
 
-    /// Ends a scan: kills its fetchers and pool; tells the aggregator why when there is a why.
+    async fn spawn_fetcher(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        scan_id: ScanId,
+        shard_index: usize,
+        shard: Shard,
+    ) {
+        let Some(scan) = self.scans.get_mut(&scan_id) else {
+            return;
+        };
+        let counters = Arc::new(FetchCounters::default());
+        let args = FetcherArgs {
+            shard_index,
+            shard_id: Arc::from(shard.id()),
+            shard: shard.clone(),
+            source: scan.request.source.clone(),
+            throttle: self.throttle.clone(),
+            calls: scan.calls.clone(),
+            validators: scan.validators.clone(),
+            aggregator: scan.aggregator.clone(),
+            scope: scan.scope.clone(),
+            permits: scan.permits.clone(),
+            counters: counters.clone(),
+        };
+        let aggregator = scan.aggregator.clone();
+        match Actor::spawn_linked(None, Fetcher, args, myself.get_cell()).await {
+            Ok((fetcher, _)) => {
+                scan.running += 1;
+                self.fetchers.insert(
+                    fetcher.get_id(),
+                    FetcherEntry {
+                        scan: scan_id,
+                        shard_index,
+                        shard,
+                        counters,
+                        cell: fetcher.get_cell(),
+                    },
+                );
+            }
+            Err(e) => {
+                let error = SourceError::new(
+                    ScanIssueKind::FetcherCrashed,
+                    format!("the fetcher of this shard could not start: {e}"),
+                );
+                let _ = aggregator.send_message(AggregatorMsg::ShardEnded(ShardEnded {
+                    shard: shard_index,
+                    batches_sent: 0,
+                    issue: Some(error.into_issue(&shard, 0)),
+                }));
+            }
+        }
+    }
+
+    /// Ends a scan: kills its planner, fetchers and pool; tells the aggregator why when there
+    /// is a why.
     fn end_scan(&mut self, scan_id: ScanId, error: Option<EngineError>) {
         let Some(scan) = self.scans.remove(&scan_id) else {
             return;
         };
         scan.permits.close();
+        if let Some(planner) = &scan.planner {
+            planner.kill();
+        }
         let doomed: Vec<ActorId> = self
             .fetchers
             .iter()
@@ -368,4 +545,14 @@ impl SupervisorState {
         scan.validators.stop(None);
         self.scan_actors.retain(|_, (s, _)| *s != scan_id);
     }
+}
+
+/// The id of a shard planned twice, if any: shard ids key the order of violations, so a
+/// plan must not repeat one.
+fn duplicate_shard(shards: &[Shard]) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    shards
+        .iter()
+        .map(Shard::id)
+        .find(|id| !seen.insert(id.clone()))
 }

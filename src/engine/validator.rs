@@ -1,8 +1,7 @@
 //! The validator pool: ractor factory workers that validate batches of resources against the
-//! policy and send each batch's counts and violations to the scan's aggregator.
+//! policy, observing every resource into the batch's [`Tally`], and send the tally to the
+//! scan's aggregator with the batch's permit (released once merged).
 
-use std::cmp::Reverse;
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -13,44 +12,31 @@ use ractor::{ActorProcessingErr, ActorRef};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::aggregator::AggregatorMsg;
-use crate::domain::{
-    Finding, Offender, Resource, ResourceRef, ResourceType, Severity, SeverityFilter, TagCounts,
-    TypeCounts, Violation, ViolationType,
-};
+use crate::domain::{Finding, Resource, RunKey, Tally, TallyOptions};
 use crate::policy::Policy;
-
-/// How many offenders each batch (and the final result) keeps.
-pub const OFFENDERS_KEPT: usize = 10;
 
 /// A batch to validate: one page of one shard.
 pub struct ValidateBatch {
     /// Index of the shard in the scan's plan.
     pub shard: usize,
-    /// Page number within the shard, for ordering.
-    pub sequence: u64,
+    /// Where the page sits in source order.
+    pub run: RunKey,
     /// The resources.
     pub resources: Vec<Resource>,
-    /// Held until the batch is validated: bounds the batches in flight.
+    /// Held until the batch is merged: bounds the batches in flight.
     pub permit: OwnedSemaphorePermit,
 }
 
-/// What one batch contributed to the scan.
-#[derive(Debug, Default)]
+/// What one batch contributed to the scan, on its way to the aggregator.
 pub struct BatchOutcome {
     /// Index of the shard.
     pub shard: usize,
-    /// Page number within the shard.
-    pub sequence: u64,
-    /// Counts per type.
-    pub by_type: HashMap<ResourceType, TypeCounts>,
-    /// Counts per tag.
-    pub by_tag: HashMap<Arc<str>, TagCounts>,
-    /// Violations admitted by the severity filter, in page order.
-    pub violations: Vec<Violation>,
-    /// The batch's worst offenders.
-    pub offenders: Vec<Offender>,
+    /// The batch's tally.
+    pub tally: Tally,
     /// Set when validation panicked: the batch's resources are then not counted.
     pub failure: Option<String>,
+    /// Released when the aggregator has merged the tally.
+    pub permit: OwnedSemaphorePermit,
 }
 
 /// The validator pool's type.
@@ -67,8 +53,8 @@ pub type ValidatorFactory = Factory<
 pub struct ValidatorWorker {
     /// The scan's policy.
     pub policy: Arc<Policy>,
-    /// Which violations to keep.
-    pub severity: SeverityFilter,
+    /// What the scan's tallies list and analyse.
+    pub options: Arc<TallyOptions>,
     /// Where outcomes go.
     pub aggregator: ActorRef<AggregatorMsg>,
 }
@@ -97,29 +83,24 @@ impl Worker for ValidatorWorker {
     ) -> Result<(), ActorProcessingErr> {
         let ValidateBatch {
             shard,
-            sequence,
+            run,
             resources,
             permit,
         } = msg;
         // Validation is pure and should never panic; if it does, the aggregator must still
         // learn that this batch is done, or the scan would wait for it forever.
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            validate_batch(
-                &self.policy,
-                self.severity,
-                shard,
-                sequence,
-                resources,
-                scratch,
-            )
-        }))
-        .unwrap_or_else(|panic| BatchOutcome {
+        let (tally, failure) = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            validate_batch(&self.policy, &self.options, &run, resources, scratch)
+        })) {
+            Ok(tally) => (tally, None),
+            Err(panic) => (Tally::new(&self.options), Some(panic_text(&panic))),
+        };
+        let outcome = BatchOutcome {
             shard,
-            sequence,
-            failure: Some(panic_text(&panic)),
-            ..BatchOutcome::default()
-        });
-        drop(permit);
+            tally,
+            failure,
+            permit,
+        };
         // A stopped aggregator means the scan was cancelled; the outcome is not wanted.
         let _ = self
             .aggregator
@@ -136,121 +117,117 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "validation panicked".to_string())
 }
 
-/// Validates every resource of a batch. Pure, so it is benchmarked and tested directly.
+/// Validates every resource of a batch at `run` and observes it into a new tally: the hot
+/// loop of a scan. Pure (no I/O, no actors): benchmarked in `benches/validation.rs` and
+/// tested below. `scratch` is a findings buffer reused across batches.
 pub fn validate_batch(
     policy: &Policy,
-    severity: SeverityFilter,
-    shard: usize,
-    sequence: u64,
+    options: &TallyOptions,
+    run: &RunKey,
     resources: Vec<Resource>,
     scratch: &mut Vec<Finding>,
-) -> BatchOutcome {
-    let mut outcome = BatchOutcome {
-        shard,
-        sequence,
-        ..BatchOutcome::default()
-    };
-    let mut last_type: Option<(ResourceType, TypeCounts)> = None;
+) -> Tally {
+    let mut tally = Tally::new(options);
     for resource in resources {
         scratch.clear();
         policy.validate_into(&resource.resource_type, &resource.tags, scratch);
-        let errors = scratch
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count() as u64;
-        let warnings = scratch.len() as u64 - errors;
-
-        // Batches are usually one type: keep its counts aside and touch the map on change.
-        let counts = match &mut last_type {
-            Some((t, counts)) if *t == resource.resource_type => counts,
-            slot => {
-                if let Some((t, counts)) = slot.take() {
-                    outcome.by_type.entry(t).or_default().merge(&counts);
-                }
-                &mut slot
-                    .insert((resource.resource_type.clone(), TypeCounts::default()))
-                    .1
-            }
-        };
-        counts.total += 1;
-        counts.errors += errors;
-        counts.warnings += warnings;
-        if errors == 0 {
-            counts.compliant += 1;
-        } else {
-            counts.non_compliant += 1;
-        }
-        if scratch.is_empty() {
-            continue;
-        }
-
-        for finding in scratch.iter() {
-            let tag = outcome.by_tag.entry(finding.tag_name.clone()).or_default();
-            match (finding.violation_type, finding.severity) {
-                (ViolationType::MissingRequiredTag, _) => tag.missing += 1,
-                (_, Severity::Error) => tag.invalid += 1,
-                (_, Severity::Warning) => tag.warnings += 1,
-            }
-        }
-        let reference = Arc::new(ResourceRef {
-            arn: resource.arn,
-            id: resource.id,
-            resource_type: resource.resource_type,
-            region: resource.region,
-            account_id: resource.account_id,
-            name: resource.name,
-            monthly_cost: resource.monthly_cost,
-            created_at: resource.created_at,
-            tag_count: u32::try_from(resource.tags.len()).unwrap_or(u32::MAX),
-        });
-        if errors > 0 {
-            push_offender(
-                &mut outcome.offenders,
-                Offender {
-                    resource: reference.clone(),
-                    errors: errors as u32,
-                    warnings: warnings as u32,
-                },
-            );
-        }
-        outcome.violations.extend(
-            scratch
-                .drain(..)
-                .filter(|f| severity.admits(f.severity))
-                .map(|finding| Violation {
-                    resource: reference.clone(),
-                    finding,
-                }),
-        );
+        tally.observe(options, run, resource, scratch);
     }
-    if let Some((t, counts)) = last_type {
-        outcome.by_type.entry(t).or_default().merge(&counts);
-    }
-    outcome
+    tally
 }
 
-/// Inserts an offender, keeping the `OFFENDERS_KEPT` worst: most errors, then the highest
-/// monthly cost (what a FinOps team fixes first), then most warnings, then ARN, so the choice
-/// is deterministic.
-pub fn push_offender(offenders: &mut Vec<Offender>, offender: Offender) {
-    fn rank(o: &Offender) -> (Reverse<u32>, Reverse<i64>, Reverse<u32>, &str) {
-        let cents = o
-            .resource
-            .monthly_cost
-            .map_or(-1, |c| (c * 100.0).round() as i64);
-        (
-            Reverse(o.errors),
-            Reverse(cents),
-            Reverse(o.warnings),
-            &o.resource.arn,
-        )
-    }
-    if offenders.len() == OFFENDERS_KEPT {
-        if rank(&offender) >= rank(&offenders[OFFENDERS_KEPT - 1]) {
-            return;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        CostSource, ResourceAttributes, ResourceType, Severity, SeverityFilter, Tag,
+    };
+    use crate::policy::default_policy;
+
+    fn resource(i: usize, tags: &[(&str, &str)]) -> Resource {
+        Resource {
+            arn: format!("arn:aws:ec2:us-east-1:123456789012:instance/i-{i}"),
+            account_id: Arc::from("123456789012"),
+            region: Arc::from("us-east-1"),
+            resource_type: ResourceType::Ec2Instance,
+            id: format!("i-{i}"),
+            name: None,
+            tags: tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect(),
+            created_at: None,
+            monthly_cost: None,
+            cost_source: CostSource::Unknown,
+            attributes: ResourceAttributes::default(),
         }
-        offenders.pop();
     }
-    let at = offenders.partition_point(|o| rank(o) < rank(&offender));
-    offenders.insert(at, offender);
+
+    const GOOD: &[(&str, &str)] = &[
+        ("CostCenter", "Engineering"),
+        ("Owner", "ana@example.com"),
+        ("Environment", "production"),
+        ("Application", "checkout"),
+    ];
+
+    #[test]
+    fn a_batch_agrees_with_validating_each_resource() {
+        let policy = default_policy();
+        let batch: Vec<Resource> = (0..30)
+            .map(|i| match i % 3 {
+                0 => resource(i, GOOD),
+                1 => resource(i, &[]),
+                _ => resource(i, &GOOD[..2]),
+            })
+            .collect();
+        let expected: Vec<_> = batch
+            .iter()
+            .flat_map(|r| {
+                policy
+                    .validate(&r.resource_type, &r.tags)
+                    .into_iter()
+                    .map(|f| (r.arn.clone(), f))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let options = TallyOptions {
+            severity: SeverityFilter::ErrorsOnly,
+            ..TallyOptions::default()
+        };
+        let run = RunKey::default();
+        let tally = validate_batch(&policy, &options, &run, batch, &mut Vec::new());
+        let listed: Vec<_> = tally
+            .violations
+            .iter()
+            .map(|v| (v.resource.arn.clone(), v.finding.clone()))
+            .collect();
+        let errors: Vec<_> = expected
+            .iter()
+            .filter(|(_, f)| f.severity == Severity::Error)
+            .cloned()
+            .collect();
+        assert_eq!(listed, errors, "errors only, in page order");
+        let totals = tally.totals();
+        assert_eq!(totals.total_resources, 30);
+        assert_eq!(totals.compliant_resources, 10);
+        assert_eq!(
+            totals.error_count + totals.warning_count,
+            expected.len() as u64,
+            "counts cover what the filter leaves out"
+        );
+        // Ten untagged (four missing each) and ten with two missing: the worst are untagged,
+        // ties broken by ARN.
+        let worst: Vec<&str> = tally
+            .worst_offenders
+            .as_slice()
+            .iter()
+            .map(|o| o.resource.id.as_str())
+            .collect();
+        let mut untagged: Vec<String> = (0..30)
+            .filter(|i| i % 3 == 1)
+            .map(|i| format!("i-{i}"))
+            .collect();
+        untagged.sort_by(|a, b| {
+            format!("arn:aws:ec2:us-east-1:123456789012:instance/{a}")
+                .cmp(&format!("arn:aws:ec2:us-east-1:123456789012:instance/{b}"))
+        });
+        assert_eq!(worst, untagged);
+    }
 }

@@ -58,6 +58,18 @@ pub struct HttpOptions {
     pub max_sessions: usize,
 }
 
+impl From<&crate::config::ServerConfig> for HttpOptions {
+    fn from(config: &crate::config::ServerConfig) -> Self {
+        HttpOptions {
+            auth_token: config.auth_token.clone(),
+            allowed_origins: config.allowed_origins.clone(),
+            max_request_bytes: config.max_request_bytes,
+            session_idle: Duration::from_secs(config.session_idle_minutes.saturating_mul(60)),
+            max_sessions: config.max_sessions.max(1),
+        }
+    }
+}
+
 /// Why the HTTP front cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -219,7 +231,7 @@ impl Front {
         let tools: Vec<&str> = state.registry.iter().map(|t| t.name()).collect();
         // A read transaction never waits for the writer (MVCC); the deadline guards against a
         // saturated blocking pool, so health answers fast whatever happens.
-        let store = match &state.env.store {
+        let store = match state.env.store() {
             None => json!({ "state": "off" }),
             Some(store) => {
                 match tokio::time::timeout(Duration::from_millis(50), store.status()).await {
@@ -234,17 +246,31 @@ impl Front {
                 }
             }
         };
+        // The engine answers from its supervisor's mailbox; one that does not answer in time
+        // is reported as down, and so is the server.
+        let engine = state.env.scans.engine().status().await;
+        let source = state.env.source();
         json_response(
-            StatusCode::OK,
+            if engine.running {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
             &json!({
-                "status": "ok",
+                "status": if engine.running { "ok" } else { "engine_down" },
                 "version": env!("CARGO_PKG_VERSION"),
-                "cloud_providers": ["aws"],
-                "source": state.env.source.name(),
-                "policy_version": state.env.policy.version(),
+                "cloud_providers": source.cloud_provider().into_iter().collect::<Vec<_>>(),
+                "source": source.name(),
+                "policy_version": state.env.policy().version(),
                 "tools": tools,
                 "sessions": self.sessions.len(),
                 "uptime_seconds": self.server.uptime_seconds(),
+                "engine": {
+                    "state": if engine.running { "running" } else { "stopped" },
+                    "scans": engine.scans,
+                    "fetchers": engine.fetchers,
+                    "shards_waiting": engine.shards_waiting,
+                },
                 "store": store,
             }),
         )
@@ -332,7 +358,7 @@ impl Front {
             Err(refusal) => *refusal,
             Ok(session) => {
                 self.sessions.remove(&session.id);
-                self.server.state().env.gate.end_session(&session.id);
+                self.server.end_session(&session.id);
                 session.close();
                 empty(StatusCode::OK)
             }
@@ -426,7 +452,7 @@ impl Front {
             let keep = session.idle_for() < idle;
             if !keep {
                 session.close();
-                self.server.state().env.gate.end_session(&session.id);
+                self.server.end_session(&session.id);
             }
             keep
         });

@@ -35,20 +35,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::tools::{ProgressSink, ToolEnv, ToolRegistry};
+use crate::tools::{CallContext, ProgressSink, ToolEnv, ToolRegistry};
 pub use module::CallState;
 use protocol::{INTERNAL_ERROR, INVALID_REQUEST, Incoming, METHOD_NOT_FOUND, error_response};
 pub use session::Session;
-
-/// What the server tells clients about itself in `initialize`.
-const INSTRUCTIONS: &str = "tagguard checks AWS resources against the organisation's tagging \
-    policy. Start with get_tagging_policy to learn the rules, check_tag_compliance for the score \
-    and violations, find_untagged_resources for resources missing required tags with their cost \
-    (missing_tags narrows to one tag), validate_resource_tags for specific ARNs, and \
-    get_violation_history for the trend over time. Results say `partial: true` when part of the \
-    estate could not be read; `issues` says why. Long lists are capped by `limit`; totals always \
-    cover everything. Scans are cached for a few minutes (`cache` says so; force_refresh scans \
-    again), and the same call repeated many times is refused as a loop.";
 
 /// What method handlers share.
 pub struct ServerState {
@@ -77,12 +67,13 @@ struct Inner {
 pub type Outbound = mpsc::UnboundedSender<Value>;
 
 impl McpServer {
-    /// A server offering `registry`'s tools over `env`.
+    /// A server offering `registry`'s tools over `env`; its instructions come from the tools'
+    /// own hints.
     pub fn new(env: ToolEnv, registry: ToolRegistry) -> McpServer {
         let state = Arc::new(ServerState {
+            instructions: registry.instructions(),
             registry,
             env,
-            instructions: INSTRUCTIONS.to_string(),
         });
         McpServer {
             inner: Arc::new(Inner {
@@ -109,6 +100,11 @@ impl McpServer {
         Arc::new(Session::new(id, &self.inner.shutdown))
     }
 
+    /// Forgets what a session used of its budgets (it ended).
+    pub fn end_session(&self, id: &str) {
+        self.inner.state.env.gate.end_session(id);
+    }
+
     /// Cancels every request of every session.
     pub fn shut_down(&self) {
         self.inner.shutdown.cancel();
@@ -128,8 +124,7 @@ impl McpServer {
                 if let Some(callback) = self.inner.module.method(&method) {
                     let state = CallState {
                         session: session.clone(),
-                        progress: None,
-                        cancel: CancellationToken::new(),
+                        call: CallContext::default(),
                     };
                     // Notifications are never answered, whatever the handler returns.
                     let _ = self.invoke(callback, params, state).await;
@@ -177,8 +172,7 @@ impl McpServer {
         let cancel = session.begin(&id);
         let state = CallState {
             session: session.clone(),
-            progress,
-            cancel: cancel.clone(),
+            call: CallContext::new(progress, cancel.clone()),
         };
         let answer = self.invoke(callback, params, state).await;
         if let Some(notifier) = notifier {

@@ -13,23 +13,22 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{Extensions, RpcModule};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use super::ServerState;
 use super::protocol::{INTERNAL_ERROR, INVALID_PARAMS, REQUEST_CANCELLED, negotiate};
 use super::session::Session;
 use crate::store::AuditStatus;
-use crate::tools::{CallContext, ProgressSink};
+use crate::tools::{CallContext, Content};
 
-/// What a handler knows of the call it serves.
+/// What a handler knows of the call it serves: the caller's session, and the call's context
+/// (its progress sink, when the caller gave a `progressToken`, and its cancellation, by
+/// `notifications/cancelled` for this request or the session's end).
 #[derive(Clone)]
 pub struct CallState {
     /// The caller's session.
     pub session: Arc<Session>,
-    /// Where progress goes, when the caller gave a `progressToken`.
-    pub progress: Option<Arc<dyn ProgressSink>>,
-    /// Cancelled by `notifications/cancelled` for this request, or when the session ends.
-    pub cancel: CancellationToken,
+    /// What the tools get.
+    pub call: CallContext,
 }
 
 fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
@@ -127,10 +126,7 @@ async fn tools_call(
     let request: CallToolParams = params
         .parse()
         .map_err(|e| error(INVALID_PARAMS, format!("tools/call: {}", e.message())))?;
-    let ctx = CallContext {
-        progress: call.progress.clone(),
-        cancel: call.cancel.clone(),
-    };
+    let ctx = call.call.clone();
     let arguments = request.arguments.unwrap_or(Value::Null);
     // A tool that panics fails its call, not the server.
     let invocation =
@@ -157,16 +153,17 @@ async fn tools_call(
             ),
         ));
     };
+    let content: Vec<Value> = outcome.content.iter().map(Content::to_json).collect();
     match (outcome.status, outcome.structured) {
         (AuditStatus::Cancelled, _) => Err(error(REQUEST_CANCELLED, "the request was cancelled")),
         (AuditStatus::Success, Some(value)) => Ok(json!({
-            "content": [{ "type": "text", "text": outcome.text }],
+            "content": content,
             "structuredContent": value,
             "isError": false,
             "_meta": outcome.meta,
         })),
         _ => Ok(json!({
-            "content": [{ "type": "text", "text": outcome.text }],
+            "content": content,
             "isError": true,
             "_meta": outcome.meta,
         })),

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use super::McpServer;
-use super::protocol::{INVALID_REQUEST, error_response, parse_message};
+use super::protocol::{INVALID_REQUEST, Incoming, error_response, parse_message};
 
 /// How long requests still running when stdin closes may take to finish and be answered
 /// (`echo '{...}' | tagguard serve --stdio` closes stdin at once and still wants its answer).
@@ -90,6 +90,14 @@ where
                 continue;
             }
         };
+        // The lifecycle comes first: `initialize` is answered before the next line is read,
+        // so a client that pipelines its first calls behind it finds the session ready.
+        if matches!(&message, Incoming::Request { method, .. } if method == "initialize") {
+            if let Some(response) = server.handle(&session, message, None).await {
+                let _ = out_tx.send(response);
+            }
+            continue;
+        }
         let server = server.clone();
         let session = session.clone();
         let out = out_tx.clone();

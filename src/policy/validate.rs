@@ -15,7 +15,10 @@
 use std::sync::Arc;
 
 use super::model::Policy;
-use crate::domain::{Expected, Finding, ResourceType, Severity, Tag, ViolationType};
+pub use crate::domain::eq_ignore_case;
+use crate::domain::{
+    Expected, Finding, ResourceType, Severity, Tag, TagMatch, ViolationType, find_tag,
+};
 
 impl Policy {
     /// Appends the findings for a resource of `resource_type` carrying `tags` to `out`.
@@ -34,7 +37,7 @@ impl Policy {
             if !rule.applies_to(resource_type) {
                 continue;
             }
-            let Some(Found { tag, exact, others }) =
+            let Some(TagMatch { tag, exact, others }) =
                 find_tag(tags, &rule.name, ignore_case, keys_ascii)
             else {
                 out.push(finding(
@@ -86,7 +89,7 @@ impl Policy {
         }
 
         for rule in &self.optional {
-            let Some(Found { tag, exact, others }) =
+            let Some(TagMatch { tag, exact, others }) =
                 find_tag(tags, &rule.name, ignore_case, keys_ascii)
             else {
                 continue;
@@ -233,68 +236,6 @@ fn check_allowed(
     ));
 }
 
-/// The tag judged for a policy tag name.
-struct Found<'t> {
-    tag: &'t Tag,
-    /// The key is exactly the policy's spelling.
-    exact: bool,
-    /// Other keys equal the name ignoring case (only looked for when case is ignored).
-    others: bool,
-}
-
-/// The tag whose key is `name`. An exact match wins over a case-insensitive one wherever it
-/// appears; among case variants the first wins, and the others are flagged.
-fn find_tag<'t>(
-    tags: &'t [Tag],
-    name: &str,
-    ignore_case: bool,
-    keys_ascii: bool,
-) -> Option<Found<'t>> {
-    let mut exact = None;
-    let mut folded: Option<&Tag> = None;
-    let mut variants = 0usize;
-    // Unicode folding is needed only when some key or the name is not ASCII.
-    let unicode = !(keys_ascii && name.is_ascii());
-    for tag in tags {
-        let key = tag.key.as_str();
-        if key.len() == name.len() && key == name {
-            if !ignore_case {
-                return Some(Found {
-                    tag,
-                    exact: true,
-                    others: false,
-                });
-            }
-            exact = Some(tag);
-            variants += 1;
-        } else if ignore_case
-            && if key.len() == name.len() {
-                key.eq_ignore_ascii_case(name) || (unicode && eq_ignore_case(key, name))
-            } else {
-                // Unicode case folding can change the length in bytes.
-                unicode && eq_ignore_case(key, name)
-            }
-        {
-            folded = folded.or(Some(tag));
-            variants += 1;
-        }
-    }
-    let others = variants > 1;
-    match (exact, folded) {
-        (Some(tag), _) => Some(Found {
-            tag,
-            exact: true,
-            others,
-        }),
-        (None, Some(tag)) => Some(Found {
-            tag,
-            exact: false,
-            others,
-        }),
-        (None, None) => None,
-    }
-}
-
 /// Flags the case variants of `name` that were not judged: with two spellings on one resource,
 /// only one is checked, and the other must not pass unnoticed.
 fn push_ignored_variants(out: &mut Vec<Finding>, tags: &[Tag], judged: &Tag, name: &Arc<str>) {
@@ -303,20 +244,6 @@ fn push_ignored_variants(out: &mut Vec<Finding>, tags: &[Tag], judged: &Tag, nam
             push_key_case(out, name, &tag.key);
         }
     }
-}
-
-/// Case-insensitive equality: ASCII fast path, full Unicode lowercase otherwise.
-pub fn eq_ignore_case(a: &str, b: &str) -> bool {
-    // Equal bytes up to ASCII case means equal ignoring case, whatever else the text holds.
-    if a.len() == b.len() && a.eq_ignore_ascii_case(b) {
-        return true;
-    }
-    if a.is_ascii() && b.is_ascii() {
-        return false;
-    }
-    a.chars()
-        .flat_map(char::to_lowercase)
-        .eq(b.chars().flat_map(char::to_lowercase))
 }
 
 /// Empty or whitespace only; stops at the first visible character.

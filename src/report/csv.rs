@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use crate::domain::{Expected, ScanResult};
 
 /// Columns, in order.
-pub const HEADER: [&str; 13] = [
+pub const HEADER: [&str; 14] = [
     "resource_arn",
     "resource_id",
     "resource_type",
@@ -18,12 +18,13 @@ pub const HEADER: [&str; 13] = [
     "allowed_values",
     "expected",
     "monthly_cost",
+    "cost_source",
     "message",
 ];
 
 /// The csv crate wraps I/O errors in its own type; unwrap them so a closed pipe stays a closed
 /// pipe for the caller.
-fn io(error: csv::Error) -> io::Error {
+pub(crate) fn io(error: csv::Error) -> io::Error {
     match error.into_kind() {
         csv::ErrorKind::Io(e) => e,
         other => io::Error::other(format!("{other:?}")),
@@ -34,7 +35,7 @@ fn io(error: csv::Error) -> io::Error {
 pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(HEADER).map_err(io)?;
-    for v in &result.violations {
+    for v in result.violations() {
         let r = &v.resource;
         let f = &v.finding;
         let (allowed, expected) = match &f.expected {
@@ -57,9 +58,8 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
                 f.current_value.as_deref().unwrap_or(""),
                 &allowed,
                 &expected,
-                &r.monthly_cost
-                    .map(|c| format!("{c:.2}"))
-                    .unwrap_or_default(),
+                &r.monthly_cost.map(|c| c.cents_text()).unwrap_or_default(),
+                r.cost_source.as_str(),
                 &v.message(),
             ])
             .map_err(io)?;

@@ -20,10 +20,10 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "Scan `{}` of `{}` at {} with policy {}.",
-        result.scan_id,
-        result.source,
-        result.scan_timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
-        result.policy_version
+        result.meta.scan_id,
+        result.meta.source,
+        result.meta.scan_timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
+        result.meta.policy_version
     )?;
     writeln!(out)?;
     writeln!(out, "| Measure | Value |")?;
@@ -31,21 +31,29 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "| Compliance score | {} |",
-        percent(result.compliance_score)
+        percent(result.totals.compliance_score)
     )?;
-    writeln!(out, "| Resources | {} |", thousands(result.total_resources))?;
+    writeln!(
+        out,
+        "| Resources | {} |",
+        thousands(result.totals.total_resources)
+    )?;
     writeln!(
         out,
         "| Compliant | {} |",
-        thousands(result.compliant_resources)
+        thousands(result.totals.compliant_resources)
     )?;
-    writeln!(out, "| Errors | {} |", thousands(result.error_count))?;
-    writeln!(out, "| Warnings | {} |", thousands(result.warning_count))?;
+    writeln!(out, "| Errors | {} |", thousands(result.totals.error_count))?;
+    writeln!(
+        out,
+        "| Warnings | {} |",
+        thousands(result.totals.warning_count)
+    )?;
     if result.partial {
         writeln!(
             out,
             "| Partial | {} |",
-            super::summary::plural(result.issues.len() as u64, "issue")
+            super::summary::plural(result.tally.issues.len() as u64, "issue")
         )?;
     }
 
@@ -57,7 +65,7 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         "| Type | Resources | Compliant | Score | Errors | Warnings |"
     )?;
     writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
-    for (resource_type, c) in &result.by_resource_type {
+    for (resource_type, c) in &result.tally.by_resource_type {
         writeln!(
             out,
             "| `{resource_type}` | {} | {} | {} | {} | {} |",
@@ -69,13 +77,13 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
 
-    if !result.by_tag.is_empty() {
+    if !result.tally.by_tag.is_empty() {
         writeln!(out)?;
         writeln!(out, "## By tag")?;
         writeln!(out)?;
         writeln!(out, "| Tag | Missing | Invalid | Warnings |")?;
         writeln!(out, "|---|---:|---:|---:|")?;
-        for (tag, c) in &result.by_tag {
+        for (tag, c) in &result.tally.by_tag {
             writeln!(
                 out,
                 "| `{}` | {} | {} | {} |",
@@ -87,11 +95,11 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         }
     }
 
-    if !result.issues.is_empty() {
+    if !result.tally.issues.is_empty() {
         writeln!(out)?;
         writeln!(out, "## Issues (the scan is partial)")?;
         writeln!(out)?;
-        for issue in &result.issues {
+        for issue in &result.tally.issues {
             let place = issue.place();
             writeln!(out, "- `{place}` {}: {}", issue.kind, cell(&issue.message))?;
         }
@@ -100,7 +108,7 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)?;
     writeln!(out, "## Violations")?;
     writeln!(out)?;
-    if result.violations.is_empty() {
+    if result.tally.violations.is_empty() {
         writeln!(out, "None.")?;
         return Ok(());
     }
@@ -109,7 +117,7 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         "| Resource | Type | Region | Account | Violation | Tag | Severity | Detail |"
     )?;
     writeln!(out, "|---|---|---|---|---|---|---|---|")?;
-    for v in result.violations.iter().take(MARKDOWN_VIOLATION_ROWS) {
+    for v in result.violations().take(MARKDOWN_VIOLATION_ROWS) {
         writeln!(
             out,
             "| `{}` | `{}` | {} | {} | {} | `{}` | {} | {} |",
@@ -123,12 +131,12 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
             cell(&v.message())
         )?;
     }
-    if result.violations.len() > MARKDOWN_VIOLATION_ROWS {
+    if result.tally.violations.len() > MARKDOWN_VIOLATION_ROWS {
         writeln!(out)?;
         writeln!(
             out,
             "{} more violations are not listed here; `--format json` or `--format csv` lists them all.",
-            thousands((result.violations.len() - MARKDOWN_VIOLATION_ROWS) as u64)
+            thousands((result.tally.violations.len() - MARKDOWN_VIOLATION_ROWS) as u64)
         )?;
     }
     Ok(())

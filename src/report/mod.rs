@@ -1,17 +1,19 @@
-//! Rendering a scan result: a terminal summary, JSON, CSV and Markdown.
+//! Rendering for people and files: a scan result (a terminal summary, JSON, CSV, Markdown),
+//! the history, and the audit log.
 
+pub mod audit;
 mod csv;
+pub mod history;
 mod markdown;
 mod summary;
 
 use std::io::{self, Write};
-use std::str::FromStr;
 
 use crate::domain::ScanResult;
 
 pub use markdown::MARKDOWN_VIOLATION_ROWS;
 
-/// Output formats.
+/// Output formats of a scan result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// A human summary: score, per-type and per-tag counts, worst offenders, issues.
@@ -25,20 +27,12 @@ pub enum Format {
     Markdown,
 }
 
-impl FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "table" => Ok(Format::Table),
-            "json" => Ok(Format::Json),
-            "csv" => Ok(Format::Csv),
-            "markdown" | "md" => Ok(Format::Markdown),
-            other => Err(format!(
-                "'{other}' is not a format: use table, json, csv or markdown"
-            )),
-        }
-    }
-}
+crate::domain::string_enum!(Format "a format" {
+    Table => "table",
+    Json => "json",
+    Csv => "csv",
+    Markdown => "markdown",
+});
 
 /// Writes `result` in `format` to `out`.
 pub fn write(result: &ScanResult, format: Format, out: &mut dyn Write) -> io::Result<()> {
@@ -86,6 +80,7 @@ mod tests {
     #[test]
     fn formats_parse() {
         assert_eq!("json".parse(), Ok(Format::Json));
-        assert!("xml".parse::<Format>().unwrap_err().contains("'xml'"));
+        let error = "xml".parse::<Format>().unwrap_err();
+        assert!(error.contains("'xml'") && error.contains("table, json, csv or markdown"));
     }
 }

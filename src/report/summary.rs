@@ -10,42 +10,62 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "tagguard scan {} of {} · policy {} · {} · {} ms",
-        result.scan_id,
-        result.source,
-        result.policy_version,
-        plural(result.shards_total, "shard"),
-        thousands(result.duration_ms)
+        result.meta.scan_id,
+        result.meta.source,
+        result.meta.policy_version,
+        plural(result.meta.shards_total, "shard"),
+        thousands(result.meta.duration_ms)
     )?;
     writeln!(out)?;
     writeln!(
         out,
         "Compliance score  {}  ({} of {} resources compliant)",
-        percent(result.compliance_score),
-        thousands(result.compliant_resources),
-        thousands(result.total_resources)
+        percent(result.totals.compliance_score),
+        thousands(result.totals.compliant_resources),
+        thousands(result.totals.total_resources)
     )?;
     writeln!(
         out,
         "Violations        {}, {}",
-        plural(result.error_count, "error"),
-        plural(result.warning_count, "warning")
+        plural(result.totals.error_count, "error"),
+        plural(result.totals.warning_count, "warning")
     )?;
+    if let Some(cost) = &result.tally.cost {
+        let gap = cost.non_compliant();
+        let sources: Vec<String> = gap.sources.iter().map(|s| s.to_string()).collect();
+        writeln!(
+            out,
+            "Non-compliant     {}/month over {} resources{}{}",
+            gap.monthly_cost.display(),
+            thousands(gap.known),
+            if sources.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", sources.join(", "))
+            },
+            if gap.unknown > 0 {
+                format!("; {} more of unknown cost", thousands(gap.unknown))
+            } else {
+                String::new()
+            }
+        )?;
+    }
     if result.partial {
         writeln!(
             out,
             "Partial scan      {}; counts cover what could be read (see Issues)",
-            plural(result.issues.len() as u64, "issue")
+            plural(result.tally.issues.len() as u64, "issue")
         )?;
     }
 
-    if !result.by_resource_type.is_empty() {
+    if !result.tally.by_resource_type.is_empty() {
         writeln!(out)?;
         writeln!(
             out,
             "{:<24} {:>10} {:>10} {:>8} {:>9}",
             "Resource type", "resources", "compliant", "score", "warnings"
         )?;
-        for (resource_type, counts) in &result.by_resource_type {
+        for (resource_type, counts) in &result.tally.by_resource_type {
             writeln!(
                 out,
                 "{:<24} {:>10} {:>10} {:>8} {:>9}",
@@ -58,14 +78,14 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         }
     }
 
-    if !result.by_tag.is_empty() {
+    if !result.tally.by_tag.is_empty() {
         writeln!(out)?;
         writeln!(
             out,
             "{:<24} {:>10} {:>10} {:>9}",
             "Tag", "missing", "invalid", "warnings"
         )?;
-        let mut tags: Vec<_> = result.by_tag.iter().collect();
+        let mut tags: Vec<_> = result.tally.by_tag.iter().collect();
         tags.sort_by(|a, b| {
             (b.1.missing + b.1.invalid, b.1.warnings)
                 .cmp(&(a.1.missing + a.1.invalid, a.1.warnings))
@@ -90,14 +110,20 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         }
     }
 
-    if !result.worst_offenders.is_empty() {
+    if !result.tally.worst_offenders.is_empty() {
         writeln!(out)?;
         writeln!(out, "Worst offenders")?;
-        for offender in &result.worst_offenders {
+        for offender in result.tally.worst_offenders.as_slice() {
             let cost = offender
                 .resource
                 .monthly_cost
-                .map(|c| format!(" · ${c:.2}/month"))
+                .map(|c| {
+                    format!(
+                        " · {}/month ({})",
+                        c.display(),
+                        offender.resource.cost_source
+                    )
+                })
                 .unwrap_or_default();
             writeln!(
                 out,
@@ -107,23 +133,23 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         }
     }
 
-    if !result.notes.is_empty() {
+    if !result.meta.notes.is_empty() {
         writeln!(out)?;
         writeln!(out, "Notes")?;
-        for note in &result.notes {
+        for note in &result.meta.notes {
             writeln!(out, "  {note}")?;
         }
     }
-    if !result.api_calls.is_empty() {
+    if !result.meta.api_calls.is_empty() {
         writeln!(out)?;
-        let total: u64 = result.api_calls.values().sum();
+        let total: u64 = result.meta.api_calls.values().sum();
         writeln!(out, "AWS API calls     {}", thousands(total))?;
     }
 
-    if !result.issues.is_empty() {
+    if !result.tally.issues.is_empty() {
         writeln!(out)?;
         writeln!(out, "Issues")?;
-        for issue in &result.issues {
+        for issue in &result.tally.issues {
             let place = issue.place();
             writeln!(out, "  {place}: {}: {}", issue.kind, issue.message)?;
         }

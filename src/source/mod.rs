@@ -4,6 +4,11 @@
 //! [`ResourceSource::plan`] the shards for a scope, then pulls each shard page by page with
 //! [`ResourceSource::fetch_page`], one fetcher actor per shard. Sources know nothing of actors,
 //! rate limiters or policies' semantics; the engine knows nothing of where pages come from.
+//!
+//! A [`Shard`] is self-describing: everything fetching it needs (account, region, service,
+//! the regions a global service keeps, how to reach the account) is in the shard, never in
+//! state the source kept from planning. So concurrent scans of one source cannot disturb each
+//! other, and a shard planned in one place can be fetched in another.
 
 pub mod aws;
 pub mod snapshot;
@@ -14,8 +19,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{Resource, ResourceType, ScanIssue, ScanIssueKind, ScanScope};
 use crate::policy::Policy;
@@ -23,22 +31,80 @@ use crate::policy::Policy;
 pub use snapshot::SnapshotSource;
 pub use synthetic::{GroundTruth, SyntheticSource, SyntheticSpec};
 
-/// The unit of fetching: one service in one region of one account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The unit of fetching: one service in one region of one account, with everything a source
+/// needs to fetch it. Serialisable, so a plan can be split and run elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Shard {
     /// Account id.
     pub account_id: Arc<str>,
-    /// Region.
+    /// Region (`global` for a service listed once per account).
     pub region: Arc<str>,
     /// Service namespace (`ec2`): the unit of AWS rate limits.
     pub service: Arc<str>,
-    /// Types of that service to list in this shard.
+    /// Types of that service to list in this shard (empty: every type it has).
     pub resource_types: Vec<ResourceType>,
+    /// Types to leave out even when the service returns them: the tagging API's shards skip
+    /// the types native listers count (untagged ones included), which would be counted twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_types: Vec<ResourceType>,
+    /// For a global service (S3): the regions whose resources are in scope; a bucket located
+    /// elsewhere is not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_regions: Vec<String>,
+    /// Whether the shard keeps resources of no region. The tagging API returns them from every
+    /// region's endpoint, so one shard per account (in the partition's home region) keeps them.
+    #[serde(default)]
+    pub keeps_global: bool,
+    /// The partition (`aws`, `aws-cn`, `aws-us-gov`) for ARNs the source builds; empty when the
+    /// source has none.
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub partition: Arc<str>,
+    /// How the source reaches the account: empty for the caller's own credentials, else the
+    /// ARN of the role to assume. Never a secret.
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub access: Arc<str>,
+    /// For a lookup of given resources: their ARNs (read in chunks); empty for a listing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arns: Vec<String>,
+}
+
+impl Shard {
+    /// A listing shard of `service` in `region` of `account`, for `resource_types`, with no
+    /// source-specific detail.
+    pub fn new(
+        account: impl Into<Arc<str>>,
+        region: impl Into<Arc<str>>,
+        service: impl Into<Arc<str>>,
+        resource_types: Vec<ResourceType>,
+    ) -> Shard {
+        Shard {
+            account_id: account.into(),
+            region: region.into(),
+            service: service.into(),
+            resource_types,
+            skip_types: Vec::new(),
+            keep_regions: Vec::new(),
+            keeps_global: false,
+            partition: Arc::from(""),
+            access: Arc::from(""),
+            arns: Vec::new(),
+        }
+    }
+
+    /// The shard's id, `account/region/service`: unique within a plan, and the key that
+    /// orders a scan's violations.
+    pub fn id(&self) -> String {
+        self.to_string()
+    }
 }
 
 impl fmt::Display for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.account_id, self.region, self.service)
+        write!(f, "{}/{}/{}", self.account_id, self.region, self.service)?;
+        if !self.arns.is_empty() {
+            write!(f, "/lookup")?;
+        }
+        Ok(())
     }
 }
 
@@ -55,12 +121,13 @@ pub struct Page {
 }
 
 /// Paces a source's API calls: before each call, a source waits for a token of the limiter of
-/// (the shard's account, `region`, `api`). The engine owns the limiters (sized from
+/// (`account`, `region`, `api`). The engine owns the limiters (sized from
 /// `config/tagguard.toml`, shared by concurrent scans); sources only say what they call.
 #[async_trait]
 pub trait Throttle: Send + Sync {
-    /// Waits until a call to `api` (`ec2`, `tagging`, `local`, ...) in `region` may be made.
-    async fn until_ready(&self, region: &str, api: &str);
+    /// Waits until a call to `api` (`ec2`, `tagging`, `local`, ...) in `region` of `account`
+    /// may be made.
+    async fn until_ready(&self, account: &str, region: &str, api: &str);
 }
 
 /// A throttle that never waits: for tests, benchmarks and embedders that pace calls themselves.
@@ -68,19 +135,98 @@ pub struct Unthrottled;
 
 #[async_trait]
 impl Throttle for Unthrottled {
-    async fn until_ready(&self, _region: &str, _api: &str) {}
+    async fn until_ready(&self, _account: &str, _region: &str, _api: &str) {}
+}
+
+/// API calls of one scan, per `service:Operation` (retries counted, as AWS counts them
+/// against quotas). Cheap to clone; clones share the counts.
+#[derive(Debug, Clone, Default)]
+pub struct ApiCallCounter {
+    counts: Arc<DashMap<String, AtomicU64>>,
+}
+
+impl ApiCallCounter {
+    /// Counts one call of `operation` (`ec2:DescribeInstances`).
+    pub fn record(&self, operation: &str) {
+        if let Some(count) = self.counts.get(operation) {
+            count.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.counts
+            .entry(operation.to_string())
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.counts
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+/// What the engine lends a source for the calls of one scan: pacing, and the scan's own
+/// call counter (so that each scan reports its own calls, whatever runs beside it).
+#[derive(Clone, Copy)]
+pub struct FetchContext<'a> {
+    throttle: &'a dyn Throttle,
+    calls: &'a ApiCallCounter,
+}
+
+impl<'a> FetchContext<'a> {
+    /// A context pacing with `throttle` and counting into `calls`.
+    pub fn new(throttle: &'a dyn Throttle, calls: &'a ApiCallCounter) -> FetchContext<'a> {
+        FetchContext { throttle, calls }
+    }
+
+    /// Waits until a call to `api` in `region` of `account` may be made.
+    pub async fn pace(&self, account: &str, region: &str, api: &str) {
+        self.throttle.until_ready(account, region, api).await;
+    }
+
+    /// The scan's call counter.
+    pub fn calls(&self) -> &'a ApiCallCounter {
+        self.calls
+    }
 }
 
 /// The shards a scan will fetch, and what could not even be planned (an account whose role
-/// could not be assumed, say).
-#[derive(Debug, Clone, Default)]
+/// could not be assumed, say). Serialisable: a plan made in one place can be split
+/// ([`ShardPlan::split`]) and its parts fetched elsewhere.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShardPlan {
     /// Shards to fetch.
     pub shards: Vec<Shard>,
     /// Problems found while planning; they make the scan partial.
+    #[serde(default)]
     pub issues: Vec<ScanIssue>,
     /// Limits of the source the result must state (never-tagged resources invisible, say).
+    #[serde(default)]
     pub notes: Vec<String>,
+}
+
+impl ShardPlan {
+    /// The plan cut into `parts` plans (at least one) whose shards, taken together, are this
+    /// plan's, each once: shard `i` goes to part `i % parts`. The planning issues go to the
+    /// first part (once), the notes to every part.
+    pub fn split(self, parts: usize) -> Vec<ShardPlan> {
+        let parts = parts.max(1);
+        let mut out: Vec<ShardPlan> = (0..parts)
+            .map(|_| ShardPlan {
+                shards: Vec::new(),
+                issues: Vec::new(),
+                notes: self.notes.clone(),
+            })
+            .collect();
+        out[0].issues = self.issues;
+        for (i, shard) in self.shards.into_iter().enumerate() {
+            out[i % parts].shards.push(shard);
+        }
+        out
+    }
 }
 
 /// A failure of a source. Becomes a [`ScanIssue`] when it concerns one shard.
@@ -126,21 +272,38 @@ pub trait ResourceSource: Send + Sync + 'static {
     /// A short name for results and logs (`demo`, `file:estate.json`, `aws`).
     fn name(&self) -> String;
 
-    /// The shards covering `scope`. Shards outside the scope must not be returned.
-    async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError>;
+    /// Whether resources come from a cloud provider's APIs (`/health` names them), rather than
+    /// a file or a generator.
+    fn cloud_provider(&self) -> Option<&'static str> {
+        None
+    }
 
-    /// API calls made so far, per `service:Operation` (empty for sources without an API).
-    fn api_calls(&self) -> BTreeMap<String, u64> {
-        BTreeMap::new()
+    /// The shards covering `scope`. Shards outside the scope must not be returned. Every API
+    /// call goes through `cx` (paced and counted for the scan).
+    async fn plan(
+        &self,
+        scope: &ScanScope,
+        cx: &FetchContext<'_>,
+    ) -> Result<ShardPlan, SourceError>;
+
+    /// The shards that read the resources `scope.arns` names (within the rest of the scope).
+    /// The default plans the scope and lets the engine drop what was not asked for; a source
+    /// that can look resources up by ARN plans shards that read only those.
+    async fn plan_lookup(
+        &self,
+        scope: &ScanScope,
+        cx: &FetchContext<'_>,
+    ) -> Result<ShardPlan, SourceError> {
+        self.plan(scope, cx).await
     }
 
     /// One page of a shard: the first when `token` is `None`. Every API call goes through
-    /// `throttle` first.
+    /// `cx` first. Works on any shard the source planned, whoever planned it.
     async fn fetch_page(
         &self,
         shard: &Shard,
         token: Option<String>,
-        throttle: &dyn Throttle,
+        cx: &FetchContext<'_>,
     ) -> Result<Page, SourceError>;
 }
 
@@ -200,6 +363,25 @@ impl SourceSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_split_plan_holds_every_shard_once_and_the_issues_once() {
+        let shards: Vec<Shard> = (0..7)
+            .map(|i| Shard::new("1", format!("r{i}"), "ec2", Vec::new()))
+            .collect();
+        let plan = ShardPlan {
+            shards: shards.clone(),
+            issues: vec![ScanIssue::unattributed(ScanIssueKind::Other, "x")],
+            notes: vec!["n".into()],
+        };
+        let parts = plan.split(3);
+        assert_eq!(parts.len(), 3);
+        let mut all: Vec<Shard> = parts.iter().flat_map(|p| p.shards.clone()).collect();
+        all.sort_by_key(|s| s.id());
+        assert_eq!(all, shards);
+        assert_eq!(parts.iter().map(|p| p.issues.len()).sum::<usize>(), 1);
+        assert!(parts.iter().all(|p| p.notes == ["n"]));
+    }
 
     #[test]
     fn source_specs_parse() {

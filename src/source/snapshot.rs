@@ -5,11 +5,12 @@
 //! such objects (pages saved one by one). A resource with an empty or absent tag list counts as
 //! untagged. Optional per-resource fields tagguard understands beyond AWS's own:
 //! `Region` (for ARNs without one, such as S3 buckets), `AccountId` (likewise), `Name`,
-//! `CreatedAt` (RFC 3339), `MonthlyCost` (USD) and `InstanceType`. Other fields (AWS's
+//! `CreatedAt` (RFC 3339), `MonthlyCost` (USD, a number or a decimal string), `CostSource`
+//! (`actual`, `allocated` or `estimated`, the default) and `InstanceType`. Other fields (AWS's
 //! `ComplianceDetails`, say) are ignored. An entry whose ARN is malformed becomes an issue of
 //! the scan, quoting the ARN; the other entries are scanned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,8 +18,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Page, ResourceSource, Shard, ShardPlan, SourceError, Throttle};
-use crate::domain::{Arn, Resource, ResourceAttributes, ScanIssue, ScanIssueKind, ScanScope, Tag};
+use super::{FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError};
+use crate::domain::{
+    Arn, CostSource, Resource, ResourceAttributes, ScanIssue, ScanIssueKind, ScanScope, Tag, Usd,
+};
 
 /// Resources per page handed to the engine.
 const PAGE_SIZE: usize = 1_000;
@@ -49,7 +52,9 @@ struct Mapping {
     #[serde(rename = "CreatedAt")]
     created_at: Option<DateTime<Utc>>,
     #[serde(rename = "MonthlyCost")]
-    monthly_cost: Option<f64>,
+    monthly_cost: Option<Usd>,
+    #[serde(rename = "CostSource")]
+    cost_source: Option<CostSource>,
     #[serde(rename = "InstanceType")]
     instance_type: Option<String>,
 }
@@ -69,6 +74,8 @@ type ShardKey = (Arc<str>, Arc<str>, Arc<str>);
 pub struct SnapshotSource {
     name: String,
     shards: BTreeMap<ShardKey, Vec<Resource>>,
+    /// Where each ARN is: its shard and position, for lookups.
+    by_arn: HashMap<String, (ShardKey, usize)>,
     /// Entries that could not be read (malformed ARNs), reported with every scan.
     rejected: Vec<ScanIssue>,
 }
@@ -157,7 +164,7 @@ impl SnapshotSource {
                 ("", None) => UNKNOWN_ACCOUNT,
                 (a, _) => a,
             });
-            if let Some(cost) = mapping.monthly_cost.filter(|c| !c.is_finite() || *c < 0.0) {
+            if let Some(cost) = mapping.monthly_cost.filter(|c| c.is_negative()) {
                 rejected.push(ScanIssue::unattributed(
                     ScanIssueKind::InvalidInput,
                     format!(
@@ -181,7 +188,11 @@ impl SnapshotSource {
                     .map(|t| Tag::new(t.key, t.value))
                     .collect(),
                 created_at: mapping.created_at,
-                monthly_cost: mapping.monthly_cost.filter(|c| c.is_finite() && *c >= 0.0),
+                monthly_cost: mapping.monthly_cost.filter(|c| !c.is_negative()),
+                cost_source: match mapping.monthly_cost.filter(|c| !c.is_negative()) {
+                    Some(_) => mapping.cost_source.unwrap_or(CostSource::Estimated),
+                    None => CostSource::Unknown,
+                },
                 attributes: ResourceAttributes {
                     instance_type: mapping.instance_type,
                     ..ResourceAttributes::default()
@@ -192,11 +203,26 @@ impl SnapshotSource {
                 .or_default()
                 .push(resource);
         }
+        let mut by_arn = HashMap::new();
+        for (key, resources) in &shards {
+            for (position, resource) in resources.iter().enumerate() {
+                by_arn
+                    .entry(resource.arn.clone())
+                    .or_insert_with(|| (key.clone(), position));
+            }
+        }
         Ok(SnapshotSource {
             name: format!("file:{origin}"),
             shards,
+            by_arn,
             rejected,
         })
+    }
+
+    /// The resource of an indexed ARN.
+    fn resource(&self, arn: &str) -> &Resource {
+        let (key, position) = &self.by_arn[arn];
+        &self.shards[key][*position]
     }
 
     /// Number of resources loaded.
@@ -216,7 +242,11 @@ impl ResourceSource for SnapshotSource {
         self.name.clone()
     }
 
-    async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
+    async fn plan(
+        &self,
+        scope: &ScanScope,
+        _cx: &FetchContext<'_>,
+    ) -> Result<ShardPlan, SourceError> {
         let mut shards = Vec::new();
         for ((account, region, service), resources) in &self.shards {
             if !scope.admits_account(account) || !scope.admits_region(region) {
@@ -230,14 +260,51 @@ impl ResourceSource for SnapshotSource {
             types.sort();
             types.dedup();
             if !types.is_empty() {
-                shards.push(Shard {
-                    account_id: account.clone(),
-                    region: region.clone(),
-                    service: service.clone(),
-                    resource_types: types,
-                });
+                shards.push(Shard::new(
+                    account.clone(),
+                    region.clone(),
+                    service.clone(),
+                    types,
+                ));
             }
         }
+        Ok(ShardPlan {
+            shards,
+            issues: self.rejected.clone(),
+            notes: Vec::new(),
+        })
+    }
+
+    /// Only the shards holding the ARNs asked for, each reading just those.
+    async fn plan_lookup(
+        &self,
+        scope: &ScanScope,
+        _cx: &FetchContext<'_>,
+    ) -> Result<ShardPlan, SourceError> {
+        let mut wanted: BTreeMap<&ShardKey, Vec<String>> = BTreeMap::new();
+        for arn in &scope.arns {
+            if let Some((key, position)) = self.by_arn.get(arn)
+                && scope.admits(&self.shards[key][*position])
+            {
+                wanted.entry(key).or_default().push(arn.clone());
+            }
+        }
+        let shards = wanted
+            .into_iter()
+            .map(|((account, region, service), arns)| {
+                let mut shard = Shard::new(account.clone(), region.clone(), service.clone(), {
+                    let mut types: Vec<_> = arns
+                        .iter()
+                        .map(|a| self.resource(a).resource_type.clone())
+                        .collect();
+                    types.sort();
+                    types.dedup();
+                    types
+                });
+                shard.arns = arns;
+                shard
+            })
+            .collect();
         Ok(ShardPlan {
             shards,
             issues: self.rejected.clone(),
@@ -249,10 +316,23 @@ impl ResourceSource for SnapshotSource {
         &self,
         shard: &Shard,
         token: Option<String>,
-        throttle: &dyn Throttle,
+        cx: &FetchContext<'_>,
     ) -> Result<Page, SourceError> {
         // No API quota here; the `local` limiter only keeps a runaway scan polite.
-        throttle.until_ready(&shard.region, "local").await;
+        cx.pace(&shard.account_id, &shard.region, "local").await;
+        if !shard.arns.is_empty() {
+            let offset = super::page_offset(token)? as usize;
+            let end = (offset + PAGE_SIZE).min(shard.arns.len());
+            return Ok(Page {
+                resources: shard.arns[offset.min(end)..end]
+                    .iter()
+                    .filter(|arn| self.by_arn.contains_key(*arn))
+                    .map(|arn| self.resource(arn).clone())
+                    .collect(),
+                next: (end < shard.arns.len()).then(|| end.to_string()),
+                issues: Vec::new(),
+            });
+        }
         let key = (
             shard.account_id.clone(),
             shard.region.clone(),
@@ -301,15 +381,18 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let plan = source.plan(scope).await.unwrap();
+            let calls = crate::source::ApiCallCounter::default();
+            let cx = FetchContext::new(&crate::source::Unthrottled, &calls);
+            let plan = if scope.arns.is_empty() {
+                source.plan(scope, &cx).await.unwrap()
+            } else {
+                source.plan_lookup(scope, &cx).await.unwrap()
+            };
             let mut all = Vec::new();
             for shard in &plan.shards {
                 let mut token = None;
                 loop {
-                    let page = source
-                        .fetch_page(shard, token, &crate::source::Unthrottled)
-                        .await
-                        .unwrap();
+                    let page = source.fetch_page(shard, token, &cx).await.unwrap();
                     all.extend(page.resources);
                     token = page.next;
                     if token.is_none() {
@@ -331,7 +414,8 @@ mod tests {
             (&*bucket.region, &*bucket.account_id),
             ("eu-west-1", "123456789012")
         );
-        assert_eq!(bucket.monthly_cost, Some(12.5));
+        assert_eq!(bucket.monthly_cost, Some(Usd::from_cents(1250)));
+        assert_eq!(bucket.cost_source, CostSource::Estimated);
         let other = all.iter().find(|r| r.id == "other-bucket").unwrap();
         assert_eq!(
             (&*other.region, &*other.account_id),
@@ -346,8 +430,10 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
+        let calls = crate::source::ApiCallCounter::default();
+        let cx = FetchContext::new(&crate::source::Unthrottled, &calls);
         let plan = runtime
-            .block_on(source.plan(&ScanScope::default()))
+            .block_on(source.plan(&ScanScope::default(), &cx))
             .unwrap();
         assert_eq!(plan.issues.len(), 1);
         assert!(
@@ -371,6 +457,23 @@ mod tests {
     }
 
     #[test]
+    fn lookups_read_only_the_arns_asked_for() {
+        let source = SnapshotSource::parse(SAMPLE, "s.json").unwrap();
+        let scope = ScanScope {
+            arns: [
+                "arn:aws:rds:us-east-1:123456789012:db:orders".to_string(),
+                "arn:aws:s3:::logs-bucket".to_string(),
+                "arn:aws:s3:::absent".to_string(),
+            ]
+            .into(),
+            ..ScanScope::default()
+        };
+        let mut ids: Vec<String> = scan(&source, &scope).into_iter().map(|r| r.id).collect();
+        ids.sort();
+        assert_eq!(ids, ["logs-bucket", "orders"]);
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "CreatedAt": "yesterday"}]}"#;
         let err = SnapshotSource::parse(text, "s.json").err().unwrap();
@@ -380,15 +483,20 @@ mod tests {
             "{}",
             err.message
         );
-        let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "MonthlyCost": "12.5"}]}"#;
+        let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "MonthlyCost": "twelve"}]}"#;
         let err = SnapshotSource::parse(text, "s.json").err().unwrap();
         assert!(
             err.message
                 .contains("field 'ResourceTagMappingList[0].MonthlyCost'")
-                && err.message.contains("a number"),
+                && err.message.contains("'twelve' is not an amount of USD"),
             "{}",
             err.message
         );
+        let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "MonthlyCost": "12.345678", "CostSource": "actual"}]}"#;
+        let source = SnapshotSource::parse(text, "s.json").unwrap();
+        let all = scan(&source, &ScanScope::default());
+        assert_eq!(all[0].monthly_cost, Some(Usd::from_micros(12_345_678)));
+        assert_eq!(all[0].cost_source, CostSource::Actual);
         let err = SnapshotSource::parse("{}", "s.json").err().unwrap();
         assert!(
             err.message

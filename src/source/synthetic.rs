@@ -14,10 +14,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use regex::Regex;
 
-use super::{Page, ResourceSource, Shard, ShardPlan, SourceError, Throttle};
+use super::{FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError};
 use crate::domain::{
-    Resource, ResourceAttributes, ResourceType, ScanIssueKind, ScanScope, Severity, Tag,
-    ViolationType,
+    CostSource, Resource, ResourceAttributes, ResourceType, ScanIssueKind, ScanScope, Severity,
+    Tag, Usd, ViolationType,
 };
 use crate::policy::{Policy, eq_ignore_case, is_portable, is_reserved};
 
@@ -102,22 +102,22 @@ const NOT_ALLOWED_CANDIDATES: [&str; 6] = ["unknown", "tbd", "legacy", "misc", "
 const BAD_FORMAT_CANDIDATES: [&str; 6] =
     ["nobody", "john.smith", "Team Alpha", "x", "TBD", "CC_99"];
 
-/// Instance types and their monthly on-demand cost in USD (us-east-1, Linux).
-const INSTANCE_TYPES: [(&str, f64); 6] = [
-    ("t3.micro", 7.59),
-    ("t3.medium", 30.37),
-    ("m5.large", 70.08),
-    ("m5.xlarge", 140.16),
-    ("c5.2xlarge", 248.20),
-    ("r5.large", 91.98),
+/// Instance types and their monthly on-demand cost in cents (us-east-1, Linux).
+const INSTANCE_TYPES: [(&str, i64); 6] = [
+    ("t3.micro", 759),
+    ("t3.medium", 3_037),
+    ("m5.large", 7_008),
+    ("m5.xlarge", 14_016),
+    ("c5.2xlarge", 24_820),
+    ("r5.large", 9_198),
 ];
 
-/// DB instance classes and their monthly cost in USD.
-const DB_CLASSES: [(&str, f64); 4] = [
-    ("db.t3.micro", 12.41),
-    ("db.t3.medium", 49.64),
-    ("db.m5.large", 124.83),
-    ("db.r6g.xlarge", 347.48),
+/// DB instance classes and their monthly cost in cents.
+const DB_CLASSES: [(&str, i64); 4] = [
+    ("db.t3.micro", 1_241),
+    ("db.t3.medium", 4_964),
+    ("db.m5.large", 12_483),
+    ("db.r6g.xlarge", 34_748),
 ];
 
 /// One violation the generator injected (or knows will follow from what it generated).
@@ -216,9 +216,17 @@ impl SyntheticSource {
         })
     }
 
-    /// The spec it was built from.
-    pub fn spec(&self) -> SyntheticSpec {
-        self.spec
+    /// Every resource in scope, generated straight from the estate's definition (not through
+    /// a scan): what tests compare a scan's analyses with.
+    pub fn resources(&self, scope: &ScanScope) -> Vec<Resource> {
+        self.slices
+            .iter()
+            .filter(|s| slice_in_scope(s, scope))
+            .flat_map(|slice| {
+                (slice.start..slice.start + slice.count)
+                    .map(move |index| self.generator.generate(index, slice, None))
+            })
+            .collect()
     }
 
     /// Every resource in scope, with what the generator injected into each.
@@ -289,12 +297,12 @@ fn plan_slices(size: u64) -> Vec<Slice> {
     let mut slices = Vec::with_capacity(cells.len());
     for ((account, region, resource_type, _), count) in cells.into_iter().zip(counts) {
         slices.push(Slice {
-            shard: Shard {
-                account_id: Arc::from(account),
-                region: Arc::from(region),
-                service: Arc::from(resource_type.service()),
-                resource_types: vec![resource_type.clone()],
-            },
+            shard: Shard::new(
+                account,
+                region,
+                resource_type.service(),
+                vec![resource_type.clone()],
+            ),
             resource_type,
             start,
             count,
@@ -316,7 +324,11 @@ impl ResourceSource for SyntheticSource {
         }
     }
 
-    async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
+    async fn plan(
+        &self,
+        scope: &ScanScope,
+        _cx: &FetchContext<'_>,
+    ) -> Result<ShardPlan, SourceError> {
         Ok(ShardPlan {
             shards: self
                 .slices
@@ -333,10 +345,10 @@ impl ResourceSource for SyntheticSource {
         &self,
         shard: &Shard,
         token: Option<String>,
-        throttle: &dyn Throttle,
+        cx: &FetchContext<'_>,
     ) -> Result<Page, SourceError> {
         // No API quota here; the `local` limiter only keeps a runaway scan polite.
-        throttle.until_ready(&shard.region, "local").await;
+        cx.pace(&shard.account_id, &shard.region, "local").await;
         let slice = self.slice_of(shard).ok_or_else(|| {
             SourceError::new(
                 ScanIssueKind::InvalidInput,
@@ -469,7 +481,7 @@ impl Generator {
                 if rng.chance(20) {
                     attributes.autoscaling_group = Some(format!("{app}-asg"));
                 }
-                monthly_cost = Some(cost);
+                monthly_cost = Some(Usd::from_cents(cost));
                 (
                     format!("arn:aws:ec2:{region}:{account}:instance/{id}"),
                     id,
@@ -481,7 +493,7 @@ impl Generator {
                 let (class, cost) = DB_CLASSES[rng.below(DB_CLASSES.len() as u64) as usize];
                 attributes.instance_type = Some(class.to_string());
                 attributes.vpc_id = Some(vpc);
-                monthly_cost = Some(cost);
+                monthly_cost = Some(Usd::from_cents(cost));
                 (
                     format!("arn:aws:rds:{region}:{account}:db:{id}"),
                     id.clone(),
@@ -490,12 +502,12 @@ impl Generator {
             }
             ResourceType::S3Bucket => {
                 let id = format!("{app}-data-{index}-{:04x}", rng.next() as u16);
-                monthly_cost = Some(round_cents(1.0 + rng.unit() * 400.0));
+                monthly_cost = Some(cents_between(&mut rng, 100, 40_100));
                 (format!("arn:aws:s3:::{id}"), id.clone(), Some(id))
             }
             ResourceType::LambdaFunction => {
                 let id = format!("{app}-handler-{index}");
-                monthly_cost = Some(round_cents(0.2 + rng.unit() * 40.0));
+                monthly_cost = Some(cents_between(&mut rng, 20, 4_020));
                 (
                     format!("arn:aws:lambda:{region}:{account}:function:{id}"),
                     id.clone(),
@@ -507,7 +519,7 @@ impl Generator {
                     ["prod-cluster", "staging-cluster", "batch-cluster"][rng.below(3) as usize];
                 let service = format!("{app}-svc-{index}");
                 let id = format!("{cluster}/{service}");
-                monthly_cost = Some(round_cents(20.0 + rng.unit() * 380.0));
+                monthly_cost = Some(cents_between(&mut rng, 2_000, 40_000));
                 attributes.vpc_id = Some(vpc);
                 (
                     format!("arn:aws:ecs:{region}:{account}:service/{id}"),
@@ -542,6 +554,12 @@ impl Generator {
             name,
             tags,
             created_at: Some(created_at),
+            // List prices of the configuration: an estimate, not billing.
+            cost_source: if monthly_cost.is_some() {
+                CostSource::Estimated
+            } else {
+                CostSource::Unknown
+            },
             monthly_cost,
             attributes,
         }
@@ -812,8 +830,9 @@ fn flip_case(text: &str) -> String {
     }
 }
 
-fn round_cents(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
+/// A cost of `low` to `high` cents (exclusive), drawn from `rng`.
+fn cents_between(rng: &mut Rng, low: i64, high: i64) -> Usd {
+    Usd::from_cents(low + rng.below((high - low) as u64) as i64)
 }
 
 fn hash_str(text: &str) -> u64 {
@@ -846,10 +865,6 @@ impl Rng {
 
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -8,8 +8,7 @@ use serde_json::Value;
 use super::{StoreError, io_error};
 
 /// How a tool call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditStatus {
     /// The tool answered.
     Success,
@@ -29,32 +28,16 @@ pub enum AuditStatus {
     UnknownTool,
 }
 
-impl AuditStatus {
-    /// The snake_case name, as stored and filtered on.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditStatus::Success => "success",
-            AuditStatus::ToolError => "tool_error",
-            AuditStatus::InvalidInput => "invalid_input",
-            AuditStatus::Timeout => "timeout",
-            AuditStatus::BudgetExceeded => "budget_exceeded",
-            AuditStatus::LoopDetected => "loop_detected",
-            AuditStatus::Cancelled => "cancelled",
-            AuditStatus::UnknownTool => "unknown_tool",
-        }
-    }
-}
-
-impl std::str::FromStr for AuditStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        serde_json::from_value(Value::String(s.to_string())).map_err(|_| {
-            format!(
-                "'{s}' is not a status: use success, tool_error, invalid_input, timeout, budget_exceeded, loop_detected, cancelled or unknown_tool"
-            )
-        })
-    }
-}
+crate::domain::string_enum!(AuditStatus "a status" {
+    Success => "success",
+    ToolError => "tool_error",
+    InvalidInput => "invalid_input",
+    Timeout => "timeout",
+    BudgetExceeded => "budget_exceeded",
+    LoopDetected => "loop_detected",
+    Cancelled => "cancelled",
+    UnknownTool => "unknown_tool",
+});
 
 /// One tool call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +59,10 @@ pub struct AuditRecord {
     pub status: AuditStatus,
     /// The error message, when it did not succeed.
     pub error: Option<String>,
+    /// The error's kind, when the tool failed (`access_denied`, `throttled`, `invalid_input`,
+    /// `failed`, ...): what a retry policy or a report filters on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
     /// How long it took.
     pub duration_ms: u64,
     /// Size of the result's JSON, in bytes.

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, StoredFinding, decode, encode};
-use crate::domain::ScanResult;
+use crate::domain::{ScanResult, Severity, Violation};
 
 /// Violations per stored chunk.
 pub const FINDINGS_PER_CHUNK: usize = 10_000;
@@ -41,10 +41,11 @@ impl Chunk {
 /// there were none" differs from "pruned".
 pub fn encode_findings(result: &ScanResult) -> Vec<Vec<u8>> {
     let mut chunks = Vec::new();
-    let groups: Vec<&[crate::domain::Violation]> = if result.violations.is_empty() {
+    let all: Vec<&Violation> = result.violations().collect();
+    let groups: Vec<&[&Violation]> = if all.is_empty() {
         vec![&[]]
     } else {
-        result.violations.chunks(FINDINGS_PER_CHUNK).collect()
+        all.chunks(FINDINGS_PER_CHUNK).collect()
     };
     for violations in groups {
         let mut chunk = Chunk::default();
@@ -54,7 +55,7 @@ pub fn encode_findings(result: &ScanResult) -> Vec<Vec<u8>> {
             let finding = (
                 kind,
                 tag,
-                v.finding.severity == crate::domain::Severity::Error,
+                v.finding.severity == Severity::Error,
                 v.finding.current_value.as_deref().map(str::to_string),
             );
             // Violations of one resource are consecutive (source order).
@@ -84,23 +85,29 @@ pub fn decode_findings(bytes: &[u8]) -> Result<Vec<StoredFinding>, StoreError> {
     }
     let json = lz4_flex::decompress_size_prepended(body).map_err(|e| corrupt(&e.to_string()))?;
     let chunk: Chunk = decode(&json)?;
-    let name = |i: u16| -> Result<String, StoreError> {
+    let name = |i: u16| -> Result<&str, StoreError> {
         chunk
             .names
             .get(i as usize)
-            .cloned()
+            .map(String::as_str)
             .ok_or_else(|| corrupt("a name number out of range"))
     };
     let mut out = Vec::new();
     for (arn, resource_type, list) in &chunk.rows {
-        let resource_type = name(*resource_type)?;
+        let resource_type = name(*resource_type)?
+            .parse()
+            .map_err(|e: crate::domain::ResourceTypeError| corrupt(&e.to_string()))?;
         for (kind, tag, error, value) in list {
             out.push(StoredFinding {
                 arn: arn.clone(),
-                resource_type: resource_type.clone(),
-                violation_type: name(*kind)?,
-                tag: name(*tag)?,
-                severity: if *error { "error" } else { "warning" }.to_string(),
+                resource_type: Clone::clone(&resource_type),
+                violation_type: name(*kind)?.parse().map_err(|e: String| corrupt(&e))?,
+                tag: name(*tag)?.to_string(),
+                severity: if *error {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
                 current_value: value.clone(),
             });
         }

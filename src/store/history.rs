@@ -5,14 +5,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Utc};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{ScanSummary, Store, StoreError, StoredFinding};
-use crate::domain::{ComplianceTotals, ScanScope};
+use crate::domain::{ComplianceTotals, ScanScope, Severity, SeverityFilter, ViolationType};
 
 /// The length of a history period.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum GroupBy {
     /// Calendar days (UTC).
     #[default]
@@ -23,17 +22,11 @@ pub enum GroupBy {
     Month,
 }
 
-impl std::str::FromStr for GroupBy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "day" => Ok(GroupBy::Day),
-            "week" => Ok(GroupBy::Week),
-            "month" => Ok(GroupBy::Month),
-            other => Err(format!("'{other}' is not a period: use day, week or month")),
-        }
-    }
-}
+crate::domain::string_enum!(GroupBy "a period" {
+    Day => "day",
+    Week => "week",
+    Month => "month",
+});
 
 /// The label of the period holding `time`: `2026-11-24`, `2026-W48` or `2026-11`.
 pub fn period_of(time: DateTime<Utc>, by: GroupBy) -> String {
@@ -66,8 +59,7 @@ pub struct HistoryPoint {
 }
 
 /// The direction of compliance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trend {
     /// The score rose by more than [`STABLE_BAND`].
     Improving,
@@ -76,6 +68,12 @@ pub enum Trend {
     /// Within [`STABLE_BAND`], or fewer than two periods.
     Stable,
 }
+
+crate::domain::string_enum!(Trend "a trend" {
+    Improving => "improving",
+    Declining => "declining",
+    Stable => "stable",
+});
 
 /// Score changes within half a percentage point are noise, not a trend.
 pub const STABLE_BAND: f64 = 0.005;
@@ -104,7 +102,7 @@ pub fn group(scans: &[ScanSummary], by: GroupBy) -> Vec<HistoryPoint> {
                 .iter()
                 .map(|(t, c)| {
                     let score = crate::domain::ScanResult::score(c.compliant, c.total);
-                    (t.clone(), score)
+                    (t.to_string(), score)
                 })
                 .collect(),
             violations_by_tag: last
@@ -133,6 +131,23 @@ pub fn trend(points: &[HistoryPoint]) -> (Trend, f64) {
     (trend, change)
 }
 
+/// How a tag changed between two scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Was missing, now present.
+    Added,
+    /// Was present, now missing.
+    Removed,
+    /// Its non-compliant value changed, or it became valid or invalid.
+    Changed,
+}
+
+crate::domain::string_enum!(ChangeKind "a change" {
+    Added => "added",
+    Removed => "removed",
+    Changed => "changed",
+});
+
 /// A tag of a resource whose state changed between two scans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TagChange {
@@ -142,7 +157,7 @@ pub struct TagChange {
     pub tag: String,
     /// `added` (was missing, now present), `removed` (was present, now missing) or `changed`
     /// (its non-compliant value changed, or it became valid or invalid).
-    pub change: String,
+    pub change: ChangeKind,
     /// The value before, when known.
     pub before: Option<String>,
     /// The value now, when known.
@@ -161,7 +176,7 @@ pub struct Drift {
 }
 
 /// Per (resource, tag): the violation and the value seen.
-type TagStates<'a> = HashMap<(&'a str, &'a str), (&'a str, Option<&'a str>)>;
+type TagStates<'a> = HashMap<(&'a str, &'a str), (ViolationType, Option<&'a str>)>;
 
 /// The error findings' states, and the resources they concern.
 fn tag_states(findings: &[StoredFinding]) -> (TagStates<'_>, HashSet<&str>) {
@@ -169,10 +184,10 @@ fn tag_states(findings: &[StoredFinding]) -> (TagStates<'_>, HashSet<&str>) {
     let mut resources = HashSet::new();
     // Errors only: scans may have listed warnings or not (their severity filter), and what
     // decides compliance is errors.
-    for f in findings.iter().filter(|f| f.severity == "error") {
+    for f in findings.iter().filter(|f| f.severity == Severity::Error) {
         states.insert(
             (f.arn.as_str(), f.tag.as_str()),
-            (f.violation_type.as_str(), f.current_value.as_deref()),
+            (f.violation_type, f.current_value.as_deref()),
         );
         resources.insert(f.arn.as_str());
     }
@@ -198,23 +213,27 @@ pub fn drift(before: &[StoredFinding], after: &[StoredFinding]) -> Drift {
         .filter(|(arn, _)| failing_before.contains(arn) && failing_after.contains(arn))
         .collect();
     keys.sort_unstable();
-    let missing =
-        |s: Option<&(&str, Option<&str>)>| s.is_some_and(|(v, _)| *v == "missing_required_tag");
-    let value = |s: Option<&(&str, Option<&str>)>| s.and_then(|(_, v)| v.map(str::to_string));
+    let missing = |s: Option<&(ViolationType, Option<&str>)>| {
+        s.is_some_and(|(v, _)| *v == ViolationType::MissingRequiredTag)
+    };
+    let value =
+        |s: Option<&(ViolationType, Option<&str>)>| s.and_then(|(_, v)| v.map(str::to_string));
     let mut tag_changes = Vec::new();
     for key @ (arn, tag) in keys {
         let (was, is) = (old.get(key), new.get(key));
         let change = match (missing(was), missing(is)) {
-            (true, false) => "added",
-            (false, true) => "removed",
+            (true, false) => ChangeKind::Added,
+            (false, true) => ChangeKind::Removed,
             (true, true) => continue,
-            (false, false) if value(was) != value(is) || was.is_some() != is.is_some() => "changed",
+            (false, false) if value(was) != value(is) || was.is_some() != is.is_some() => {
+                ChangeKind::Changed
+            }
             (false, false) => continue,
         };
         tag_changes.push(TagChange {
             resource_arn: arn.to_string(),
             tag: tag.to_string(),
-            change: change.to_string(),
+            change,
             before: value(was),
             after: value(is),
         });
@@ -341,7 +360,7 @@ pub async fn history_report(
     // Drift compares error findings: a scan that listed warnings only has none to compare.
     let mut latest: Vec<&ScanSummary> = scans
         .iter()
-        .filter(|s| s.severity_filter != crate::domain::SeverityFilter::WarningsOnly)
+        .filter(|s| s.severity_filter != SeverityFilter::WarningsOnly)
         .collect();
     latest.sort_by_key(|s| std::cmp::Reverse((s.scanned_at, s.scan_id)));
     if let [to, from, ..] = latest[..] {
@@ -436,7 +455,7 @@ mod tests {
         ScanSummary {
             scan_id: id,
             scanned_at: at,
-            origin: "cli".into(),
+            origin: crate::domain::Origin::Cli,
             source: "demo".into(),
             scope: Default::default(),
             policy_version: "1".into(),
@@ -451,7 +470,7 @@ mod tests {
             },
             by_resource_type: BTreeMap::new(),
             by_tag: BTreeMap::new(),
-            cost_gap: None,
+            non_compliant_cost: None,
             issues: Vec::new(),
             partial: false,
             duration_ms: 1,
@@ -461,10 +480,10 @@ mod tests {
     fn finding(arn: &str, tag: &str, kind: &str, value: Option<&str>) -> StoredFinding {
         StoredFinding {
             arn: arn.into(),
-            resource_type: "ec2:instance".into(),
-            violation_type: kind.into(),
+            resource_type: crate::domain::ResourceType::Ec2Instance,
+            violation_type: kind.parse().unwrap(),
             tag: tag.into(),
-            severity: "error".into(),
+            severity: Severity::Error,
             current_value: value.map(str::to_string),
         }
     }

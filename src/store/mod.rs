@@ -11,14 +11,14 @@
 //!   `Durability::Immediate`; a process killed at any point leaves a file that opens with every
 //!   acknowledged scan intact (redb's copy-on-write commits; tested with SIGKILL).
 //! - **Retention.** Scan summaries are kept at least 400 days; per-resource findings only for
-//!   the most recent scans (configurable): they are what drift needs, and they are large.
+//!   the most recent scans of each (source, scope) (configurable): they are what drift
+//!   needs, they are large, and a burst of narrow scans must not evict the main scope's.
 //! - **Schema.** The file records its schema version; older files are migrated on open, newer
 //!   ones refused with a message rather than misread.
 
 pub mod audit;
 mod findings;
 pub mod history;
-mod stored_result;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -35,13 +35,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::domain::{
-    ComplianceTotals, ScanIssue, ScanResult, ScanScope, SeverityFilter, TagCounts, TypeCounts,
+    ComplianceTotals, CostSums, Origin, ResourceType, ScanIssue, ScanResult, ScanScope, Severity,
+    SeverityFilter, TagCounts, TypeCounts, ViolationType,
 };
 pub use audit::{AuditQuery, AuditRecord, AuditStatus};
 pub use findings::FINDINGS_PER_CHUNK;
-pub use stored_result::{decode_result, encode_result};
 pub use tables::SCHEMA_VERSION;
-use tables::{AUDIT, CACHE, FINDINGS, META, SCANS};
+use tables::{AUDIT, CACHE, FINDINGS, META, SCANS, SCOPE_SCANS};
 
 /// Summaries are never pruned younger than this (a year of monthly trends, and a month more).
 pub const MIN_SUMMARY_DAYS: u32 = 400;
@@ -92,8 +92,8 @@ pub struct ScanSummary {
     pub scan_id: u64,
     /// When it started.
     pub scanned_at: DateTime<Utc>,
-    /// Who asked: `cli`, or `mcp:<tool>`.
-    pub origin: String,
+    /// Who asked: `cli`, `mcp:<tool>`, `schedule:<name>`.
+    pub origin: Origin,
     /// The source (`demo`, `file:…`, `aws`).
     pub source: String,
     /// What it covered.
@@ -106,12 +106,12 @@ pub struct ScanSummary {
     #[serde(flatten)]
     pub totals: ComplianceTotals,
     /// Counts per resource type.
-    pub by_resource_type: BTreeMap<String, TypeCounts>,
+    pub by_resource_type: BTreeMap<ResourceType, TypeCounts>,
     /// Counts per tag.
     pub by_tag: BTreeMap<String, TagCounts>,
-    /// Monthly cost (USD) of non-compliant resources whose cost is known, once cost data exists.
-    #[serde(default)]
-    pub cost_gap: Option<f64>,
+    /// Monthly cost of the non-compliant resources, when the scan summed costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub non_compliant_cost: Option<CostSums>,
     /// Parts that could not be read.
     pub issues: Vec<ScanIssue>,
     /// Whether the scan was partial.
@@ -126,13 +126,13 @@ pub struct StoredFinding {
     /// The resource.
     pub arn: String,
     /// Its type.
-    pub resource_type: String,
-    /// The violation type (`missing_required_tag`, ...).
-    pub violation_type: String,
+    pub resource_type: ResourceType,
+    /// What is wrong.
+    pub violation_type: ViolationType,
     /// The tag.
     pub tag: String,
-    /// `error` or `warning`.
-    pub severity: String,
+    /// Error or warning.
+    pub severity: Severity,
     /// The value found, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_value: Option<String>,
@@ -140,48 +140,54 @@ pub struct StoredFinding {
 
 impl ScanSummary {
     /// The summary of a result.
-    pub fn of(result: &ScanResult, origin: &str) -> ScanSummary {
-        let cost_gap = {
-            let mut seen = std::collections::HashSet::new();
-            let mut gap = None;
-            for v in &result.violations {
-                if v.finding.severity == crate::domain::Severity::Error
-                    && seen.insert(v.resource.arn.as_str())
-                    && let Some(cost) = v.resource.monthly_cost
-                {
-                    *gap.get_or_insert(0.0) += cost;
-                }
-            }
-            gap.map(|g: f64| (g * 100.0).round() / 100.0)
-        };
+    pub fn of(result: &ScanResult, origin: &Origin) -> ScanSummary {
         ScanSummary {
-            scan_id: result.scan_id.0,
-            scanned_at: result.scan_timestamp,
-            origin: origin.to_string(),
-            source: result.source.clone(),
-            scope: result.scope.clone(),
-            policy_version: result.policy_version.clone(),
-            severity_filter: result.severity_filter,
-            totals: result.totals(),
-            by_resource_type: result
-                .by_resource_type
+            scan_id: result.meta.scan_id.0,
+            scanned_at: result.meta.scan_timestamp,
+            origin: origin.clone(),
+            source: result.meta.source.clone(),
+            scope: result.meta.scope.clone(),
+            policy_version: result.meta.policy_version.clone(),
+            severity_filter: result.meta.severity_filter,
+            totals: result.totals,
+            by_resource_type: result.tally.by_resource_type.clone(),
+            by_tag: result
+                .tally
+                .by_tag
                 .iter()
                 .map(|(t, c)| (t.to_string(), *c))
                 .collect(),
-            by_tag: result.by_tag.clone(),
-            cost_gap,
-            issues: result.issues.clone(),
+            non_compliant_cost: result.tally.cost.as_ref().map(|c| c.non_compliant()),
+            issues: result.tally.issues.clone(),
             partial: result.partial,
-            duration_ms: result.duration_ms,
+            duration_ms: result.meta.duration_ms,
         }
     }
+
+    /// The key of its (source, scope): findings are kept per key.
+    pub fn scope_key(&self) -> String {
+        scope_key(&self.source, &self.scope)
+    }
+}
+
+/// The key of a (source, scope), as kept in the index of scans by scope: lists are sets, so
+/// their order never matters.
+pub fn scope_key(source: &str, scope: &ScanScope) -> String {
+    let join = |items: Vec<String>| items.join(",");
+    format!(
+        "{source}|{}|{}|{}|{}",
+        join(scope.resource_types.iter().map(|t| t.to_string()).collect()),
+        join(scope.regions.iter().cloned().collect()),
+        join(scope.accounts.iter().cloned().collect()),
+        join(scope.arns.iter().cloned().collect()),
+    )
 }
 
 /// How much the store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retention {
-    /// Scans whose per-resource findings are kept (the most recent ones).
+    /// Scans of each (source, scope) whose per-resource findings are kept (the most recent).
     pub findings_scans: usize,
     /// Days scan summaries are kept (at least [`MIN_SUMMARY_DAYS`]).
     pub summary_days: u32,
@@ -189,9 +195,15 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
+        Retention::from(&crate::config::StoreConfig::default())
+    }
+}
+
+impl From<&crate::config::StoreConfig> for Retention {
+    fn from(config: &crate::config::StoreConfig) -> Self {
         Retention {
-            findings_scans: 20,
-            summary_days: 730,
+            findings_scans: config.findings_scans,
+            summary_days: config.summary_days,
         }
     }
 }
@@ -300,7 +312,11 @@ impl Store {
 
     /// Records a scan (summary and findings) and waits for its commit. Returns the id it was
     /// stored under (the scan's own id, moved on by a microsecond if another process took it).
-    pub async fn record_scan(&self, result: &ScanResult, origin: &str) -> Result<u64, StoreError> {
+    pub async fn record_scan(
+        &self,
+        result: &ScanResult,
+        origin: &Origin,
+    ) -> Result<u64, StoreError> {
         let summary = Box::new(ScanSummary::of(result, origin));
         // Encoded here, where the result is borrowed: the writer gets compact bytes, not a copy
         // of every violation.
@@ -340,27 +356,31 @@ impl Store {
         .await
     }
 
-    /// A cached value, as stored.
-    pub async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The result cached under `key`, if one is there and readable (an unreadable entry, of an
+    /// older format say, is a miss).
+    pub async fn cached_result(&self, key: &str) -> Result<Option<ScanResult>, StoreError> {
         let key = key.to_string();
-        self.read_table(CACHE, move |table| {
-            Ok(table
-                .get(key.as_str())
-                .map_err(read_error)?
-                .map(|v| v.value().to_vec()))
-        })
-        .await
+        let bytes = self
+            .read_table(CACHE, move |table| {
+                Ok(table
+                    .get(key.as_str())
+                    .map_err(read_error)?
+                    .map(|v| v.value().to_vec()))
+            })
+            .await?;
+        Ok(bytes.and_then(|bytes| decode_cached(&bytes)))
     }
 
-    /// Stores a cache entry and waits for its commit.
-    pub async fn cache_put(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
+    /// Caches `result` under `key` and waits for the commit.
+    pub async fn cache_result(&self, key: String, result: &ScanResult) -> Result<(), StoreError> {
+        let value = encode_cached(result);
         self.write(|done| WriteJob::CachePut { key, value, done })
             .await
             .map(|_| ())
     }
 
-    /// Removes cache entries and waits for the commit.
-    pub async fn cache_remove(&self, keys: Vec<String>) -> Result<(), StoreError> {
+    /// Drops cached results and waits for the commit.
+    pub async fn drop_cached(&self, keys: Vec<String>) -> Result<(), StoreError> {
         self.write(|done| WriteJob::CacheRemove { keys, done })
             .await
             .map(|_| ())
@@ -478,6 +498,26 @@ impl Store {
     }
 }
 
+/// The first byte of a cached result: its format (1: LZ4 over the result's JSON).
+const CACHE_LZ4_JSON: u8 = 1;
+
+/// A cached result's bytes: compressed, since a big scan's result is mostly ARNs and tag
+/// names, which repeat.
+fn encode_cached(result: &ScanResult) -> Vec<u8> {
+    let mut bytes = vec![CACHE_LZ4_JSON];
+    bytes.extend(lz4_flex::compress_prepend_size(&encode(result)));
+    bytes
+}
+
+fn decode_cached(bytes: &[u8]) -> Option<ScanResult> {
+    let (&format, body) = bytes.split_first()?;
+    if format != CACHE_LZ4_JSON {
+        return None;
+    }
+    let json = lz4_flex::decompress_size_prepended(body).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
 fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| io_error("decoding a record", e))
 }
@@ -503,9 +543,12 @@ fn migrate(db: &Database, file: &str) -> Result<(), StoreError> {
                     supported: SCHEMA_VERSION,
                 });
             }
-            // Steps from older versions go here, one `if found < N` each, in order.
             Some(SCHEMA_VERSION) => {}
-            _ => {
+            // A new file, or an older one: its steps run in order.
+            found => {
+                if found.is_some_and(|v| v < 2) {
+                    migrate_to_2(&txn)?;
+                }
                 meta.insert("schema_version", SCHEMA_VERSION)
                     .map_err(|e| io_error("migration", e))?;
             }
@@ -519,8 +562,29 @@ fn migrate(db: &Database, file: &str) -> Result<(), StoreError> {
             .map_err(|e| io_error("migration", e))?;
         txn.open_table(CACHE)
             .map_err(|e| io_error("migration", e))?;
+        txn.open_table(SCOPE_SCANS)
+            .map_err(|e| io_error("migration", e))?;
     }
     txn.commit().map_err(|e| io_error("migration", e))
+}
+
+/// Version 1 → 2: the index of scans by (source, scope), built from the summaries, and the
+/// cache emptied (its entries' format changed; a cache is only a cache).
+fn migrate_to_2(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let failed = |e: &dyn std::fmt::Display| io_error("migration to schema 2", e);
+    let scans = txn.open_table(SCANS).map_err(|e| failed(&e))?;
+    let mut index = txn.open_table(SCOPE_SCANS).map_err(|e| failed(&e))?;
+    for entry in scans.iter().map_err(|e| failed(&e))? {
+        let (id, value) = entry.map_err(|e| failed(&e))?;
+        // Summaries written by version 1 name their origin and types as strings, as now.
+        let summary: ScanSummary = decode(value.value())?;
+        index
+            .insert((summary.scope_key().as_str(), id.value()), ())
+            .map_err(|e| failed(&e))?;
+    }
+    let mut cache = txn.open_table(CACHE).map_err(|e| failed(&e))?;
+    cache.retain(|_, _| false).map_err(|e| failed(&e))?;
+    Ok(())
 }
 
 /// The writer thread: each round takes every queued job and commits them as one transaction.
@@ -559,6 +623,10 @@ fn commit_batch(
         let mut findings = txn.open_table(FINDINGS).map_err(|e| io_error("write", e))?;
         let mut audit = txn.open_table(AUDIT).map_err(|e| io_error("write", e))?;
         let mut cache = txn.open_table(CACHE).map_err(|e| io_error("write", e))?;
+        let mut index = txn
+            .open_table(SCOPE_SCANS)
+            .map_err(|e| io_error("write", e))?;
+        let mut scopes_written = std::collections::BTreeSet::new();
         for job in batch.iter_mut() {
             let (summary, rows) = match job {
                 WriteJob::Scan {
@@ -612,38 +680,69 @@ fn commit_batch(
                     .insert((summary.scan_id, number as u32), chunk.as_slice())
                     .map_err(|e| io_error("write", e))?;
             }
+            let key = summary.scope_key();
+            index
+                .insert((key.as_str(), summary.scan_id), ())
+                .map_err(|e| io_error("write", e))?;
+            scopes_written.insert(key);
         }
-        prune(&mut scans, &mut findings, retention)?;
+        for key in &scopes_written {
+            prune_findings(&mut index, &mut findings, key, retention)?;
+        }
+        prune(&mut scans, &mut index, retention)?;
         audit::prune(&mut audit, retention.summary_days.max(MIN_SUMMARY_DAYS))?;
     }
     txn.commit().map_err(|e| io_error("commit", e))
 }
 
-/// Drops findings beyond the most recent `findings_scans` scans and summaries older than the
-/// retention (never younger than [`MIN_SUMMARY_DAYS`]).
+/// Drops the findings of the scans of one (source, scope) beyond its `findings_scans` most
+/// recent: scans of other scopes never push them out.
+fn prune_findings(
+    index: &mut redb::Table<(&str, u64), ()>,
+    findings: &mut redb::Table<(u64, u32), &[u8]>,
+    key: &str,
+    retention: Retention,
+) -> Result<(), StoreError> {
+    let failed = |e: &dyn std::fmt::Display| io_error("pruning", e);
+    let scans: Vec<u64> = index
+        .range((key, 0)..=(key, u64::MAX))
+        .map_err(|e| failed(&e))?
+        .map(|entry| entry.map(|(k, _)| k.value().1))
+        .collect::<Result<_, _>>()
+        .map_err(|e| failed(&e))?;
+    let keep = retention.findings_scans.max(1);
+    if scans.len() <= keep {
+        return Ok(());
+    }
+    for scan in &scans[..scans.len() - keep] {
+        findings
+            .retain_in((*scan, 0)..=(*scan, u32::MAX), |_, _| false)
+            .map_err(|e| failed(&e))?;
+    }
+    Ok(())
+}
+
+/// Drops summaries older than the retention (never younger than [`MIN_SUMMARY_DAYS`]), with
+/// their entries in the index of scans by scope.
 fn prune(
     scans: &mut redb::Table<u64, &[u8]>,
-    findings: &mut redb::Table<(u64, u32), &[u8]>,
+    index: &mut redb::Table<(&str, u64), ()>,
     retention: Retention,
 ) -> Result<(), StoreError> {
     let days = retention.summary_days.max(MIN_SUMMARY_DAYS);
     let cutoff = (Utc::now() - chrono::Duration::days(days.into()))
         .timestamp_micros()
         .max(0) as u64;
-    scans
-        .retain_in(..cutoff, |_, _| false)
-        .map_err(|e| io_error("pruning", e))?;
-    let keep_from = scans
-        .iter()
-        .map_err(|e| io_error("pruning", e))?
-        .rev()
-        .nth(retention.findings_scans.max(1) - 1)
-        .transpose()
+    let oldest = scans
+        .first()
         .map_err(|e| io_error("pruning", e))?
         .map(|(key, _)| key.value());
-    if let Some(keep_from) = keep_from {
-        findings
-            .retain_in(..(keep_from, 0), |_, _| false)
+    if oldest.is_some_and(|oldest| oldest < cutoff) {
+        scans
+            .retain_in(..cutoff, |_, _| false)
+            .map_err(|e| io_error("pruning", e))?;
+        index
+            .retain(|(_, scan), _| scan >= cutoff)
             .map_err(|e| io_error("pruning", e))?;
     }
     Ok(())

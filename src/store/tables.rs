@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The layout of the file. Files of a newer version are refused rather than misread.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// `schema_version` and other single values.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -24,5 +24,10 @@ pub const FINDINGS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("f
 /// writer).
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
-/// Cached scan results by normalised query key.
+/// Cached scan results by normalised query key (a format byte, then LZ4 over the result's
+/// JSON).
 pub const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("cache");
+
+/// Every recorded scan by (source and scope key, scan id): which scans of a scope there are,
+/// so that findings are kept per scope. Since schema version 2.
+pub const SCOPE_SCANS: TableDefinition<(&str, u64), ()> = TableDefinition::new("scope_scans");

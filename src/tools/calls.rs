@@ -11,7 +11,7 @@ use chrono::Utc;
 use dashmap::DashMap;
 use serde_json::{Value, json};
 
-use super::{CallContext, ToolEnv, ToolError, ToolRegistry};
+use super::{CallContext, Content, Tool, ToolEnv, ToolError, ToolRegistry};
 pub use crate::config::Guardrails;
 use crate::store::{AuditRecord, AuditStatus, audit::redact, audit::redact_text};
 
@@ -107,10 +107,45 @@ pub struct CallOutcome {
     pub status: AuditStatus,
     /// The structured result, on success.
     pub structured: Option<Value>,
-    /// The text for the model: the JSON on success, the message otherwise.
-    pub text: String,
-    /// `_meta` for the result: correlation id, cache state, guardrail details.
+    /// The result's `content`: the tool's blocks on success, the message otherwise.
+    pub content: Vec<Content>,
+    /// `_meta` for the result: correlation id, cache state, guardrail details, error kind.
     pub meta: Value,
+}
+
+impl CallOutcome {
+    /// The text of the result's text blocks, joined: the JSON on success (by default), the
+    /// message otherwise.
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|c| match c {
+                Content::Text { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// How a call ended, before it is audited.
+struct Ended {
+    status: AuditStatus,
+    structured: Option<Value>,
+    content: Vec<Content>,
+    /// The message, for everything but success.
+    error: Option<String>,
+}
+
+impl Ended {
+    fn failed(status: AuditStatus, message: String) -> Ended {
+        Ended {
+            status,
+            structured: None,
+            content: vec![Content::text(message.clone())],
+            error: Some(message),
+        }
+    }
 }
 
 impl ToolRegistry {
@@ -126,18 +161,18 @@ impl ToolRegistry {
         ctx: &CallContext,
     ) -> Option<CallOutcome> {
         let correlation_id = uuid::Uuid::new_v4().simple().to_string();
-        let at = Utc::now();
         let started = Instant::now();
         // What every record of this call shares; how it ended is filled in below.
         let base = AuditRecord {
             key: 0,
-            at,
+            at: Utc::now(),
             correlation_id: correlation_id.clone(),
             session: session.to_string(),
             tool: tool_name.to_string(),
             parameters: redact(&arguments),
             status: AuditStatus::UnknownTool,
             error: None,
+            error_kind: None,
             duration_ms: 0,
             result_bytes: 0,
             cached: false,
@@ -147,74 +182,25 @@ impl ToolRegistry {
             record(env, AuditRecord { error, ..base }).await;
             return None;
         };
-
         let mut meta = json!({ "correlation_id": correlation_id });
-        let admitted = env.gate.admit(session, tool_name, &arguments, started);
-        let (status, structured, text) = match admitted {
+        let ended = match env.gate.admit(session, tool_name, &arguments, started) {
             Err(refusal) => {
                 meta["guardrail"] =
                     json!({ "kind": refusal.status.as_str(), "details": refusal.details });
-                (refusal.status, None, refusal.message)
+                Ended::failed(refusal.status, refusal.message)
             }
-            Ok(()) => {
-                let limit = Duration::from_secs(env.gate.limits.call_timeout_seconds.max(1));
-                // The time limit cancels the call's own token (a child of the request's), so
-                // the tool stops its scan in the engine and returns, and the answer is still
-                // sent: a timeout is the server's decision, not the client's cancel.
-                let call_ctx = CallContext {
-                    progress: ctx.progress.clone(),
-                    cancel: ctx.cancel.child_token(),
-                };
-                let deadline = call_ctx.cancel.clone();
-                let timer = tokio::spawn(async move {
-                    tokio::time::sleep(limit).await;
-                    deadline.cancel();
-                });
-                let outcome = tool.call(env, &call_ctx, arguments.clone()).await;
-                timer.abort();
-                let timed_out = call_ctx.cancel.is_cancelled() && !ctx.cancel.is_cancelled();
-                match outcome {
-                    Err(ToolError::Cancelled) if timed_out => {
-                        meta["guardrail"] = json!({
-                            "kind": AuditStatus::Timeout.as_str(),
-                            "details": { "limit_seconds": limit.as_secs() },
-                        });
-                        (
-                            AuditStatus::Timeout,
-                            None,
-                            format!(
-                                "the call ran past its limit of {} s and was stopped: narrow it (resource_types, regions) and try again",
-                                limit.as_secs()
-                            ),
-                        )
-                    }
-                    Ok(value) => {
-                        if let Some(cache) = value.get("cache") {
-                            meta["cache"] = cache.clone();
-                        }
-                        let text = value.to_string();
-                        (AuditStatus::Success, Some(value), text)
-                    }
-                    Err(ToolError::InvalidInput(m)) => (
-                        AuditStatus::InvalidInput,
-                        None,
-                        format!("invalid arguments: {m}"),
-                    ),
-                    Err(ToolError::Failed(m)) => (AuditStatus::ToolError, None, m),
-                    Err(ToolError::Cancelled) => (
-                        AuditStatus::Cancelled,
-                        None,
-                        "the call was cancelled".to_string(),
-                    ),
-                }
-            }
+            Ok(()) => run_with_deadline(env, tool.as_ref(), ctx, arguments, &mut meta).await,
         };
+        let cached = ctx.cache_note().is_some_and(|c| c.from_cache);
+        if let Some(info) = ctx.cache_note() {
+            meta["cache"] = json!(info);
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
-        let cached = meta["cache"]["from_cache"] == true;
-        let bytes = text.len() as u64;
-        // Messages quote the arguments; what is secret in those stays out of the log.
-        let error = (status != AuditStatus::Success).then(|| redact_text(&text));
-        let message = match status {
+        let bytes = match &ended.structured {
+            Some(value) => value.to_string().len() as u64,
+            None => ended.error.as_ref().map_or(0, |e| e.len() as u64),
+        };
+        let message = match ended.status {
             AuditStatus::Success => "tool call succeeded",
             AuditStatus::Cancelled => "tool call cancelled",
             _ => "tool call failed",
@@ -223,15 +209,17 @@ impl ToolRegistry {
             correlation_id = %correlation_id,
             tool = tool_name,
             session,
-            status = status.as_str(),
+            status = ended.status.as_str(),
             duration_ms,
             bytes,
             cached,
             "{message}"
         );
         let finished = AuditRecord {
-            status,
-            error,
+            status: ended.status,
+            // Messages quote the arguments; what is secret in those stays out of the log.
+            error: ended.error.as_deref().map(redact_text),
+            error_kind: meta["error_kind"].as_str().map(str::to_string),
             duration_ms,
             result_bytes: bytes,
             cached,
@@ -240,17 +228,74 @@ impl ToolRegistry {
         record(env, finished).await;
         Some(CallOutcome {
             correlation_id,
-            status,
-            structured,
-            text,
+            status: ended.status,
+            structured: ended.structured,
+            content: ended.content,
             meta,
         })
     }
 }
 
+/// Runs an admitted call under its time limit. The limit cancels the call's own token (a
+/// child of the request's), so the tool stops its scan in the engine and returns, and the
+/// answer is still sent: a timeout is the server's decision, not the client's cancel.
+async fn run_with_deadline(
+    env: &ToolEnv,
+    tool: &dyn Tool,
+    ctx: &CallContext,
+    arguments: Value,
+    meta: &mut Value,
+) -> Ended {
+    let limit = Duration::from_secs(env.gate.limits.call_timeout_seconds.max(1));
+    let call_ctx = ctx.with_cancel(ctx.cancel.child_token());
+    let deadline = call_ctx.cancel.clone();
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep(limit).await;
+        deadline.cancel();
+    });
+    let outcome = tool.call(env, &call_ctx, arguments).await;
+    timer.abort();
+    let timed_out = call_ctx.cancel.is_cancelled() && !ctx.cancel.is_cancelled();
+    match outcome {
+        Ok(output) => Ended {
+            status: AuditStatus::Success,
+            structured: Some(output.structured),
+            content: output.content,
+            error: None,
+        },
+        Err(ToolError::Cancelled) if timed_out => {
+            meta["guardrail"] = json!({
+                "kind": AuditStatus::Timeout.as_str(),
+                "details": { "limit_seconds": limit.as_secs() },
+            });
+            Ended::failed(
+                AuditStatus::Timeout,
+                format!(
+                    "the call ran past its limit of {} s and was stopped: narrow it (resource_types, regions) and try again",
+                    limit.as_secs()
+                ),
+            )
+        }
+        Err(ToolError::Cancelled) => {
+            Ended::failed(AuditStatus::Cancelled, "the call was cancelled".to_string())
+        }
+        Err(error) => {
+            meta["error_kind"] = json!(error.kind());
+            if let Some(permission) = error.missing_permission() {
+                meta["missing_permission"] = json!(permission);
+            }
+            let status = match error {
+                ToolError::InvalidInput(_) => AuditStatus::InvalidInput,
+                _ => AuditStatus::ToolError,
+            };
+            Ended::failed(status, error.to_string())
+        }
+    }
+}
+
 /// Writes an audit record; a store that fails is logged, and the call's answer stands.
 async fn record(env: &ToolEnv, record: AuditRecord) {
-    let Some(store) = &env.store else {
+    let Some(store) = env.store() else {
         return;
     };
     if let Err(error) = store.record_audit(record).await {

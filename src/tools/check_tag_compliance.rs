@@ -7,12 +7,11 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::views::{ScanContext, TagCountsView, TypeCountsView, ViolationView};
+use super::views::ScanContext;
 use super::{
-    CallContext, SeverityParam, ToolEnv, ToolError, TypedTool, cached_scan, limit, tool_scope,
-    truncation_note,
+    CallContext, ToolEnv, ToolError, TypedTool, limit, scope_scan, tool_scope, truncation_note,
 };
-use crate::domain::{ComplianceTotals, SeverityFilter};
+use crate::domain::{ComplianceTotals, CostSums, SeverityFilter, TagCounts, TypeCounts, Violation};
 
 /// The tool.
 pub struct CheckTagCompliance;
@@ -31,9 +30,9 @@ pub struct CheckTagComplianceParams {
     /// Which violations to list: `all` (default), `errors_only` or `warnings_only`. Counts and
     /// the score always cover every violation.
     #[serde(default)]
-    pub severity: SeverityParam,
+    pub severity: SeverityFilter,
     /// Most violations to list (default 50, at most 1000); totals always cover all of them.
-    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(range(min = 1, max = super::MAX_LIMIT))]
     #[serde(default)]
     pub limit: Option<u32>,
     /// Scan again even if a recent scan of the same scope is cached (default false).
@@ -60,15 +59,18 @@ pub struct ComplianceReport {
     #[serde(flatten)]
     pub totals: ComplianceTotals,
     /// Violations the `severity` filter admits, in source order, at most `limit`.
-    pub violations: Vec<ViolationView>,
+    pub violations: Vec<Violation>,
     /// Violations the `severity` filter admits in all (listed or not).
     pub violations_matching: u64,
     /// Set when `violations` was cut at `limit`: how many are shown of how many.
     pub truncated: Option<String>,
     /// Counts per resource type.
-    pub by_resource_type: BTreeMap<String, TypeCountsView>,
+    pub by_resource_type: BTreeMap<String, TypeCounts>,
     /// Counts per tag of the policy.
-    pub by_tag: BTreeMap<String, TagCountsView>,
+    pub by_tag: BTreeMap<String, TagCounts>,
+    /// Monthly cost of the non-compliant resources whose cost is known, how many of them have
+    /// no known cost, and where the known costs come from.
+    pub non_compliant_cost: Option<CostSums>,
     /// Completeness, provenance and freshness of the scan behind the answer.
     #[serde(flatten)]
     pub context: ScanContext,
@@ -87,6 +89,7 @@ impl TypedTool for CheckTagCompliance {
         filters.regions and filters.account_ids. Answers come from a scan of the same scope made \
         in the last minutes when there is one (see `cache`); force_refresh scans again. `partial: true` means part of the estate could \
         not be read: `issues` says which and why.";
+    const HINT: &'static str = "check_tag_compliance for the score and violations";
 
     async fn run(
         &self,
@@ -101,36 +104,35 @@ impl TypedTool for CheckTagCompliance {
             &params.filters.regions,
             &params.filters.account_ids,
         )?;
-        let (result, cache) =
-            cached_scan(env, ctx, Self::NAME, scope, params.force_refresh).await?;
-        let severity: SeverityFilter = params.severity.into();
+        let answer = scope_scan(env, ctx, Self::NAME, scope, params.force_refresh).await?;
+        let result = &answer.result;
+        let severity = params.severity;
         let admitted = || {
             result
-                .violations
-                .iter()
+                .violations()
                 .filter(move |v| severity.admits(v.finding.severity))
         };
         let matching = admitted().count();
-        let violations = admitted()
-            .take(limit)
-            .map(ViolationView::from)
-            .collect::<Vec<_>>();
+        let violations = admitted().take(limit).cloned().collect::<Vec<_>>();
         Ok(ComplianceReport {
-            totals: result.totals(),
+            totals: result.totals,
             truncated: truncation_note("violations", violations.len(), matching),
             violations,
             violations_matching: matching as u64,
             by_resource_type: result
+                .tally
                 .by_resource_type
                 .iter()
-                .map(|(t, c)| (t.to_string(), c.into()))
+                .map(|(t, c)| (t.to_string(), *c))
                 .collect(),
             by_tag: result
+                .tally
                 .by_tag
                 .iter()
-                .map(|(t, c)| (t.clone(), c.into()))
+                .map(|(t, c)| (t.to_string(), *c))
                 .collect(),
-            context: ScanContext::new(&result, cache, warnings),
+            non_compliant_cost: result.tally.cost.as_ref().map(|c| c.non_compliant()),
+            context: ScanContext::new(result, answer.cache.clone(), warnings),
         })
     }
 }

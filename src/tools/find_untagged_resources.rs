@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::views::ScanContext;
-use super::{CallContext, ToolEnv, ToolError, TypedTool, cached_scan, limit, tool_scope};
-use crate::domain::{ResourceRef, ViolationType};
+use super::{CallContext, ToolEnv, ToolError, TypedTool, limit, scope_scan, tool_scope};
+use crate::domain::{CostSource, ResourceRef, ScanResult, Usd, ViolationType, eq_ignore_case};
 
 /// The tool.
 pub struct FindUntaggedResources;
@@ -34,9 +34,9 @@ pub struct FindUntaggedParams {
     /// Only resources costing at least this many USD a month. Resources of unknown cost are
     /// left out when it is set, and counted in `excluded_unknown_cost`.
     #[serde(default)]
-    pub min_cost_threshold: Option<f64>,
+    pub min_cost_threshold: Option<Usd>,
     /// Most resources to list (default 50, at most 1000); totals always cover all of them.
-    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(range(min = 1, max = super::MAX_LIMIT))]
     #[serde(default)]
     pub limit: Option<u32>,
     /// Scan again even if a recent scan of the same scope is cached (default false).
@@ -64,7 +64,9 @@ pub struct UntaggedResource {
     /// Required tags it lacks, as the policy spells them.
     pub missing_tags: Vec<String>,
     /// Monthly cost in USD; null when unknown (never 0 for unknown).
-    pub monthly_cost: Option<f64>,
+    pub monthly_cost: Option<Usd>,
+    /// Where `monthly_cost` comes from: actual, allocated, estimated or unknown.
+    pub cost_source: CostSource,
     /// Days since the resource was created; null when the API does not say.
     pub age_days: Option<i64>,
     /// When the resource was created, when known.
@@ -77,7 +79,7 @@ pub struct MissingTagCost {
     /// Resources found that miss the tag.
     pub resources: u64,
     /// Their summed monthly cost (USD), over those whose cost is known.
-    pub monthly_cost: f64,
+    pub monthly_cost: Usd,
     /// Of them, resources whose cost is unknown.
     pub unknown_cost: u64,
 }
@@ -92,7 +94,7 @@ pub struct UntaggedReport {
     /// Of which carry some tags but miss required ones.
     pub partially_tagged_count: u64,
     /// Summed monthly cost (USD) of the resources found whose cost is known.
-    pub total_monthly_cost: f64,
+    pub total_monthly_cost: Usd,
     /// Resources found whose cost is unknown (not in `total_monthly_cost`).
     pub unknown_cost_count: u64,
     /// Resources left out by `min_cost_threshold` because their cost is unknown.
@@ -123,6 +125,7 @@ impl TypedTool for FindUntaggedResources {
         cost per missing tag. For \"which resources miss CostCenter and what do they cost?\" \
         pass missing_tags [\"CostCenter\"]; min_cost_threshold keeps only resources above a \
         monthly cost. Totals cover every match even when the list is cut at limit.";
+    const HINT: &'static str = "find_untagged_resources for resources missing required tags with their cost (missing_tags narrows to one tag)";
 
     async fn run(
         &self,
@@ -132,7 +135,7 @@ impl TypedTool for FindUntaggedResources {
     ) -> Result<Self::Output, ToolError> {
         let limit = limit(params.limit)?;
         if let Some(threshold) = params.min_cost_threshold
-            && !(threshold.is_finite() && threshold >= 0.0)
+            && threshold.is_negative()
         {
             return Err(ToolError::InvalidInput(format!(
                 "'min_cost_threshold' is {threshold}; give a cost in USD per month, 0 or more"
@@ -140,9 +143,9 @@ impl TypedTool for FindUntaggedResources {
         }
         let (scope, warnings) = tool_scope(env, &params.resource_types, &params.regions, &[])?;
         let wanted: Vec<&str> = params.missing_tags.iter().map(|t| t.trim()).collect();
-        let required = env.policy.required_tags();
+        let required = env.policy().required_tags();
         for tag in &wanted {
-            if !required.iter().any(|r| r.name.eq_ignore_ascii_case(tag)) {
+            if !required.iter().any(|r| eq_ignore_case(&r.name, tag)) {
                 let names: Vec<&str> = required.iter().map(|r| &*r.name).collect();
                 return Err(ToolError::InvalidInput(format!(
                     "'{tag}' in missing_tags is not a required tag of the policy; required tags: {}",
@@ -150,46 +153,29 @@ impl TypedTool for FindUntaggedResources {
                 )));
             }
         }
-        let (result, cache) =
-            cached_scan(env, ctx, Self::NAME, scope, params.force_refresh).await?;
-
-        // Group the missing-tag violations by resource, keeping source order.
-        let mut order: Vec<Arc<ResourceRef>> = Vec::new();
-        let mut missing: HashMap<&str, Vec<String>> = HashMap::new();
-        for violation in &result.violations {
-            if violation.finding.violation_type != ViolationType::MissingRequiredTag {
-                continue;
-            }
-            let entry = missing.entry(&violation.resource.arn).or_insert_with(|| {
-                order.push(violation.resource.clone());
-                Vec::new()
-            });
-            entry.push(violation.finding.tag_name.to_string());
-        }
-
-        let now = Utc::now();
+        let answer = scope_scan(env, ctx, Self::NAME, scope, params.force_refresh).await?;
+        let result = &answer.result;
         let mut report = UntaggedReport {
             total_found: 0,
             untagged_count: 0,
             partially_tagged_count: 0,
-            total_monthly_cost: 0.0,
+            total_monthly_cost: Usd::ZERO,
             unknown_cost_count: 0,
             excluded_unknown_cost: 0,
             excluded_below_threshold: 0,
             missing_by_tag: BTreeMap::new(),
             resources: Vec::new(),
             truncated: None,
-            resources_scanned: result.total_resources,
-            context: ScanContext::new(&result, cache, warnings),
+            resources_scanned: result.totals.total_resources,
+            context: ScanContext::new(result, answer.cache.clone(), warnings),
         };
+        let now = Utc::now();
         let mut found = Vec::new();
-        for resource in order {
-            let missing_here = missing.get(resource.arn.as_str());
+        for (resource, missing_tags) in group_missing(result) {
             if !wanted.is_empty()
-                && !missing_here.is_some_and(|tags| {
-                    tags.iter()
-                        .any(|t| wanted.iter().any(|w| t.eq_ignore_ascii_case(w)))
-                })
+                && !missing_tags
+                    .iter()
+                    .any(|t| wanted.iter().any(|w| eq_ignore_case(t, w)))
             {
                 continue;
             }
@@ -204,24 +190,7 @@ impl TypedTool for FindUntaggedResources {
                 }
                 _ => {}
             }
-            let missing_tags = missing.remove(resource.arn.as_str()).unwrap_or_default();
-            for tag in &missing_tags {
-                let entry = report.missing_by_tag.entry(tag.clone()).or_default();
-                entry.resources += 1;
-                match resource.monthly_cost {
-                    Some(cost) => entry.monthly_cost += cost,
-                    None => entry.unknown_cost += 1,
-                }
-            }
-            match resource.monthly_cost {
-                Some(cost) => report.total_monthly_cost += cost,
-                None => report.unknown_cost_count += 1,
-            }
-            if resource.tag_count == 0 {
-                report.untagged_count += 1;
-            } else {
-                report.partially_tagged_count += 1;
-            }
+            report.count(&resource, &missing_tags);
             found.push(UntaggedResource {
                 resource_arn: resource.arn.clone(),
                 resource_id: resource.id.clone(),
@@ -232,34 +201,58 @@ impl TypedTool for FindUntaggedResources {
                 untagged: resource.tag_count == 0,
                 missing_tags,
                 monthly_cost: resource.monthly_cost,
+                cost_source: resource.cost_source,
                 age_days: resource.age_days(now),
                 created_at: resource.created_at,
             });
         }
         report.total_found = found.len() as u64;
-        report.total_monthly_cost = cents(report.total_monthly_cost);
-        for entry in report.missing_by_tag.values_mut() {
-            entry.monthly_cost = cents(entry.monthly_cost);
-        }
         // Most expensive first: what a FinOps team fixes first. Unknown cost last; ties keep
         // source order (the sort is stable).
-        found.sort_by(|a, b| {
-            let cost = |r: &UntaggedResource| r.monthly_cost.unwrap_or(f64::NEG_INFINITY);
-            cost(b).total_cmp(&cost(a))
-        });
+        found.sort_by_key(|r| std::cmp::Reverse(r.monthly_cost));
         report.truncated = super::truncation_note("resources", limit.min(found.len()), found.len());
         found.truncate(limit);
         report.resources = found;
-        if result.source == "aws" {
-            report.context.notes.push(
-                "monthly_cost is null until cost data is available (Cost Explorer)".to_string(),
-            );
-        }
         Ok(report)
     }
 }
 
-/// Rounded to cents, as costs are shown.
-fn cents(usd: f64) -> f64 {
-    (usd * 100.0).round() / 100.0
+impl UntaggedReport {
+    /// Counts one resource found, with the tags it misses.
+    fn count(&mut self, resource: &ResourceRef, missing_tags: &[String]) {
+        for tag in missing_tags {
+            let entry = self.missing_by_tag.entry(tag.clone()).or_default();
+            entry.resources += 1;
+            match resource.monthly_cost {
+                Some(cost) => entry.monthly_cost += cost,
+                None => entry.unknown_cost += 1,
+            }
+        }
+        match resource.monthly_cost {
+            Some(cost) => self.total_monthly_cost += cost,
+            None => self.unknown_cost_count += 1,
+        }
+        if resource.tag_count == 0 {
+            self.untagged_count += 1;
+        } else {
+            self.partially_tagged_count += 1;
+        }
+    }
+}
+
+/// The resources with missing required tags, in source order, each with the tags it misses.
+fn group_missing(result: &ScanResult) -> Vec<(Arc<ResourceRef>, Vec<String>)> {
+    let mut order: Vec<(Arc<ResourceRef>, Vec<String>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for violation in result.violations() {
+        if violation.finding.violation_type != ViolationType::MissingRequiredTag {
+            continue;
+        }
+        let at = *index.entry(&violation.resource.arn).or_insert_with(|| {
+            order.push((violation.resource.clone(), Vec::new()));
+            order.len() - 1
+        });
+        order[at].1.push(violation.finding.tag_name.to_string());
+    }
+    order
 }

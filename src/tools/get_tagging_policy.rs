@@ -41,6 +41,7 @@ impl TypedTool for GetTaggingPolicy {
     const DESCRIPTION: &'static str = "Returns the tagging policy in effect: required tags \
         (allowed values, validation regex, the resource types each applies to), optional tags \
         and naming rules. Use it to explain a violation or to propose correct tag values.";
+    const HINT: &'static str = "get_tagging_policy to learn the rules";
     const OPEN_WORLD: bool = false;
 
     async fn run(
@@ -49,7 +50,7 @@ impl TypedTool for GetTaggingPolicy {
         _ctx: &CallContext,
         _params: NoParams,
     ) -> Result<PolicyReport, ToolError> {
-        let document = env.policy.document.clone();
+        let document = env.policy().document.clone();
         let required_by_type = document
             .required_tags
             .iter()
@@ -66,7 +67,7 @@ impl TypedTool for GetTaggingPolicy {
             policy: document,
             required_by_type,
             known_resource_types: KNOWN_RESOURCE_TYPES.iter().map(|t| t.to_string()).collect(),
-            warnings: env.policy.warnings.clone(),
+            warnings: env.policy().warnings.clone(),
         })
     }
 }

@@ -18,7 +18,7 @@ pub struct GetViolationHistory;
 pub struct HistoryParams {
     /// How many days back to look, 1 to 400 (default 30).
     #[serde(default)]
-    #[schemars(range(min = 1, max = 400))]
+    #[schemars(range(min = 1, max = MAX_DAYS_BACK))]
     pub days_back: Option<u32>,
     /// Period of the history points: `day` (default), `week` or `month`.
     #[serde(default)]
@@ -32,7 +32,7 @@ pub struct HistoryParams {
     #[serde(default)]
     pub regions: Vec<String>,
     /// Most resources and tag changes to list in `drift` (default 50, at most 1000).
-    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(range(min = 1, max = super::MAX_LIMIT))]
     #[serde(default)]
     pub limit: Option<u32>,
 }
@@ -48,6 +48,7 @@ impl TypedTool for GetViolationHistory {
         violation counts per day, week or month, the trend (improving, declining or stable) and \
         what changed between the two most recent scans (resources that became compliant or not, \
         tags added, removed or changed). It runs no scan itself.";
+    const HINT: &'static str = "get_violation_history for the trend over time";
     const OPEN_WORLD: bool = false;
 
     async fn run(
@@ -64,13 +65,13 @@ impl TypedTool for GetViolationHistory {
             )));
         }
         let (scope, _) = tool_scope(env, &params.resource_types, &params.regions, &[])?;
-        let Some(store) = &env.store else {
+        let Some(store) = env.store() else {
             return Err(ToolError::Failed(
                 "no history: the server runs without a store (its data directory could not be opened; see its log)".to_string(),
             ));
         };
         let query = HistoryQuery {
-            source: env.source.name(),
+            source: env.source().name(),
             scope,
             days_back,
             group_by: params.group_by,

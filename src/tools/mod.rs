@@ -1,13 +1,16 @@
 //! The MCP tools: one file per tool, and the registry the MCP layer serves them from.
 //!
 //! A tool is a [`TypedTool`]: a parameter type and an output type (both generate their JSON
-//! Schema with schemars, so the schema a client sees is the type the code reads) and an async
-//! `run`. The blanket [`Tool`] impl turns it into the untyped form the MCP layer calls. Tools
-//! reach the engine only through [`ToolEnv`] (an [`EngineHandle`], the policy and the source).
+//! Schema with schemars, so the schema a client sees is the type the code reads), its
+//! metadata (annotations, a one-line hint for the server's instructions), an async `run`, and
+//! how its output is shown ([`TypedTool::content`]: the JSON by default; Markdown, CSV or a
+//! resource link when a tool says so). The blanket [`Tool`] impl turns it into the untyped
+//! form the MCP layer calls. Tools reach scans only through the [`ScanService`] in
+//! [`ToolEnv`]; they are thin translations of arguments into questions and of answers into
+//! views.
 //!
 //! **Adding a tool** is one file here plus one line in [`ToolRegistry::standard`].
 
-mod cache;
 mod calls;
 mod check_tag_compliance;
 mod find_untagged_resources;
@@ -17,23 +20,23 @@ mod validate_resource_tags;
 mod views;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use schemars::generate::Contract;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ScanResult, ScanScope, ScopeFieldNames, SeverityFilter, parse_scope};
-use crate::engine::{EngineError, EngineHandle, ScanRequest};
+use crate::domain::{ScanScope, ScopeFieldNames, parse_scope};
 use crate::policy::Policy;
-use crate::source::ResourceSource;
+use crate::scans::{RunContext, ScanAnswer, ScanError, ScanQuestion, ScanService};
+use crate::source::{ResourceSource, SourceError};
 use crate::store::Store;
 
-pub use cache::{CacheInfo, ScanCache, cache_key};
+pub use crate::scans::{CacheInfo, ProgressSink};
 pub use calls::{CallGate, CallOutcome, Guardrails};
 pub use check_tag_compliance::CheckTagCompliance;
 pub use find_untagged_resources::FindUntaggedResources;
@@ -41,60 +44,28 @@ pub use get_tagging_policy::GetTaggingPolicy;
 pub use get_violation_history::GetViolationHistory;
 pub use validate_resource_tags::ValidateResourceTags;
 
-/// What every tool works with: the engine, the policy and the source the server was started
-/// on, the store, the result cache and the guardrails' counters.
+/// What every tool works with: the scan service (engine, policy, source, store, cache), what
+/// a call covers by default, and the guardrails' counters.
 #[derive(Clone)]
 pub struct ToolEnv {
-    /// The scan engine.
-    pub engine: EngineHandle,
-    /// The policy in effect.
-    pub policy: Arc<Policy>,
-    /// Where resources come from.
-    pub source: Arc<dyn ResourceSource>,
+    /// Scans, through the one service that runs, caches and records them.
+    pub scans: Arc<ScanService>,
     /// What a call covers when it does not narrow the scan itself (the regions and accounts
     /// `tagguard serve` was started with); a call's own lists replace these.
     pub default_scope: ScanScope,
-    /// Where scans are recorded and history is read; `None` keeps nothing.
-    pub store: Option<Store>,
-    /// Recent scan results by query.
-    pub cache: Arc<ScanCache>,
     /// Per-session budgets and loop detection.
     pub gate: Arc<CallGate>,
 }
 
-/// How long a cached scan answers repeated questions unless configured otherwise.
-pub const DEFAULT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
-
 impl ToolEnv {
-    /// An environment with no store, the default cache TTL and the default guardrails,
-    /// covering everything the source has.
-    pub fn new(
-        engine: EngineHandle,
-        policy: Arc<Policy>,
-        source: Arc<dyn ResourceSource>,
-    ) -> ToolEnv {
+    /// An environment over `scans`, covering everything its source has, with the default
+    /// guardrails.
+    pub fn new(scans: Arc<ScanService>) -> ToolEnv {
         ToolEnv {
-            engine,
-            policy,
-            source,
+            scans,
             default_scope: ScanScope::default(),
-            store: None,
-            cache: Arc::new(ScanCache::new(DEFAULT_CACHE_TTL, None)),
             gate: Arc::new(CallGate::new(Guardrails::default())),
         }
-    }
-
-    /// Records scans and audit records in `store`, and keeps the cache there too.
-    pub fn with_store(mut self, store: Store, cache_ttl: std::time::Duration) -> ToolEnv {
-        self.cache = Arc::new(ScanCache::new(cache_ttl, Some(store.clone())));
-        self.store = Some(store);
-        self
-    }
-
-    /// Sets the cache TTL (zero: no cache), keeping the store if there is one.
-    pub fn with_cache_ttl(mut self, ttl: std::time::Duration) -> ToolEnv {
-        self.cache = Arc::new(ScanCache::new(ttl, self.store.clone()));
-        self
     }
 
     /// Covers `scope` when a call does not narrow it itself.
@@ -108,21 +79,74 @@ impl ToolEnv {
         self.gate = Arc::new(CallGate::new(limits));
         self
     }
+
+    /// The policy in effect.
+    pub fn policy(&self) -> &Arc<Policy> {
+        self.scans.policy()
+    }
+
+    /// Where resources come from.
+    pub fn source(&self) -> &Arc<dyn ResourceSource> {
+        self.scans.source()
+    }
+
+    /// The store, when the server keeps one.
+    pub fn store(&self) -> Option<&Store> {
+        self.scans.store()
+    }
 }
 
-/// Receives a tool's progress: `progress` grows, `total` when known, and a short message.
-pub trait ProgressSink: Send + Sync {
-    /// Reports progress; a sink may drop updates that do not grow.
-    fn report(&self, progress: f64, total: Option<f64>, message: String);
-}
-
-/// Per-call context from the MCP layer: where progress goes and when to stop.
+/// Per-call context from the MCP layer: where progress goes, when to stop, and what the call
+/// learnt about where its answer came from (for the result's `_meta` and the audit log).
 #[derive(Clone, Default)]
 pub struct CallContext {
     /// Set when the client asked for progress (`_meta.progressToken`).
     pub progress: Option<Arc<dyn ProgressSink>>,
-    /// Cancelled when the client cancels the request or the server shuts down.
+    /// Cancelled when the client cancels the request, its time limit passes, or the server
+    /// shuts down.
     pub cancel: CancellationToken,
+    provenance: Arc<Mutex<Option<CacheInfo>>>,
+}
+
+impl CallContext {
+    /// A context with `progress` and `cancel`.
+    pub fn new(progress: Option<Arc<dyn ProgressSink>>, cancel: CancellationToken) -> Self {
+        CallContext {
+            progress,
+            cancel,
+            provenance: Arc::default(),
+        }
+    }
+
+    /// A context for the same call with another cancellation token (a child of this one's,
+    /// for a time limit), sharing its provenance.
+    pub fn with_cancel(&self, cancel: CancellationToken) -> CallContext {
+        CallContext {
+            progress: self.progress.clone(),
+            cancel,
+            provenance: self.provenance.clone(),
+        }
+    }
+
+    /// Says where the call's scan came from.
+    pub fn note_cache(&self, info: CacheInfo) {
+        *self.provenance.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
+    }
+
+    /// Where the call's scan came from, when it used one.
+    pub fn cache_note(&self) -> Option<CacheInfo> {
+        self.provenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn run_context(&self) -> RunContext {
+        RunContext {
+            progress: self.progress.clone(),
+            cancel: self.cancel.clone(),
+        }
+    }
 }
 
 /// Why a tool call produced no result.
@@ -131,12 +155,46 @@ pub enum ToolError {
     /// The arguments are wrong; the message says what to change.
     #[error("invalid arguments: {0}")]
     InvalidInput(String),
-    /// The tool ran and failed (the source could not be read, say).
+    /// The source failed: its kind (access denied, throttled, …) and the permission missing
+    /// are kept, for the model and the audit log to act on.
+    #[error("{0}")]
+    Source(SourceError),
+    /// The tool ran and failed for another reason (the store is closed, say).
     #[error("{0}")]
     Failed(String),
-    /// The client cancelled the call (or the server is stopping).
+    /// The client cancelled the call (or the server is stopping, or its time ran out).
     #[error("the call was cancelled")]
     Cancelled,
+}
+
+impl ToolError {
+    /// The error's kind, as the result's `_meta.error_kind` and the audit log name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ToolError::InvalidInput(_) => "invalid_input",
+            ToolError::Source(error) => error.kind.as_str(),
+            ToolError::Failed(_) => "failed",
+            ToolError::Cancelled => "cancelled",
+        }
+    }
+
+    /// The IAM action a denied call lacked, when that is the cause.
+    pub fn missing_permission(&self) -> Option<&str> {
+        match self {
+            ToolError::Source(error) => error.missing_permission.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<ScanError> for ToolError {
+    fn from(error: ScanError) -> Self {
+        match error {
+            ScanError::Source(error) => ToolError::Source(error),
+            ScanError::Engine(message) => ToolError::Failed(message),
+            ScanError::Cancelled => ToolError::Cancelled,
+        }
+    }
 }
 
 /// Hints about a tool's behaviour, as MCP `annotations`.
@@ -147,12 +205,100 @@ pub struct ToolAnnotations {
     pub title: &'static str,
     /// The tool changes nothing.
     pub read_only_hint: bool,
-    /// The tool may destroy something (never, for tagguard).
+    /// The tool may destroy or overwrite something.
     pub destructive_hint: bool,
     /// Calling twice with the same arguments has no further effect.
     pub idempotent_hint: bool,
     /// The tool talks to the outside world (AWS).
     pub open_world_hint: bool,
+}
+
+/// One block of a tool result's `content`, as MCP defines it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    /// Text for the model, with its media type when it is not plain (`text/markdown`,
+    /// `text/csv`, `application/json`), given as an annotation of the block.
+    Text {
+        /// The text.
+        text: String,
+        /// Its media type.
+        mime_type: Option<&'static str>,
+    },
+    /// A link to a resource the client can read (`resources/read`).
+    ResourceLink {
+        /// The resource's URI.
+        uri: String,
+        /// Its name.
+        name: String,
+        /// Its media type.
+        mime_type: Option<&'static str>,
+        /// What it holds.
+        description: Option<String>,
+    },
+    /// A resource embedded whole (a report, say).
+    EmbeddedText {
+        /// The resource's URI.
+        uri: String,
+        /// Its media type.
+        mime_type: &'static str,
+        /// Its text.
+        text: String,
+    },
+}
+
+impl Content {
+    /// Plain text.
+    pub fn text(text: impl Into<String>) -> Content {
+        Content::Text {
+            text: text.into(),
+            mime_type: None,
+        }
+    }
+
+    /// The block as MCP JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Content::Text { text, mime_type } => {
+                let mut block = json!({ "type": "text", "text": text });
+                if let Some(mime) = mime_type {
+                    block["_meta"] = json!({ "mimeType": mime });
+                }
+                block
+            }
+            Content::ResourceLink {
+                uri,
+                name,
+                mime_type,
+                description,
+            } => {
+                let mut block = json!({ "type": "resource_link", "uri": uri, "name": name });
+                if let Some(mime) = mime_type {
+                    block["mimeType"] = json!(mime);
+                }
+                if let Some(description) = description {
+                    block["description"] = json!(description);
+                }
+                block
+            }
+            Content::EmbeddedText {
+                uri,
+                mime_type,
+                text,
+            } => json!({
+                "type": "resource",
+                "resource": { "uri": uri, "mimeType": mime_type, "text": text },
+            }),
+        }
+    }
+}
+
+/// What a tool returns: the structured result, and how it is shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    /// The result as JSON (`structuredContent`, matching the output schema).
+    pub structured: Value,
+    /// The `content` blocks.
+    pub content: Vec<Content>,
 }
 
 /// A tool with typed parameters and output.
@@ -161,14 +307,24 @@ pub trait TypedTool: Send + Sync + 'static {
     /// Arguments, deserialised from `tools/call` (unknown fields rejected).
     type Params: DeserializeOwned + JsonSchema + Send;
     /// The structured result.
-    type Output: Serialize + JsonSchema;
+    type Output: Serialize + JsonSchema + Send;
     /// The tool's name, as clients call it.
     const NAME: &'static str;
     /// A person-readable title.
     const TITLE: &'static str;
     /// What the tool does and when to use it, for the model.
     const DESCRIPTION: &'static str;
-    /// Whether the tool reads the cloud (false for tools answered from the policy alone).
+    /// One clause for the server's instructions: what to use the tool for
+    /// (`"check_tag_compliance for the score and violations"`).
+    const HINT: &'static str;
+    /// The tool changes nothing.
+    const READ_ONLY: bool = true;
+    /// The tool may destroy or overwrite something (with `READ_ONLY` false).
+    const DESTRUCTIVE: bool = false;
+    /// Calling twice with the same arguments has no further effect.
+    const IDEMPOTENT: bool = true;
+    /// Whether the tool reads the cloud (false for tools answered from the policy or the
+    /// store alone).
     const OPEN_WORLD: bool = true;
 
     /// Runs the tool.
@@ -178,6 +334,12 @@ pub trait TypedTool: Send + Sync + 'static {
         ctx: &CallContext,
         params: Self::Params,
     ) -> Result<Self::Output, ToolError>;
+
+    /// The result's `content` blocks; `structured` is the output as JSON. The default is that
+    /// JSON as one text block.
+    fn content(&self, _output: &Self::Output, structured: &Value) -> Vec<Content> {
+        vec![Content::text(structured.to_string())]
+    }
 }
 
 /// A tool as the MCP layer sees it: untyped JSON in and out.
@@ -185,11 +347,17 @@ pub trait TypedTool: Send + Sync + 'static {
 pub trait Tool: Send + Sync {
     /// The tool's name.
     fn name(&self) -> &'static str;
+    /// Its clause for the server's instructions.
+    fn hint(&self) -> &'static str;
     /// Its `tools/list` entry: name, title, description, schemas, annotations.
     fn descriptor(&self) -> Value;
     /// Calls the tool; arguments that do not fit the schema give [`ToolError::InvalidInput`].
-    async fn call(&self, env: &ToolEnv, ctx: &CallContext, args: Value)
-    -> Result<Value, ToolError>;
+    async fn call(
+        &self,
+        env: &ToolEnv,
+        ctx: &CallContext,
+        args: Value,
+    ) -> Result<ToolOutput, ToolError>;
 }
 
 #[async_trait]
@@ -198,8 +366,12 @@ impl<T: TypedTool> Tool for T {
         T::NAME
     }
 
+    fn hint(&self) -> &'static str {
+        T::HINT
+    }
+
     fn descriptor(&self) -> Value {
-        serde_json::json!({
+        json!({
             "name": T::NAME,
             "title": T::TITLE,
             "description": T::DESCRIPTION,
@@ -207,9 +379,9 @@ impl<T: TypedTool> Tool for T {
             "outputSchema": schema_of::<T::Output>(Contract::Serialize),
             "annotations": ToolAnnotations {
                 title: T::TITLE,
-                read_only_hint: true,
-                destructive_hint: false,
-                idempotent_hint: true,
+                read_only_hint: T::READ_ONLY,
+                destructive_hint: T::DESTRUCTIVE,
+                idempotent_hint: T::IDEMPOTENT,
                 open_world_hint: T::OPEN_WORLD,
             },
         })
@@ -220,7 +392,7 @@ impl<T: TypedTool> Tool for T {
         env: &ToolEnv,
         ctx: &CallContext,
         args: Value,
-    ) -> Result<Value, ToolError> {
+    ) -> Result<ToolOutput, ToolError> {
         // Absent arguments mean "all defaults".
         let args = if args.is_null() {
             Value::Object(Map::new())
@@ -237,7 +409,13 @@ impl<T: TypedTool> Tool for T {
             })
         })?;
         let output = self.run(env, ctx, params).await?;
-        serde_json::to_value(output).map_err(|e| ToolError::Failed(e.to_string()))
+        let structured =
+            serde_json::to_value(&output).map_err(|e| ToolError::Failed(e.to_string()))?;
+        let content = self.content(&output, &structured);
+        Ok(ToolOutput {
+            structured,
+            content,
+        })
     }
 }
 
@@ -300,6 +478,20 @@ impl ToolRegistry {
         }
     }
 
+    /// The server's instructions for clients: what tagguard is, each tool's hint in listing
+    /// order, and what every answer shares.
+    pub fn instructions(&self) -> String {
+        let hints: Vec<&str> = self.tools.iter().map(|t| t.hint()).collect();
+        format!(
+            "tagguard checks AWS resources against the organisation's tagging policy. Use {}. \
+             Results say `partial: true` when part of the estate could not be read; `issues` \
+             says why. Long lists are capped by `limit`; totals always cover everything. Scans \
+             are cached for a few minutes (`cache` says so; force_refresh scans again), and the \
+             same call repeated many times is refused as a loop.",
+            crate::domain::all_of(&hints)
+        )
+    }
+
     /// Every tool tagguard has.
     pub fn standard() -> ToolRegistry {
         ToolRegistry::new()
@@ -347,31 +539,8 @@ impl Default for ToolRegistry {
     }
 }
 
-/// Severity filter as tools take it.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SeverityParam {
-    /// Errors and warnings.
-    #[default]
-    All,
-    /// Errors only (what makes a resource non-compliant).
-    ErrorsOnly,
-    /// Warnings only (case differences and the like).
-    WarningsOnly,
-}
-
-impl From<SeverityParam> for SeverityFilter {
-    fn from(value: SeverityParam) -> Self {
-        match value {
-            SeverityParam::All => SeverityFilter::All,
-            SeverityParam::ErrorsOnly => SeverityFilter::ErrorsOnly,
-            SeverityParam::WarningsOnly => SeverityFilter::WarningsOnly,
-        }
-    }
-}
-
-/// Default and largest `limit` of listed items: enough to act on, small enough for a model's
-/// context (a violation is about 100 tokens).
+/// The default `limit` of listed items: enough to act on, small enough for a model's context
+/// (a violation is about 100 tokens).
 pub const DEFAULT_LIMIT: u32 = 50;
 /// The largest `limit` a caller may ask for.
 pub const MAX_LIMIT: u32 = 1000;
@@ -398,13 +567,8 @@ pub(crate) fn tool_scope(
     regions: &[String],
     accounts: &[String],
 ) -> Result<(ScanScope, Vec<String>), ToolError> {
-    let names = ScopeFieldNames {
-        resource_types: "resource_types",
-        regions: "regions",
-        accounts: "account_ids",
-    };
-    let parsed =
-        parse_scope(names, resource_types, regions, accounts).map_err(ToolError::InvalidInput)?;
+    let parsed = parse_scope(ScopeFieldNames::TOOL, resource_types, regions, accounts)
+        .map_err(ToolError::InvalidInput)?;
     if parsed.all_regions || parsed.organization {
         return Err(ToolError::InvalidInput(
             "'all' and 'organization' are chosen when the server starts (tagguard serve --regions/--accounts); here, list regions or account ids to narrow the scan, or leave them out".to_string(),
@@ -420,102 +584,34 @@ pub(crate) fn tool_scope(
     Ok((scope, parsed.warnings))
 }
 
-/// Runs a scan for the tool `origin`: reports progress while it runs, stops it on
-/// cancellation, and records it in the store.
-pub(crate) async fn run_scan(
+/// Asks the scan service `question` for a tool call: the answer's provenance is noted in the
+/// call's context.
+pub(crate) async fn scan(
     env: &ToolEnv,
     ctx: &CallContext,
-    origin: &str,
-    scope: ScanScope,
-    severity: SeverityFilter,
-) -> Result<ScanResult, ToolError> {
-    let request = ScanRequest::new(env.source.clone(), env.policy.clone())
-        .with_scope(scope)
-        .with_severity(severity);
-    let ticket = env.engine.start_scan(request).await.map_err(engine_error)?;
-    let scan_id = ticket.id;
-    let mut progress = ticket.progress();
-    let _reporter = ctx.progress.clone().map(|sink| {
-        AbortOnDrop(tokio::spawn(async move {
-            sink.report(0.0, None, "planning the scan".to_string());
-            while progress.changed().await.is_ok() {
-                let p = progress.borrow_and_update().clone();
-                // Shards are the unit of work whose total is known up front.
-                let message = format!(
-                    "{} resources checked, {} non-compliant",
-                    p.resources_scanned, p.non_compliant
-                );
-                match p.shards_total {
-                    Some(total) => sink.report(p.shards_done as f64, Some(total as f64), message),
-                    None => sink.report(0.0, None, message),
-                }
-            }
-        }))
-    });
-    let outcome = tokio::select! {
-        result = ticket.result() => result.map_err(engine_error),
-        _ = ctx.cancel.cancelled() => {
-            env.engine.cancel(scan_id);
-            Err(ToolError::Cancelled)
-        }
-    };
-    let mut result = outcome?;
-    if let Some(store) = &env.store
-        && let Err(error) = store.record_scan(&result, &format!("mcp:{origin}")).await
-    {
-        // History is a record, not the answer: the caller still gets the scan.
-        tracing::warn!(%error, "scan not recorded");
-        result.notes.push(format!(
-            "this scan was not recorded in the history: {error}"
-        ));
-    }
-    Ok(result)
+    question: ScanQuestion,
+) -> Result<ScanAnswer, ToolError> {
+    let answer = env.scans.scan(&ctx.run_context(), question).await?;
+    ctx.note_cache(answer.cache.clone());
+    Ok(answer)
 }
 
-/// Aborts a task when dropped: the progress reporter must end with its call, however the call
-/// ends (answered, failed, or dropped by a transport that gave up on it), or it would keep
-/// the client's channel open.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// A scan of the whole `scope` (every violation listed), from the cache when a fresh one is
-/// there and `force_refresh` is false; else a new scan, recorded and cached.
-pub(crate) async fn cached_scan(
+/// A scan of the whole `scope` for the tool `tool` (every violation listed, costs summed),
+/// from the cache when a fresh one is there and `force_refresh` is false; else a new scan,
+/// recorded and cached. Every tool asks the same of a scope, so they share cached scans.
+pub(crate) async fn scope_scan(
     env: &ToolEnv,
     ctx: &CallContext,
-    origin: &str,
+    tool: &str,
     scope: ScanScope,
     force_refresh: bool,
-) -> Result<(Arc<ScanResult>, CacheInfo), ToolError> {
-    let key = cache_key(&env.source.name(), &scope, env.policy.version());
-    if !force_refresh && let Some(hit) = env.cache.get(&key, chrono::Utc::now()).await {
-        // A client that asked for progress hears that the answer is ready, and why so soon.
-        if let Some(sink) = &ctx.progress {
-            let message = format!("answered from a scan of {} s ago", hit.1.age_seconds);
-            sink.report(1.0, Some(1.0), message);
-        }
-        return Ok(hit);
+) -> Result<ScanAnswer, ToolError> {
+    let mut question = ScanQuestion::new(scope, crate::domain::Origin::Tool(tool.to_string()));
+    question.analyses.cost = true;
+    if force_refresh {
+        question.cache = crate::scans::CachePolicy::Refresh;
     }
-    let result = Arc::new(run_scan(env, ctx, origin, scope, SeverityFilter::All).await?);
-    env.cache.put(key, result.clone(), chrono::Utc::now()).await;
-    let info = CacheInfo {
-        from_cache: false,
-        scanned_at: result.scan_timestamp,
-        age_seconds: 0,
-    };
-    Ok((result, info))
-}
-
-fn engine_error(error: EngineError) -> ToolError {
-    match error {
-        EngineError::Cancelled(_) => ToolError::Cancelled,
-        other => ToolError::Failed(other.to_string()),
-    }
+    scan(env, ctx, question).await
 }
 
 /// "showing N of M" when a list was cut, for the model to know what it did not see.
@@ -532,9 +628,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_instructions_name_every_tool() {
+        let registry = ToolRegistry::standard();
+        let text = registry.instructions();
+        for tool in registry.iter() {
+            assert!(
+                text.contains(tool.name()),
+                "{} is not in the instructions",
+                tool.name()
+            );
+        }
+    }
+
+    #[test]
     fn every_tool_has_object_schemas_and_described_fields() {
         let registry = ToolRegistry::standard();
-        assert_eq!(registry.iter().count(), 5);
         for tool in registry.iter() {
             let d = tool.descriptor();
             for key in ["inputSchema", "outputSchema"] {

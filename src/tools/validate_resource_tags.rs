@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::views::{IssueView, ScanInfo, ViolationView, issues};
-use super::{CallContext, ToolEnv, ToolError, TypedTool, run_scan};
-use crate::domain::{Arn, ScanScope, Severity, SeverityFilter};
+use super::views::ScanInfo;
+use super::{CallContext, ToolEnv, ToolError, TypedTool};
+use crate::domain::{Arn, Origin, ScanIssue, ScanScope, Severity, Violation};
+use crate::scans::ScanQuestion;
 
 /// The tool.
 pub struct ValidateResourceTags;
@@ -54,7 +55,7 @@ pub struct ArnResult {
     /// Warning-severity violations.
     pub warnings: u64,
     /// Every violation, with the current value and what the policy allows.
-    pub violations: Vec<ViolationView>,
+    pub violations: Vec<Violation>,
     /// For not_found, unknown and invalid_arn: why, and what to do.
     pub message: Option<String>,
 }
@@ -77,7 +78,7 @@ pub struct ValidationReport {
     /// True when part of the estate could not be read (see `issues`).
     pub partial: bool,
     /// What could not be read, and why.
-    pub issues: Vec<IssueView>,
+    pub issues: Vec<ScanIssue>,
     /// Which scan answered; null when no ARN was valid, so nothing was scanned.
     pub scan: Option<ScanInfo>,
 }
@@ -91,7 +92,9 @@ impl TypedTool for ValidateResourceTags {
     const DESCRIPTION: &'static str = "Checks specific resources, by ARN, against the tagging \
         policy: for each ARN, compliant or not, and every violation with the current value and \
         the allowed values or pattern. A malformed or unknown ARN is reported in its own entry; \
-        the others are still checked. Up to 100 ARNs per call.";
+        the others are still checked. Up to 100 ARNs per call. Only the resources named are \
+        read (one lookup per 100 ARNs), and the lookup is not recorded in the history.";
+    const HINT: &'static str = "validate_resource_tags for specific ARNs";
 
     async fn run(
         &self,
@@ -124,20 +127,31 @@ impl TypedTool for ValidateResourceTags {
             parsed.insert(text, Arn::parse(text).map_err(|e| e.to_string()));
         }
         let valid: Vec<&Arn> = parsed.values().filter_map(|p| p.as_ref().ok()).collect();
-        let mut scans = Vec::new();
-        for scope in scopes_of(&valid, &env.default_scope) {
-            scans.push(run_scan(env, ctx, Self::NAME, scope, SeverityFilter::All).await?);
-        }
+        // A lookup, not an audit: the scans read only these resources, and are not recorded.
+        let lookups = scopes_of(&valid, &env.default_scope)
+            .into_iter()
+            .map(|scope| {
+                super::scan(
+                    env,
+                    ctx,
+                    ScanQuestion::new(scope, Origin::Lookup(Self::NAME.to_string())),
+                )
+            });
+        let scans: Vec<_> = futures::future::try_join_all(lookups)
+            .await?
+            .into_iter()
+            .map(|answer| answer.result)
+            .collect();
 
-        let mut by_arn: HashMap<&str, Vec<ViolationView>> = HashMap::new();
+        let mut by_arn: HashMap<&str, Vec<Violation>> = HashMap::new();
         let mut found: HashSet<&str> = HashSet::new();
         for result in &scans {
-            found.extend(result.matched_arns.iter().map(String::as_str));
-            for v in &result.violations {
+            found.extend(result.tally.matched_arns.iter().map(String::as_str));
+            for v in result.violations() {
                 by_arn
                     .entry(v.resource.arn.as_str())
                     .or_default()
-                    .push(ViolationView::from(v));
+                    .push(v.clone());
             }
         }
         let partial = scans.iter().any(|r| r.partial);
@@ -150,8 +164,11 @@ impl TypedTool for ValidateResourceTags {
             unknown: 0,
             invalid: 0,
             partial,
-            issues: scans.iter().flat_map(issues).collect(),
-            scan: scans.first().map(ScanInfo::from),
+            issues: scans
+                .iter()
+                .flat_map(|r| r.tally.issues.iter().cloned())
+                .collect(),
+            scan: scans.first().map(|r| ScanInfo::from(&r.meta)),
         };
         for text in &given {
             let mut item = ArnResult {
@@ -175,7 +192,7 @@ impl TypedTool for ValidateResourceTags {
                     item.errors = item
                         .violations
                         .iter()
-                        .filter(|v| v.severity == Severity::Error.to_string())
+                        .filter(|v| v.finding.severity == Severity::Error)
                         .count() as u64;
                     item.warnings = item.violations.len() as u64 - item.errors;
                     if item.errors == 0 {
@@ -197,7 +214,7 @@ impl TypedTool for ValidateResourceTags {
                 Ok(_) => {
                     item.message = Some(format!(
                         "no such resource in the accounts and regions '{}' covers: check the account, region and id",
-                        env.source.name()
+                        env.source().name()
                     ));
                     report.not_found += 1;
                 }

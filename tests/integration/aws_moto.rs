@@ -413,7 +413,7 @@ fn scan_cli(credentials: &Credentials, args: &[&str]) -> (Option<i32>, Value, St
 }
 
 fn found(json: &Value) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
-    let violations = json["violations"]
+    let violations = json["tally"]["violations"]
         .as_array()
         .unwrap()
         .iter()
@@ -426,7 +426,7 @@ fn found(json: &Value) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
             )
         })
         .collect();
-    let counts = json["by_resource_type"]
+    let counts = json["tally"]["by_resource_type"]
         .as_object()
         .unwrap()
         .iter()
@@ -446,10 +446,10 @@ fn found(json: &Value) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
 /// The scan found exactly what was created: no issue, the same per-type counts and violations.
 fn assert_exact(json: &Value, created: &[Created]) {
     assert_eq!(
-        json["issues"].as_array().unwrap().len(),
+        json["tally"]["issues"].as_array().unwrap().len(),
         0,
         "{}",
-        json["issues"]
+        json["tally"]["issues"]
     );
     let (want_violations, want_counts) = expected(created);
     let (got_violations, got_counts) = found(json);
@@ -489,7 +489,7 @@ async fn scan_finds_exactly_what_was_created_in_two_regions() {
         .iter()
         .map(|c| (c.arn.as_str(), c.region.as_str()))
         .collect();
-    for v in json["violations"].as_array().unwrap() {
+    for v in json["tally"]["violations"].as_array().unwrap() {
         let arn = v["resource_arn"].as_str().unwrap();
         assert_eq!(v["region"].as_str().unwrap(), regions[arn], "{arn}");
         assert_eq!(v["account_id"].as_str().unwrap(), account);
@@ -554,7 +554,7 @@ async fn organization_accounts_are_reached_by_assume_role() {
     );
     assert_eq!(code, Some(1), "{stderr}");
     assert_exact(&json, &created);
-    let accounts: BTreeSet<&str> = json["violations"]
+    let accounts: BTreeSet<&str> = json["tally"]["violations"]
         .as_array()
         .unwrap()
         .iter()
@@ -589,7 +589,7 @@ async fn a_failing_region_gives_a_partial_result_with_the_reason() {
     );
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(json["partial"], true);
-    let issues = json["issues"].as_array().unwrap();
+    let issues = json["tally"]["issues"].as_array().unwrap();
     let failed: BTreeSet<(&str, &str)> = issues
         .iter()
         .map(|i| {
@@ -660,15 +660,16 @@ async fn all_types_adds_the_tagging_api_and_says_what_it_cannot_see() {
         &["--accounts", &account, "--regions", "us-east-1"],
     );
     assert!(
-        json["notes"][0]
-            .as_str()
+        json["notes"]
+            .as_array()
             .unwrap()
-            .contains("never been tagged"),
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("never been tagged")),
         "{}",
         json["notes"]
     );
     assert!(stderr.contains("tagguard: note:"), "{stderr}");
-    let counts = json["by_resource_type"].as_object().unwrap();
+    let counts = json["tally"]["by_resource_type"].as_object().unwrap();
     assert_eq!(counts["ec2:volume"]["total"], 1);
     // Native types are listed once, not again through the tagging API.
     let (_, want_counts) = expected(&created);
@@ -679,7 +680,7 @@ async fn all_types_adds_the_tagging_api_and_says_what_it_cannot_see() {
             "{resource_type}"
         );
     }
-    let volume_violations: Vec<&str> = json["violations"]
+    let volume_violations: Vec<&str> = json["tally"]["violations"]
         .as_array()
         .unwrap()
         .iter()
@@ -729,9 +730,9 @@ async fn listings_longer_than_a_page_are_read_to_the_end() {
         ],
     );
     assert!(
-        json["issues"].as_array().unwrap().is_empty(),
+        json["tally"]["issues"].as_array().unwrap().is_empty(),
         "{} {stderr}",
-        json["issues"]
+        json["tally"]["issues"]
     );
     assert_exact(&json, &created);
     assert!(
@@ -775,7 +776,14 @@ async fn tools_answer_from_aws_through_the_sdk() {
         accounts: [account.clone()].into(),
         ..ScanScope::default()
     };
-    let env = ToolEnv::new(engine, Arc::new(default_policy()), source).with_default_scope(scope);
+    let scans = tagguard::scans::ScanService::new(
+        engine,
+        Arc::new(default_policy()),
+        source,
+        None,
+        std::time::Duration::from_secs(300),
+    );
+    let env = ToolEnv::new(Arc::new(scans)).with_default_scope(scope);
     let registry = ToolRegistry::standard();
     let call = |tool: &'static str, args: Value| {
         let (registry, env) = (&registry, &env);
@@ -786,6 +794,7 @@ async fn tools_answer_from_aws_through_the_sdk() {
                 .call(env, &CallContext::default(), args)
                 .await
                 .unwrap_or_else(|e| panic!("{tool}: {e}"))
+                .structured
         }
     };
     let types: Vec<&str> = NATIVE_TYPES.split(',').collect();
@@ -868,5 +877,5 @@ async fn tools_answer_from_aws_through_the_sdk() {
         })
         .count();
     assert_eq!(untagged_report["total_found"], lacking);
-    env.engine.shutdown().await;
+    env.scans.engine().shutdown().await;
 }

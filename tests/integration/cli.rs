@@ -54,7 +54,9 @@ fn json_output_carries_every_violation_with_detail() {
     let out = tagguard(&["scan", "--format", "json", "--size", "3000", "--seed", "5"]);
     assert_eq!(out.status.code(), Some(1));
     let json: Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
-    let violations = json["violations"].as_array().expect("violations array");
+    let violations = json["tally"]["violations"]
+        .as_array()
+        .expect("violations array");
     assert_eq!(
         violations.len() as u64,
         json["error_count"].as_u64().unwrap() + json["warning_count"].as_u64().unwrap()
@@ -63,9 +65,25 @@ fn json_output_carries_every_violation_with_detail() {
     let score = json["compliance_score"].as_f64().unwrap();
     let ratio = json["compliant_resources"].as_f64().unwrap() / 3000.0;
     assert!((score - ratio).abs() < 1e-12);
-    for key in ["issues", "scan_timestamp", "by_resource_type", "by_tag"] {
-        assert!(json.get(key).is_some(), "missing {key}");
+    assert!(
+        json.get("scan_timestamp").is_some(),
+        "missing scan_timestamp"
+    );
+    for key in ["issues", "by_resource_type", "by_tag", "worst_offenders"] {
+        assert!(json["tally"].get(key).is_some(), "missing tally.{key}");
     }
+    // The file is the interchange form: it reads back as the result it was written from.
+    let result: tagguard::domain::ScanResult =
+        serde_json::from_str(&stdout(&out)).expect("the output reads back as a ScanResult");
+    assert_eq!(result.totals.total_resources, 3000);
+    assert_eq!(result.tally.violations.len(), violations.len());
+    assert_eq!(
+        result.tally.totals(),
+        result.totals,
+        "the counts agree with the tally"
+    );
+    let written: Value = serde_json::to_value(&result).unwrap();
+    assert_eq!(written, json, "written again, byte for byte the same JSON");
     for v in violations {
         for key in [
             "resource_arn",
@@ -104,14 +122,14 @@ fn filters_and_severity_apply() {
         "warnings_only",
     ]);
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let types: Vec<&str> = json["by_resource_type"]
+    let types: Vec<&str> = json["tally"]["by_resource_type"]
         .as_object()
         .unwrap()
         .keys()
         .map(|k| k.as_str())
         .collect();
     assert_eq!(types, ["rds:db", "s3:bucket"]);
-    for v in json["violations"].as_array().unwrap() {
+    for v in json["tally"]["violations"].as_array().unwrap() {
         assert_eq!(v["region"], "us-west-2");
         assert_eq!(v["severity"], "warning");
     }
@@ -155,7 +173,7 @@ fn compliant_snapshot_exits_0_and_bad_one_exits_1() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let tags: Vec<&str> = json["violations"]
+    let tags: Vec<&str> = json["tally"]["violations"]
         .as_array()
         .unwrap()
         .iter()
@@ -190,7 +208,7 @@ fn snapshot_with_a_bad_arn_is_partial_with_the_reason() {
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["partial"], true);
     assert!(
-        json["issues"][0]["message"]
+        json["tally"]["issues"][0]["message"]
             .as_str()
             .unwrap()
             .contains("'bucket-without-arn' is not an ARN")

@@ -9,10 +9,10 @@ use tagguard::config::Config;
 use tagguard::domain::{ResourceType, ScanIssueKind, ScanScope, SeverityFilter};
 use tagguard::engine::{EngineError, EngineHandle, ScanRequest};
 use tagguard::source::{
-    Page, ResourceSource, Shard, ShardPlan, SourceError, SyntheticSource, Throttle,
+    FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError, SyntheticSource,
 };
 
-use crate::support::{estate, policy, truth_keys, violation_keys};
+use crate::support::{estate, policy, truth_keys, violation_keys, wait_until_idle};
 
 /// What the wrapped source does wrong.
 #[derive(Clone, Copy)]
@@ -25,6 +25,8 @@ enum Fault {
     Slow(Duration),
     /// Planning fails.
     PlanFails,
+    /// Planning panics.
+    PlanPanics,
 }
 
 /// A synthetic estate with a fault injected: a source of the engine's public trait, as any
@@ -46,21 +48,29 @@ impl ResourceSource for FaultySource {
         "faulty".into()
     }
 
-    async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
-        if let Fault::PlanFails = self.fault {
-            return Err(SourceError::new(
-                ScanIssueKind::AccessDenied,
-                "no credentials at all",
-            ));
+    async fn plan(
+        &self,
+        scope: &ScanScope,
+        cx: &FetchContext<'_>,
+    ) -> Result<ShardPlan, SourceError> {
+        match self.fault {
+            Fault::PlanFails => {
+                return Err(SourceError::new(
+                    ScanIssueKind::AccessDenied,
+                    "no credentials at all",
+                ));
+            }
+            Fault::PlanPanics => panic!("the planner hit a bug"),
+            _ => {}
         }
-        self.inner.plan(scope).await
+        self.inner.plan(scope, cx).await
     }
 
     async fn fetch_page(
         &self,
         shard: &Shard,
         token: Option<String>,
-        throttle: &dyn Throttle,
+        cx: &FetchContext<'_>,
     ) -> Result<Page, SourceError> {
         let page_number = token
             .as_deref()
@@ -78,7 +88,7 @@ impl ResourceSource for FaultySource {
             Fault::Slow(delay) => tokio::time::sleep(delay).await,
             _ => {}
         }
-        self.inner.fetch_page(shard, token, throttle).await
+        self.inner.fetch_page(shard, token, cx).await
     }
 }
 
@@ -108,8 +118,8 @@ async fn failing_shard_gives_a_partial_result_with_the_reason() {
     engine.shutdown().await;
 
     assert!(result.partial);
-    assert_eq!(result.issues.len(), 1);
-    let issue = &result.issues[0];
+    assert_eq!(result.tally.issues.len(), 1);
+    let issue = &result.tally.issues[0];
     assert_eq!(
         (
             issue.account_id.as_str(),
@@ -129,8 +139,8 @@ async fn failing_shard_gives_a_partial_result_with_the_reason() {
     );
     let expected_total: u64 =
         truth.by_type.values().map(|c| c.0).sum::<u64>() - (target_total - 1_000);
-    assert_eq!(result.total_resources, expected_total);
-    assert_eq!(result.shards_succeeded, result.shards_total - 1);
+    assert_eq!(result.totals.total_resources, expected_total);
+    assert_eq!(result.meta.shards_succeeded, result.meta.shards_total - 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,15 +158,15 @@ async fn crashing_fetcher_is_reported_and_the_rest_completes() {
         .scan(ScanRequest::new(source, policy.clone()))
         .await
         .unwrap();
-    assert_eq!(result.issues.len(), 1);
-    assert_eq!(result.issues[0].kind, ScanIssueKind::FetcherCrashed);
+    assert_eq!(result.tally.issues.len(), 1);
+    assert_eq!(result.tally.issues[0].kind, ScanIssueKind::FetcherCrashed);
     assert!(
-        result.issues[0].message.contains("poison page"),
+        result.tally.issues[0].message.contains("poison page"),
         "{}",
-        result.issues[0].message
+        result.tally.issues[0].message
     );
     assert_eq!(
-        result.total_resources,
+        result.totals.total_resources,
         truth.by_type.values().map(|c| c.0).sum::<u64>() - target_total
     );
     // The engine survives the crash and scans again.
@@ -164,7 +174,7 @@ async fn crashing_fetcher_is_reported_and_the_rest_completes() {
         .scan(ScanRequest::new(estate(100, 1, &policy), policy.clone()))
         .await
         .unwrap();
-    assert_eq!(again.total_resources, 100);
+    assert_eq!(again.totals.total_resources, 100);
     engine.shutdown().await;
 }
 
@@ -184,6 +194,38 @@ async fn plan_failure_fails_the_scan_with_the_reason() {
         matches!(&error, EngineError::Plan(e) if e.kind == ScanIssueKind::AccessDenied),
         "{error}"
     );
+    engine.shutdown().await;
+}
+
+/// Regression: planning ran outside the supervision tree, so a panic while planning left the
+/// scan waiting forever. It must end the scan with an error, and the engine go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_that_panics_fails_the_scan_instead_of_hanging_it() {
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner: estate(10, 1, &policy),
+        fault: Fault::PlanPanics,
+    });
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        engine.scan(ScanRequest::new(source, policy.clone())),
+    )
+    .await
+    .expect("the scan ends");
+    match outcome {
+        Err(EngineError::Plan(error)) => {
+            assert_eq!(error.kind, ScanIssueKind::FetcherCrashed);
+            assert!(error.message.contains("the planner hit a bug"), "{error}");
+        }
+        other => panic!("expected a planning error, got {other:?}"),
+    }
+    wait_until_idle(&engine, 2).await;
+    let again = engine
+        .scan(ScanRequest::new(estate(30, 2, &policy), policy))
+        .await
+        .unwrap();
+    assert_eq!(again.totals.total_resources, 30);
     engine.shutdown().await;
 }
 
@@ -215,7 +257,7 @@ async fn scans_can_be_cancelled() {
         .scan(ScanRequest::new(estate(50, 2, &policy), policy))
         .await
         .unwrap();
-    assert_eq!(result.total_resources, 50);
+    assert_eq!(result.totals.total_resources, 50);
     engine.shutdown().await;
 }
 
@@ -231,10 +273,10 @@ async fn progress_reaches_the_totals() {
     let result = ticket.result().await.unwrap();
     let last = progress.borrow().clone();
     assert!(last.finished);
-    assert_eq!(last.resources_scanned, result.total_resources);
-    assert_eq!(last.non_compliant, result.non_compliant_resources);
-    assert_eq!(last.shards_total, Some(result.shards_total));
-    assert_eq!(last.shards_done, result.shards_total);
+    assert_eq!(last.resources_scanned, result.totals.total_resources);
+    assert_eq!(last.non_compliant, result.totals.non_compliant_resources);
+    assert_eq!(last.shards_total, Some(result.meta.shards_total));
+    assert_eq!(last.shards_done, result.meta.shards_total);
     engine.shutdown().await;
 }
 

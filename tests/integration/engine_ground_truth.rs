@@ -13,11 +13,11 @@ async fn check(size: u64, seed: u64, case_sensitive: bool, scope: ScanScope) {
 
     let expected_total: u64 = truth.by_type.values().map(|c| c.0).sum();
     assert_eq!(
-        result.total_resources, expected_total,
+        result.totals.total_resources, expected_total,
         "size {size} seed {seed}"
     );
     for (resource_type, (total, compliant)) in &truth.by_type {
-        let counts = result.by_resource_type[resource_type];
+        let counts = result.tally.by_resource_type[resource_type];
         assert_eq!(
             (counts.total, counts.compliant),
             (*total, *compliant),
@@ -29,7 +29,7 @@ async fn check(size: u64, seed: u64, case_sensitive: bool, scope: ScanScope) {
         truth_keys(&truth),
         "size {size} seed {seed}"
     );
-    assert!(result.issues.is_empty() && !result.partial);
+    assert!(result.tally.issues.is_empty() && !result.partial);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,6 +65,6 @@ async fn empty_estate_scores_one() {
         SeverityFilter::All,
     )
     .await;
-    assert_eq!(result.total_resources, 0);
-    assert_eq!(result.compliance_score, 1.0);
+    assert_eq!(result.totals.total_resources, 0);
+    assert_eq!(result.totals.compliance_score, 1.0);
 }

@@ -1215,7 +1215,7 @@ async fn open_session(server: &Server) -> String {
 }
 
 #[tokio::test]
-async fn health_reports_ok_version_and_aws() {
+async fn health_reports_ok_version_engine_and_what_it_serves() {
     let server = Server::http(&[], &[]).await;
     let response = within(
         10,
@@ -1231,7 +1231,11 @@ async fn health_reports_ok_version_and_aws() {
         health["version"].as_str().is_some_and(|v| !v.is_empty()),
         "{health}"
     );
-    assert_eq!(health["cloud_providers"], json!(["aws"]));
+    // A demo server reads no cloud: it says so, rather than claiming AWS.
+    assert_eq!(health["cloud_providers"], json!([]));
+    assert_eq!(health["source"], "demo");
+    assert_eq!(health["engine"]["state"], "running");
+    assert_eq!(health["engine"]["scans"], 0);
 }
 
 #[tokio::test]

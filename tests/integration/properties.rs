@@ -204,17 +204,17 @@ proptest! {
     fn score_is_bounded_and_is_the_compliant_ratio(size in 0u64..400, seed in any::<u64>()) {
         let policy = policy_with_case(false);
         let result = runtime().block_on(scan(estate(size, seed, &policy), &policy, ScanScope::default(), SeverityFilter::All));
-        prop_assert!((0.0..=1.0).contains(&result.compliance_score));
-        prop_assert_eq!(result.compliant_resources + result.non_compliant_resources, result.total_resources);
-        if result.total_resources == 0 {
-            prop_assert_eq!(result.compliance_score, 1.0);
+        prop_assert!((0.0..=1.0).contains(&result.totals.compliance_score));
+        prop_assert_eq!(result.totals.compliant_resources + result.totals.non_compliant_resources, result.totals.total_resources);
+        if result.totals.total_resources == 0 {
+            prop_assert_eq!(result.totals.compliance_score, 1.0);
         } else {
-            prop_assert_eq!(result.compliance_score, result.compliant_resources as f64 / result.total_resources as f64);
+            prop_assert_eq!(result.totals.compliance_score, result.totals.compliant_resources as f64 / result.totals.total_resources as f64);
         }
-        let per_type: u64 = result.by_resource_type.values().map(|c| c.total).sum();
-        prop_assert_eq!(per_type, result.total_resources);
-        let errors = result.violations.iter().filter(|v| v.finding.severity == Severity::Error).count() as u64;
-        prop_assert_eq!(errors, result.error_count);
+        let per_type: u64 = result.tally.by_resource_type.values().map(|c| c.total).sum();
+        prop_assert_eq!(per_type, result.totals.total_resources);
+        let errors = result.violations().filter(|v| v.finding.severity == Severity::Error).count() as u64;
+        prop_assert_eq!(errors, result.totals.error_count);
     }
 
     #[test]
@@ -235,16 +235,16 @@ proptest! {
         let source = estate(1_500, seed, &policy);
         let truth = source.ground_truth(&scope);
         let result = runtime().block_on(scan(source, &policy, scope.clone(), severity));
-        for v in &result.violations {
+        for v in result.violations() {
             prop_assert!(scope.admits_type(&v.resource.resource_type));
             prop_assert!(scope.admits_region(&v.resource.region));
             prop_assert!(scope.admits_account(&v.resource.account_id));
             prop_assert!(severity.admits(v.finding.severity));
         }
-        for resource_type in result.by_resource_type.keys() {
+        for resource_type in result.tally.by_resource_type.keys() {
             prop_assert!(scope.admits_type(resource_type));
         }
-        prop_assert_eq!(result.total_resources, truth.by_type.values().map(|c| c.0).sum::<u64>());
+        prop_assert_eq!(result.totals.total_resources, truth.by_type.values().map(|c| c.0).sum::<u64>());
         let mut expected = truth_keys(&truth);
         expected.retain(|(_, _, _, s)| match severity {
             SeverityFilter::All => true,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
-use tagguard::domain::{ScanId, ScanResult, ScanScope, SeverityFilter};
+use tagguard::domain::{Origin, ScanId, ScanResult, ScanScope, SeverityFilter};
 use tagguard::store::history::{GroupBy, HistoryQuery, Trend, history_report};
 use tagguard::store::{Retention, SCHEMA_VERSION, STORE_FILE, Store, StoreError};
 
@@ -24,9 +24,9 @@ async fn scan_at(size: u64, seed: u64, at: DateTime<Utc>) -> ScanResult {
     )
     .await;
     // One estate that changes over time, as a real account does.
-    result.source = "demo".to_string();
-    result.scan_timestamp = at;
-    result.scan_id = ScanId(at.timestamp_micros() as u64);
+    result.meta.source = "demo".to_string();
+    result.meta.scan_timestamp = at;
+    result.meta.scan_id = ScanId(at.timestamp_micros() as u64);
     result
 }
 
@@ -55,8 +55,8 @@ async fn scans_over_time_give_the_expected_history_and_trend() {
         (4, day(20, 9)),
     ] {
         let result = scan_at(200, seed, at).await;
-        scores.push(result.compliance_score);
-        store.record_scan(&result, "cli").await.unwrap();
+        scores.push(result.totals.compliance_score);
+        store.record_scan(&result, &Origin::Cli).await.unwrap();
     }
     let now = day(21, 0);
 
@@ -109,11 +109,14 @@ async fn scans_of_other_scopes_and_sources_are_not_mixed_in() {
     let store = Store::open(dir.path(), Retention::default()).unwrap();
     let now = Utc::now();
     let mut narrow = scan_at(100, 1, now - chrono::Duration::hours(2)).await;
-    narrow.scope.regions.insert("us-east-1".to_string());
-    store.record_scan(&narrow, "cli").await.unwrap();
+    narrow.meta.scope.regions.insert("us-east-1".to_string());
+    store.record_scan(&narrow, &Origin::Cli).await.unwrap();
     let mut other_source = scan_at(100, 2, now - chrono::Duration::hours(1)).await;
-    other_source.source = "aws".to_string();
-    store.record_scan(&other_source, "cli").await.unwrap();
+    other_source.meta.source = "aws".to_string();
+    store
+        .record_scan(&other_source, &Origin::Cli)
+        .await
+        .unwrap();
     let report = history_report(&store, &query(now, 1, GroupBy::Day))
         .await
         .unwrap();
@@ -135,7 +138,7 @@ async fn a_restart_keeps_history_and_findings_beyond_retention_are_pruned() {
         for (i, seed) in [5, 6, 7].into_iter().enumerate() {
             let at = now - chrono::Duration::minutes(10 - i as i64);
             let result = scan_at(100, seed, at).await;
-            ids.push(store.record_scan(&result, "cli").await.unwrap());
+            ids.push(store.record_scan(&result, &Origin::Cli).await.unwrap());
         }
         store.close();
     }
@@ -152,7 +155,7 @@ async fn a_restart_keeps_history_and_findings_beyond_retention_are_pruned() {
     assert_eq!(store.status().await.unwrap().scans, 3);
     // Summaries older than the retention go; 400 days is the floor.
     let old = scan_at(10, 8, now - chrono::Duration::days(401)).await;
-    store.record_scan(&old, "cli").await.unwrap();
+    store.record_scan(&old, &Origin::Cli).await.unwrap();
     assert_eq!(store.status().await.unwrap().scans, 3);
 }
 
@@ -253,7 +256,7 @@ fn sigkill_during_writes_loses_no_committed_scan() {
             let position = ids.iter().position(|s| s == id);
             let summary = &stored[position.unwrap_or_else(|| panic!("{id} was lost"))];
             assert_eq!(summary.totals.total_resources, 300);
-            assert_eq!(summary.origin, "mcp:check_tag_compliance");
+            assert_eq!(summary.origin.to_string(), "mcp:check_tag_compliance");
             let findings = store.findings(summary.scan_id).await.unwrap().unwrap();
             assert_eq!(
                 findings.len() as u64,
@@ -272,17 +275,21 @@ async fn drift_skips_scans_that_listed_warnings_only() {
     for (i, seed) in [1, 1].into_iter().enumerate() {
         let at = now - chrono::Duration::minutes(30 - i as i64);
         store
-            .record_scan(&scan_at(100, seed, at).await, "cli")
+            .record_scan(&scan_at(100, seed, at).await, &Origin::Cli)
             .await
             .unwrap();
     }
     // A later scan of the same estate that listed warnings only: no errors to compare.
     let mut warnings_only = scan_at(100, 1, now - chrono::Duration::minutes(1)).await;
-    warnings_only.severity_filter = SeverityFilter::WarningsOnly;
+    warnings_only.meta.severity_filter = SeverityFilter::WarningsOnly;
     warnings_only
+        .tally
         .violations
         .retain(|v| v.finding.severity == tagguard::domain::Severity::Warning);
-    store.record_scan(&warnings_only, "cli").await.unwrap();
+    store
+        .record_scan(&warnings_only, &Origin::Cli)
+        .await
+        .unwrap();
     let report = history_report(&store, &query(now, 1, GroupBy::Day))
         .await
         .unwrap();

@@ -6,7 +6,10 @@ use tagguard::config::Config;
 use tagguard::domain::{ScanResult, ScanScope, SeverityFilter};
 use tagguard::engine::{EngineHandle, ScanRequest};
 use tagguard::policy::{Policy, default_policy, parse_policy};
+use tagguard::scans::ScanService;
 use tagguard::source::{GroundTruth, ResourceSource, SyntheticSource, SyntheticSpec};
+use tagguard::store::Store;
+use tagguard::tools::ToolEnv;
 
 /// The default policy, shared.
 pub fn policy() -> Arc<Policy> {
@@ -37,15 +40,10 @@ pub async fn scan(
     let engine = EngineHandle::start(Config::default())
         .await
         .expect("engine starts");
-    let result = engine
-        .scan(ScanRequest {
-            source,
-            policy: policy.clone(),
-            scope,
-            severity,
-        })
-        .await
-        .expect("scan succeeds");
+    let request = ScanRequest::new(source, policy.clone())
+        .with_scope(scope)
+        .with_severity(severity);
+    let result = engine.scan(request).await.expect("scan succeeds");
     engine.shutdown().await;
     result
 }
@@ -53,8 +51,7 @@ pub async fn scan(
 /// The violations of a result as comparable tuples, sorted like the ground truth's.
 pub fn violation_keys(result: &ScanResult) -> Vec<(String, String, String, String)> {
     let mut keys: Vec<_> = result
-        .violations
-        .iter()
+        .violations()
         .map(|v| {
             (
                 v.resource.arn.clone(),
@@ -92,4 +89,42 @@ pub fn data_dir() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| tempfile::tempdir().expect("a temporary directory"))
         .path()
+}
+
+/// A tool environment over `source` on a new engine, recording in `store` when given, with
+/// the default cache TTL.
+pub async fn tool_env(
+    source: Arc<dyn ResourceSource>,
+    policy: &Arc<Policy>,
+    store: Option<Store>,
+) -> ToolEnv {
+    let engine = EngineHandle::start(Config::default())
+        .await
+        .expect("engine starts");
+    let ttl = std::time::Duration::from_secs(Config::default().cache.ttl_seconds);
+    ToolEnv::new(Arc::new(ScanService::new(
+        engine,
+        policy.clone(),
+        source,
+        store,
+        ttl,
+    )))
+}
+
+/// Waits until the engine runs no scan (an ended scan's actors stop just after it answers),
+/// failing after `seconds`.
+pub async fn wait_until_idle(engine: &EngineHandle, seconds: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let status = engine.status().await;
+        assert!(status.running, "the engine stopped: {status:?}");
+        if status.scans == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scans still run after {seconds} s: {status:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

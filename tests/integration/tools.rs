@@ -7,44 +7,23 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tagguard::config::Config;
-use tagguard::domain::{Resource, ScanScope, ViolationType};
-use tagguard::engine::EngineHandle;
-use tagguard::source::{ResourceSource, SyntheticSource, Unthrottled};
+use tagguard::domain::{Resource, ScanScope, Usd, ViolationType};
+use tagguard::source::SyntheticSource;
 use tagguard::tools::{CallContext, ToolEnv, ToolError, ToolRegistry};
 
-use crate::support::{estate, policy};
+use crate::support::{estate, policy, tool_env, wait_until_idle};
 
 /// A tool environment over a synthetic estate of `size` resources.
 async fn env(size: u64) -> (ToolEnv, Arc<SyntheticSource>) {
     let policy = policy();
     let source = estate(size, 42, &policy);
-    let engine = EngineHandle::start(Config::default())
-        .await
-        .expect("engine");
-    let env = ToolEnv::new(engine, policy, source.clone());
+    let env = tool_env(source.clone(), &policy, None).await;
     (env, source)
 }
 
-/// Every resource of the estate, read straight from the source.
+/// Every resource of the estate, generated straight from its definition.
 async fn resources(source: &SyntheticSource) -> Vec<Resource> {
-    let plan = source.plan(&ScanScope::default()).await.expect("plan");
-    let mut all = Vec::new();
-    for shard in &plan.shards {
-        let mut token = None;
-        loop {
-            let page = source
-                .fetch_page(shard, token, &Unthrottled)
-                .await
-                .expect("page");
-            all.extend(page.resources);
-            match page.next {
-                Some(next) => token = Some(next),
-                None => break,
-            }
-        }
-    }
-    all
+    source.resources(&ScanScope::default())
 }
 
 async fn call(env: &ToolEnv, tool: &str, args: Value) -> Result<Value, ToolError> {
@@ -54,6 +33,12 @@ async fn call(env: &ToolEnv, tool: &str, args: Value) -> Result<Value, ToolError
         .expect("tool exists")
         .call(env, &CallContext::default(), args)
         .await
+        .map(|output| output.structured)
+}
+
+/// A JSON amount of USD as the money type: exact below a billion dollars.
+fn usd(value: &Value) -> Option<Usd> {
+    serde_json::from_value(value.clone()).ok()
 }
 
 #[tokio::test]
@@ -83,8 +68,8 @@ async fn find_untagged_lists_exactly_the_resources_missing_required_tags() {
     let listed = out["resources"].as_array().expect("resources");
     assert_eq!(listed.len(), expected.len());
     assert_eq!(out["truncated"], Value::Null);
-    let mut cost = 0.0;
-    let mut previous = f64::INFINITY;
+    let mut cost = Usd::ZERO;
+    let mut previous: Option<Usd> = None;
     for item in listed {
         let arn = item["resource_arn"].as_str().unwrap();
         let missing: BTreeSet<String> = item["missing_tags"]
@@ -96,19 +81,21 @@ async fn find_untagged_lists_exactly_the_resources_missing_required_tags() {
         assert_eq!(missing, expected[arn], "{arn}");
         let resource = &by_arn[arn];
         assert_eq!(item["untagged"], resource.tags.is_empty(), "{arn}");
-        assert_eq!(
-            item["monthly_cost"].as_f64(),
-            resource.monthly_cost,
-            "{arn}"
-        );
+        assert_eq!(usd(&item["monthly_cost"]), resource.monthly_cost, "{arn}");
+        assert_eq!(item["cost_source"], resource.cost_source.as_str(), "{arn}");
         // Most expensive first; unknown cost (null) last.
-        let this = item["monthly_cost"].as_f64().unwrap_or(f64::NEG_INFINITY);
-        assert!(this <= previous, "sorted by cost, descending");
+        let this = usd(&item["monthly_cost"]);
+        if let Some(previous) = previous {
+            assert!(this <= Some(previous), "sorted by cost, descending");
+        }
         previous = this;
-        cost += resource.monthly_cost.unwrap_or(0.0);
+        cost += resource.monthly_cost.unwrap_or(Usd::ZERO);
     }
-    let reported = out["total_monthly_cost"].as_f64().unwrap();
-    assert!((reported - cost).abs() < 0.01, "{reported} vs {cost}");
+    assert_eq!(
+        usd(&out["total_monthly_cost"]),
+        Some(cost),
+        "exact to the cent"
+    );
     let untagged = listed.iter().filter(|i| i["untagged"] == true).count();
     assert_eq!(out["untagged_count"], untagged);
     assert_eq!(
@@ -130,7 +117,7 @@ async fn missing_tags_narrows_to_one_tag_and_prices_it() {
         })
         .map(|v| v.resource_arn.as_str())
         .collect();
-    let cost: f64 = resources(&source)
+    let cost: Usd = resources(&source)
         .await
         .iter()
         .filter(|r| lacking.contains(r.arn.as_str()))
@@ -144,10 +131,10 @@ async fn missing_tags_narrows_to_one_tag_and_prices_it() {
     .await
     .unwrap();
     assert_eq!(out["total_found"], lacking.len());
-    let priced = out["missing_by_tag"]["CostCenter"]["monthly_cost"]
-        .as_f64()
-        .unwrap();
-    assert!((priced - cost).abs() < 0.01, "{priced} vs {cost}");
+    assert_eq!(
+        usd(&out["missing_by_tag"]["CostCenter"]["monthly_cost"]),
+        Some(cost)
+    );
     assert_eq!(
         out["missing_by_tag"]["CostCenter"]["resources"],
         lacking.len()
@@ -319,10 +306,22 @@ async fn a_cancelled_call_stops_its_scan_promptly() {
         .expect("the call ends soon after the cancel")
         .expect("no panic");
     assert_eq!(outcome.unwrap_err(), ToolError::Cancelled);
-    // The engine is still usable.
-    let policy = call(&env, "get_tagging_policy", json!({})).await.unwrap();
-    assert_eq!(policy["required_by_type"]["CostCenter"], json!(["all"]));
+    // The scan was stopped in the engine, not left running behind the answer.
+    wait_until_idle(env.scans.engine(), 5).await;
     assert!(started.elapsed() < Duration::from_secs(10));
+    // And the engine scans on: a small check is answered promptly.
+    let again = tokio::time::timeout(
+        Duration::from_secs(5),
+        call(
+            &env,
+            "validate_resource_tags",
+            json!({ "resource_arns": ["arn:aws:ec2:us-east-1:123456789012:instance/i-x"] }),
+        ),
+    )
+    .await
+    .expect("answered promptly")
+    .unwrap();
+    assert_eq!(again["not_found"], 1);
 }
 
 proptest! {

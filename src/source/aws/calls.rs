@@ -1,8 +1,5 @@
-//! Counting AWS API calls per operation, retries included: an SDK interceptor on every client.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Counting AWS API calls per operation, retries included: an SDK interceptor on every client,
+//! counting into the [`ApiCallCounter`] of the scan that made the call.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -10,33 +7,22 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use dashmap::DashMap;
 
-/// Calls per `service:Operation`, shared by every client of a source.
-#[derive(Debug, Clone, Default)]
-pub struct ApiCalls {
-    counts: Arc<DashMap<String, AtomicU64>>,
-}
+use crate::source::ApiCallCounter;
 
-impl ApiCalls {
-    /// A snapshot of the counts.
-    pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.counts
-            .iter()
-            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
-            .collect()
+/// The interceptor: counts each attempt into one scan's counter, keyed like IAM actions.
+#[derive(Debug, Clone)]
+pub struct CountCalls(ApiCallCounter);
+
+impl CountCalls {
+    /// Counts into `calls` (clones share the counts).
+    pub fn new(calls: &ApiCallCounter) -> CountCalls {
+        CountCalls(calls.clone())
     }
 
     fn record(&self, service: &str, operation: &str) {
-        let key = format!("{}:{operation}", iam_prefix(service));
-        if let Some(count) = self.counts.get(&key) {
-            count.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.counts
-            .entry(key)
-            .or_default()
-            .fetch_add(1, Ordering::Relaxed);
+        self.0
+            .record(&format!("{}:{operation}", iam_prefix(service)));
     }
 }
 
@@ -49,7 +35,7 @@ fn iam_prefix(service: &str) -> String {
     }
 }
 
-impl Intercept for ApiCalls {
+impl Intercept for CountCalls {
     fn name(&self) -> &'static str {
         "TagguardApiCallCounter"
     }
@@ -74,11 +60,12 @@ mod tests {
 
     #[test]
     fn counts_are_keyed_like_iam_actions() {
-        let calls = ApiCalls::default();
+        let counter = ApiCallCounter::default();
+        let calls = CountCalls::new(&counter);
         calls.record("Resource Groups Tagging API", "GetResources");
         calls.record("Resource Groups Tagging API", "GetResources");
         calls.record("EC2", "DescribeInstances");
-        let snapshot = calls.snapshot();
+        let snapshot = counter.snapshot();
         assert_eq!(snapshot["tag:GetResources"], 2);
         assert_eq!(snapshot["ec2:DescribeInstances"], 1);
     }

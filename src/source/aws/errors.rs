@@ -91,6 +91,7 @@ pub fn from_code(action: &str, code: &str, message: &str) -> SourceError {
         | "SlowDown"
         | "ProvisionedThroughputExceededException" => ScanIssueKind::Throttled,
         "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => ScanIssueKind::AccessDenied,
+        "RegionDisabledException" => ScanIssueKind::RegionDisabled,
         // Opt-in regions answer these when they are not enabled for the account.
         "OptInRequired"
         | "AuthFailure"
@@ -127,6 +128,25 @@ pub fn from_code(action: &str, code: &str, message: &str) -> SourceError {
             .then(|| action.to_string()),
         message: text,
     }
+}
+
+/// The failure to assume the role `role` (an ARN), classified from the credential provider's
+/// error, whose SDK error it does not expose: its text names the AWS error code.
+pub(crate) fn assume_role_error(role: &str, error: &(dyn StdError + 'static)) -> SourceError {
+    let text = source_chain(error);
+    let code = ["AccessDenied", "ExpiredToken", "RegionDisabledException"]
+        .into_iter()
+        .find(|code| text.contains(code));
+    let mut classified = match code {
+        Some(code) => from_code("sts:AssumeRole", code, ""),
+        None if text.contains("not authorized") => from_code("sts:AssumeRole", "AccessDenied", ""),
+        None if text.contains("dispatch failure") || text.contains("connect") => {
+            SourceError::new(ScanIssueKind::EndpointUnavailable, String::new())
+        }
+        None => SourceError::new(ScanIssueKind::Other, String::new()),
+    };
+    classified.message = format!("cannot assume role '{role}': {text}");
+    classified
 }
 
 /// An error and its sources, joined: the SDK's own message is often just "dispatch failure".

@@ -7,10 +7,19 @@
 //! one per account × region for the other resource types of the tagging API when the scan asks
 //! for them. Credentials come only from the standard AWS chain; `AWS_ENDPOINT_URL` is honoured
 //! by every client. Every call is paced by the engine's limiter of (account, region, API) and
-//! counted per operation.
+//! counted per operation for the scan that made it.
+//!
+//! Shards carry everything a fetch needs (the regions S3 keeps, whether a tagging shard keeps
+//! global resources, the role that reaches the account); the source keeps only what does not
+//! depend on a scan: the configuration of each account, by the role that reaches it.
+//!
+//! A lookup of given ARNs ([`ResourceSource::plan_lookup`]) reads only those resources: the
+//! native listers' own bulk calls by id (untagged resources included), the tagging API's
+//! `GetResources` by ARN list (100 per call) for the other types.
 //!
 //! Adding a service: one file here implementing [`ServiceLister`], one line in [`listers`],
-//! a rate limit in `config/tagguard.toml`, and a test against the emulator.
+//! a rate limit in `config/tagguard.toml`, and a test against the emulator. The tagging API's
+//! shards then leave its types to it, from the registry.
 
 mod calls;
 mod ec2;
@@ -31,16 +40,19 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use futures::StreamExt;
 
-use super::{Page, ResourceSource, Shard, ShardPlan, SourceError, Throttle};
+use super::{FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError};
 use crate::domain::{Arn, ResourceType, ScanIssue, ScanIssueKind, ScanScope, Tag};
 
-pub use calls::ApiCalls;
+pub use calls::CountCalls;
 pub use errors::{classify, from_code};
 
 pub use crate::domain::GLOBAL_REGION;
 
 /// Accounts whose role is assumed at once while planning.
 const PLAN_CONCURRENCY: usize = 8;
+
+/// ARNs one page of a lookup shard reads: the tagging API's limit for `ResourceARNList`.
+const LOOKUP_PAGE: usize = 100;
 
 /// How the AWS source picks accounts and regions when the scope does not list them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +79,8 @@ impl Default for AwsOptions {
     }
 }
 
-/// One service's lister: lists its resources in one account and region, page by page.
+/// One service's lister: lists its resources in one account and region, page by page, and
+/// looks given resources up.
 #[async_trait]
 pub(crate) trait ServiceLister: Send + Sync {
     /// The service namespace: the shard's service and its rate-limit key.
@@ -84,6 +97,9 @@ pub(crate) trait ServiceLister: Send + Sync {
         ctx: &ShardContext<'_>,
         token: Option<String>,
     ) -> Result<Page, SourceError>;
+    /// The resources among `arns` (ARNs of its types, in the shard's account and region)
+    /// that exist, with their tags; absent ones are left out.
+    async fn lookup(&self, ctx: &ShardContext<'_>, arns: &[String]) -> Result<Page, SourceError>;
 }
 
 /// The registry of native listers.
@@ -97,7 +113,7 @@ fn listers() -> Vec<Arc<dyn ServiceLister>> {
     ]
 }
 
-/// What a lister needs for one page.
+/// What a lister needs for one page: the shard's detail and the scan's pacing and counting.
 pub(crate) struct ShardContext<'a> {
     /// The account's configuration (its credentials), for the shard's region.
     pub config: SdkConfig,
@@ -105,31 +121,33 @@ pub(crate) struct ShardContext<'a> {
     pub account: &'a Arc<str>,
     /// The region the calls go to (for S3: the home region).
     pub region: &'a Arc<str>,
-    /// The regions planned for the account: S3 keeps the buckets located in them.
-    pub regions: &'a [String],
+    /// For a global service: the regions whose resources are in scope.
+    pub keep_regions: &'a [String],
     /// `aws`, `aws-cn`, `aws-us-gov`.
     pub partition: &'a str,
-    /// Call counter to attach to clients.
-    pub calls: &'a ApiCalls,
+    /// Counts every call for the scan; attached to every client.
+    pub calls: CountCalls,
     /// Whether S3 has an endpoint override (then it uses path-style addressing).
     pub s3_custom_endpoint: bool,
     /// Resource types this shard lists.
     pub resource_types: &'a [ResourceType],
-    /// The region where global resources of the tagging API are kept (once per account).
-    pub global_home: &'a str,
+    /// Resource types this shard leaves to other listers.
+    pub skip_types: &'a [ResourceType],
+    /// Whether this shard keeps resources of no region (once per account).
+    pub keeps_global: bool,
     /// Paces every call.
-    pub throttle: &'a dyn Throttle,
+    pub cx: FetchContext<'a>,
 }
 
 impl ShardContext<'_> {
     /// Waits for a token of the (account, shard region, `api`) limiter.
     pub async fn pace(&self, api: &str) {
-        self.throttle.until_ready(self.region, api).await;
+        self.cx.pace(self.account, self.region, api).await;
     }
 
     /// Waits for a token of the (account, `region`, `api`) limiter.
     pub async fn pace_in(&self, region: &str, api: &str) {
-        self.throttle.until_ready(region, api).await;
+        self.cx.pace(self.account, region, api).await;
     }
 
     /// The same account's configuration in another region.
@@ -166,23 +184,15 @@ macro_rules! client {
 }
 pub(crate) use client;
 
-/// An account ready to scan.
-#[derive(Debug, Clone)]
-struct PlannedAccount {
-    config: SdkConfig,
-    regions: Vec<String>,
-}
-
 /// The AWS source.
 pub struct AwsSource {
     base: SdkConfig,
     options: AwsOptions,
-    calls: ApiCalls,
     listers: Vec<Arc<dyn ServiceLister>>,
-    /// Per account: its configuration (credentials) and regions, set when planning.
-    accounts: DashMap<String, PlannedAccount>,
-    /// Partition of the caller, set when planning.
-    partition: std::sync::OnceLock<String>,
+    /// Each account's configuration by how it is reached (the role's ARN; the caller's own
+    /// is `base`). Credentials do not depend on a scan's scope, so one cache serves every
+    /// scan; each configuration's identity cache refreshes its credentials.
+    access: DashMap<Arc<str>, SdkConfig>,
 }
 
 impl AwsSource {
@@ -198,10 +208,8 @@ impl AwsSource {
         AwsSource {
             base,
             options,
-            calls: ApiCalls::default(),
             listers: listers(),
-            accounts: DashMap::new(),
-            partition: std::sync::OnceLock::new(),
+            access: DashMap::new(),
         }
     }
 
@@ -216,10 +224,30 @@ impl AwsSource {
         self.base.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
     }
 
+    /// The types with a native lister, which count untagged resources too: the tagging API's
+    /// shards leave them out.
+    fn native_types(&self) -> BTreeSet<ResourceType> {
+        self.listers
+            .iter()
+            .flat_map(|l| l.resource_types())
+            .collect()
+    }
+
+    fn lister_of(&self, resource_type: &ResourceType) -> Option<&Arc<dyn ServiceLister>> {
+        self.listers
+            .iter()
+            .find(|l| l.resource_types().contains(resource_type))
+    }
+
     /// The caller's account and partition.
-    async fn caller(&self) -> Result<(String, String), SourceError> {
+    async fn caller(
+        &self,
+        cx: &FetchContext<'_>,
+        calls: &CountCalls,
+    ) -> Result<(String, String), SourceError> {
         let config = self.base.to_builder().region(self.home_region()).build();
-        let out = client!(aws_sdk_sts, &config, self.calls)
+        cx.pace("", self.home_region().as_ref(), "sts").await;
+        let out = client!(aws_sdk_sts, &config, calls)
             .get_caller_identity()
             .send()
             .await
@@ -249,12 +277,18 @@ impl AwsSource {
         Ok((account, partition))
     }
 
-    async fn organization_accounts(&self) -> Result<Vec<String>, SourceError> {
-        let config = self.base.to_builder().region(self.home_region()).build();
-        let client = client!(aws_sdk_organizations, &config, self.calls);
+    async fn organization_accounts(
+        &self,
+        cx: &FetchContext<'_>,
+        calls: &CountCalls,
+    ) -> Result<Vec<String>, SourceError> {
+        let home = self.home_region();
+        let config = self.base.to_builder().region(home.clone()).build();
+        let client = client!(aws_sdk_organizations, &config, calls);
         let mut accounts = Vec::new();
         let mut token = None;
         loop {
+            cx.pace("", home.as_ref(), "organizations").await;
             let out = client
                 .list_accounts()
                 .set_next_token(token)
@@ -281,10 +315,18 @@ impl AwsSource {
         Ok(accounts)
     }
 
-    /// The regions enabled for the account of `config`.
-    async fn enabled_regions(&self, config: &SdkConfig) -> Result<Vec<String>, SourceError> {
-        let config = config.to_builder().region(self.home_region()).build();
-        let out = client!(aws_sdk_ec2, &config, self.calls)
+    /// The regions enabled for `account`, whose configuration is `config`.
+    async fn enabled_regions(
+        &self,
+        account: &str,
+        config: &SdkConfig,
+        cx: &FetchContext<'_>,
+        calls: &CountCalls,
+    ) -> Result<Vec<String>, SourceError> {
+        let home = self.home_region();
+        let config = config.to_builder().region(home.clone()).build();
+        cx.pace(account, home.as_ref(), "ec2").await;
+        let out = client!(aws_sdk_ec2, &config, calls)
             .describe_regions()
             .all_regions(false)
             .send()
@@ -300,22 +342,28 @@ impl AwsSource {
         Ok(regions)
     }
 
-    /// The configuration for `account`: the caller's own, or credentials of the role assumed
-    /// there. The identity cache of the returned configuration caches and refreshes them.
-    async fn account_config(
-        &self,
-        account: &str,
-        caller: &str,
-        partition: &str,
-    ) -> Result<SdkConfig, SourceError> {
+    /// How `account` is reached: empty for the caller's own credentials, else the role's ARN.
+    fn access_of(&self, account: &str, caller: &str, partition: &str) -> Arc<str> {
         if account == caller {
+            Arc::from("")
+        } else {
+            Arc::from(format!(
+                "arn:{partition}:iam::{account}:role/{}",
+                self.options.role_name
+            ))
+        }
+    }
+
+    /// The configuration that reaches an account: the caller's own (`access` empty), or
+    /// credentials of the role `access` names, assumed once and cached.
+    async fn account_config(&self, access: &Arc<str>) -> Result<SdkConfig, SourceError> {
+        if access.is_empty() {
             return Ok(self.base.clone());
         }
-        let role = format!(
-            "arn:{partition}:iam::{account}:role/{}",
-            self.options.role_name
-        );
-        let mut builder = aws_config::sts::AssumeRoleProvider::builder(role.clone())
+        if let Some(config) = self.access.get(access) {
+            return Ok(config.clone());
+        }
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(access.to_string())
             .session_name("tagguard")
             .region(self.home_region())
             .configure(&self.base);
@@ -326,38 +374,29 @@ impl AwsSource {
         // Assume the role now, once, so that a missing trust or permission is one issue for
         // the account instead of one per shard. (The identity cache assumes it again on first
         // use: one extra call per account, not counted in `api_calls`, like its refreshes.)
-        provider.provide_credentials().await.map_err(|e| {
-            let text = errors::source_chain(&e);
-            let denied = text.contains("AccessDenied") || text.contains("not authorized");
-            let kind = if denied {
-                ScanIssueKind::AccessDenied
-            } else if text.contains("dispatch failure") || text.contains("connect") {
-                ScanIssueKind::EndpointUnavailable
-            } else {
-                ScanIssueKind::Other
-            };
-            SourceError {
-                kind,
-                missing_permission: denied.then(|| "sts:AssumeRole".to_string()),
-                message: format!("cannot assume role '{role}': {text}"),
-            }
-        })?;
-        Ok(self
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| errors::assume_role_error(access, &e))?;
+        let config = self
             .base
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(provider))
-            .build())
+            .build();
+        self.access.insert(access.clone(), config.clone());
+        Ok(config)
     }
 
-    /// Resolves one account: its credentials and its regions.
+    /// Resolves one account: how it is reached, and its regions.
     async fn plan_account(
         &self,
         account: &str,
-        caller: &str,
-        partition: &str,
+        access: Arc<str>,
         scope: &ScanScope,
-    ) -> Result<PlannedAccount, SourceError> {
-        let config = self.account_config(account, caller, partition).await?;
+        cx: &FetchContext<'_>,
+        calls: &CountCalls,
+    ) -> Result<AccountAccess, SourceError> {
+        let config = self.account_config(&access).await?;
         let regions = if !scope.regions.is_empty() {
             scope
                 .regions
@@ -366,13 +405,85 @@ impl AwsSource {
                 .cloned()
                 .collect()
         } else if self.options.all_regions {
-            self.enabled_regions(&config).await?
+            self.enabled_regions(account, &config, cx, calls).await?
         } else {
             vec![self.home_region().to_string()]
         };
-        Ok(PlannedAccount { config, regions })
+        Ok((access, regions))
+    }
+
+    /// The accounts of `scope` (or the defaults), each resolved, and the caller's partition.
+    /// An account that cannot be reached becomes an issue.
+    async fn plan_accounts(
+        &self,
+        scope: &ScanScope,
+        cx: &FetchContext<'_>,
+        calls: &CountCalls,
+    ) -> Result<PlannedAccounts, SourceError> {
+        let (caller, partition) = self.caller(cx, calls).await?;
+        let accounts: Vec<String> = if !scope.accounts.is_empty() {
+            scope.accounts.iter().cloned().collect()
+        } else if self.options.organization {
+            self.organization_accounts(cx, calls).await?
+        } else {
+            vec![caller.clone()]
+        };
+        let planned: Vec<(String, Result<AccountAccess, SourceError>)> =
+            futures::stream::iter(accounts)
+                .map(|account| {
+                    let access = self.access_of(&account, &caller, &partition);
+                    async move {
+                        let plan = self.plan_account(&account, access, scope, cx, calls).await;
+                        (account, plan)
+                    }
+                })
+                .buffered(PLAN_CONCURRENCY)
+                .collect()
+                .await;
+        let mut out = PlannedAccounts {
+            partition,
+            accounts: Vec::new(),
+            issues: Vec::new(),
+        };
+        for (account, plan) in planned {
+            match plan {
+                Ok((access, regions)) => out.accounts.push((Arc::from(account), access, regions)),
+                Err(error) => {
+                    let mut issue = ScanIssue::unattributed(error.kind, error.message);
+                    issue.account_id = account;
+                    issue.missing_permission = error.missing_permission;
+                    out.issues.push(issue);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn note_no_region(&self, scope: &ScanScope, notes: &mut Vec<String>) {
+        if self.base.region().is_none() && scope.regions.is_empty() && !self.options.all_regions {
+            notes.push(format!(
+                "no region is configured (AWS_REGION, AWS_DEFAULT_REGION or the profile's region), so only {} was scanned; pass --regions",
+                self.home_region()
+            ));
+        }
     }
 }
+
+/// How an account is reached (the role's ARN, empty for the caller's own), and its regions.
+type AccountAccess = (Arc<str>, Vec<String>);
+
+/// What planning found of the accounts.
+struct PlannedAccounts {
+    partition: String,
+    /// (account, access, regions) of each account reached.
+    accounts: Vec<(Arc<str>, Arc<str>, Vec<String>)>,
+    issues: Vec<ScanIssue>,
+}
+
+/// AWS has no cost data in a resource listing; stated with every result so that an unknown
+/// cost is never read as zero.
+const COST_NOTE: &str =
+    "monthly_cost is unknown for AWS resources: tagguard does not read Cost Explorer yet";
 
 /// An SDK timestamp as a chrono time.
 pub(crate) fn to_chrono(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
@@ -409,26 +520,22 @@ impl ResourceSource for AwsSource {
         "aws".to_string()
     }
 
-    fn api_calls(&self) -> BTreeMap<String, u64> {
-        self.calls.snapshot()
+    fn cloud_provider(&self) -> Option<&'static str> {
+        Some("aws")
     }
 
-    async fn plan(&self, scope: &ScanScope) -> Result<ShardPlan, SourceError> {
-        let (caller, partition) = self.caller().await?;
-        let _ = self.partition.set(partition.clone());
-        let mut issues = Vec::new();
-        let mut notes = Vec::new();
-
-        let accounts: Vec<String> = if !scope.accounts.is_empty() {
-            scope.accounts.iter().cloned().collect()
-        } else if self.options.organization {
-            self.organization_accounts().await?
-        } else {
-            vec![caller.clone()]
-        };
+    async fn plan(
+        &self,
+        scope: &ScanScope,
+        cx: &FetchContext<'_>,
+    ) -> Result<ShardPlan, SourceError> {
+        let calls = CountCalls::new(cx.calls());
+        let planned = self.plan_accounts(scope, cx, &calls).await?;
+        let mut notes = vec![COST_NOTE.to_string()];
+        self.note_no_region(scope, &mut notes);
 
         // Which listers, and whether the tagging API covers other types.
-        let native: BTreeSet<ResourceType> = ResourceType::NATIVE.into_iter().collect();
+        let native = self.native_types();
         let listers: Vec<&Arc<dyn ServiceLister>> = self
             .listers
             .iter()
@@ -441,80 +548,123 @@ impl ResourceSource for AwsSource {
             .cloned()
             .collect();
         let tagging_shards = scope.resource_types.is_empty() || !other_types.is_empty();
-        if self.base.region().is_none() && scope.regions.is_empty() && !self.options.all_regions {
+        if tagging_shards {
+            let names: Vec<&str> = native.iter().map(ResourceType::as_str).collect();
             notes.push(format!(
-                "no region is configured (AWS_REGION, AWS_DEFAULT_REGION or the profile's region), so only {} was scanned; pass --regions",
-                self.home_region()
+                "resource types other than {} come from the Resource Groups Tagging API, which never returns resources that have never been tagged: untagged resources of those types are not counted",
+                crate::domain::all_of(&names)
             ));
         }
-        if tagging_shards {
-            notes.push(
-                "resource types other than ec2:instance, rds:db, s3:bucket, lambda:function and ecs:service come from the Resource Groups Tagging API, which never returns resources that have never been tagged: untagged resources of those types are not counted".to_string(),
-            );
-        }
 
-        let planned: Vec<(String, Result<PlannedAccount, SourceError>)> =
-            futures::stream::iter(accounts)
-                .map(|account| {
-                    let (caller, partition) = (&caller, &partition);
-                    async move {
-                        let plan = self.plan_account(&account, caller, partition, scope).await;
-                        (account, plan)
-                    }
-                })
-                .buffered(PLAN_CONCURRENCY)
-                .collect()
-                .await;
-
+        let partition: Arc<str> = Arc::from(planned.partition.as_str());
+        let skip_types: Vec<ResourceType> = native.iter().cloned().collect();
         let mut shards = Vec::new();
-        for (account, plan) in planned {
-            let planned = match plan {
-                Ok(planned) => planned,
-                Err(error) => {
-                    let mut issue = ScanIssue::unattributed(error.kind, error.message);
-                    issue.account_id = account.clone();
-                    issue.missing_permission = error.missing_permission;
-                    issues.push(issue);
-                    continue;
-                }
+        for (account, access, regions) in &planned.accounts {
+            let shard = |region: &str, service: &str, types: Vec<ResourceType>| Shard {
+                partition: partition.clone(),
+                access: access.clone(),
+                ..Shard::new(account.clone(), region, service, types)
             };
-            let regions = planned.regions.clone();
-            self.accounts.insert(account.clone(), planned);
-            let account: Arc<str> = Arc::from(account.as_str());
             for lister in &listers {
                 let types: Vec<ResourceType> = lister
                     .resource_types()
                     .into_iter()
                     .filter(|t| scope.admits_type(t))
                     .collect();
-                let shard_regions: Vec<&str> = if lister.global() {
-                    vec![GLOBAL_REGION]
-                } else {
-                    regions.iter().map(String::as_str).collect()
-                };
-                for region in shard_regions {
+                if lister.global() {
                     shards.push(Shard {
-                        account_id: account.clone(),
-                        region: Arc::from(region),
-                        service: Arc::from(lister.service()),
-                        resource_types: types.clone(),
+                        keep_regions: regions.clone(),
+                        ..shard(GLOBAL_REGION, lister.service(), types)
                     });
+                } else {
+                    for region in regions {
+                        shards.push(shard(region, lister.service(), types.clone()));
+                    }
                 }
             }
             if tagging_shards {
-                for region in &regions {
+                let home = global_home(&planned.partition, regions);
+                for region in regions {
                     shards.push(Shard {
-                        account_id: account.clone(),
-                        region: Arc::from(region.as_str()),
-                        service: Arc::from(tagging::SERVICE),
-                        resource_types: other_types.clone(),
+                        skip_types: skip_types.clone(),
+                        keeps_global: *region == home,
+                        ..shard(region, tagging::SERVICE, other_types.clone())
                     });
                 }
             }
         }
         Ok(ShardPlan {
             shards,
-            issues,
+            issues: planned.issues,
+            notes,
+        })
+    }
+
+    /// One shard per account, region and service holding the ARNs asked for; S3 buckets and
+    /// other ARNs without an account are looked for in every account of the scope.
+    async fn plan_lookup(
+        &self,
+        scope: &ScanScope,
+        cx: &FetchContext<'_>,
+    ) -> Result<ShardPlan, SourceError> {
+        let calls = CountCalls::new(cx.calls());
+        let planned = self.plan_accounts(scope, cx, &calls).await?;
+        let partition: Arc<str> = Arc::from(planned.partition.as_str());
+        let mut notes = vec![COST_NOTE.to_string()];
+        // (account, region, service) → (types, ARNs).
+        type Wanted =
+            BTreeMap<(Arc<str>, String, &'static str), (BTreeSet<ResourceType>, Vec<String>)>;
+        let mut wanted: Wanted = BTreeMap::new();
+        let mut untaggable = false;
+        for text in &scope.arns {
+            let Ok(arn) = Arn::parse(text) else { continue };
+            let resource_type = arn.resource_type();
+            if !scope.admits_type(&resource_type) {
+                continue;
+            }
+            let lister = self.lister_of(&resource_type);
+            untaggable |= lister.is_none();
+            let service = lister.map_or(tagging::SERVICE, |l| l.service());
+            let region = match (arn.region(), lister.is_some_and(|l| l.global())) {
+                (_, true) | ("", _) => GLOBAL_REGION.to_string(),
+                (region, false) => region.to_string(),
+            };
+            for (account, _, regions) in &planned.accounts {
+                let mine = arn.account_id().is_empty() || arn.account_id() == &**account;
+                let placed = region == GLOBAL_REGION || regions.contains(&region);
+                if mine && placed {
+                    let entry = wanted
+                        .entry((account.clone(), region.clone(), service))
+                        .or_default();
+                    entry.0.insert(resource_type.clone());
+                    entry.1.push(text.clone());
+                }
+            }
+        }
+        if untaggable {
+            notes.push(
+                "resources of types without a native lister are looked up through the Resource Groups Tagging API, which cannot see resources that were never tagged: such a resource is reported as not found".to_string(),
+            );
+        }
+        let mut shards = Vec::new();
+        for ((account, region, service), (types, arns)) in wanted {
+            let Some((_, access, regions)) =
+                planned.accounts.iter().find(|(a, _, _)| *a == account)
+            else {
+                continue;
+            };
+            shards.push(Shard {
+                partition: partition.clone(),
+                access: access.clone(),
+                keep_regions: regions.clone(),
+                keeps_global: true,
+                arns,
+                ..Shard::new(account, region, service, types.into_iter().collect())
+            });
+        }
+        Ok(ShardPlan {
+            shards,
+            issues: planned.issues,
             notes,
         })
     }
@@ -523,55 +673,65 @@ impl ResourceSource for AwsSource {
         &self,
         shard: &Shard,
         token: Option<String>,
-        throttle: &dyn Throttle,
+        cx: &FetchContext<'_>,
     ) -> Result<Page, SourceError> {
-        let planned = self
-            .accounts
-            .get(&*shard.account_id)
-            .map(|p| p.clone())
-            .ok_or_else(|| {
-                SourceError::new(
-                    ScanIssueKind::Other,
-                    format!("account {} was not planned", shard.account_id),
-                )
-            })?;
+        let config = self.account_config(&shard.access).await?;
         let region: Arc<str> = if &*shard.region == GLOBAL_REGION {
             Arc::from(self.home_region().as_ref())
         } else {
             shard.region.clone()
         };
-        let partition = self.partition.get().map_or("aws", String::as_str);
-        let global_home = global_home(partition, &planned.regions);
+        let partition = if shard.partition.is_empty() {
+            "aws"
+        } else {
+            &shard.partition
+        };
         let ctx = ShardContext {
-            config: planned
-                .config
+            config: config
                 .to_builder()
                 .region(Region::new(region.to_string()))
                 .build(),
             account: &shard.account_id,
             region: &region,
-            regions: &planned.regions,
+            keep_regions: &shard.keep_regions,
             partition,
-            calls: &self.calls,
+            calls: CountCalls::new(cx.calls()),
             s3_custom_endpoint: self.s3_custom_endpoint(),
             resource_types: &shard.resource_types,
-            global_home: &global_home,
-            throttle,
+            skip_types: &shard.skip_types,
+            keeps_global: shard.keeps_global,
+            cx: *cx,
         };
-        if &*shard.service == tagging::SERVICE {
-            return tagging::fetch_other_types(&ctx, token).await;
+        let lister = if &*shard.service == tagging::SERVICE {
+            None
+        } else {
+            Some(
+                self.listers
+                    .iter()
+                    .find(|l| l.service() == &*shard.service)
+                    .ok_or_else(|| {
+                        SourceError::new(
+                            ScanIssueKind::Other,
+                            format!("no lister for service '{}'", shard.service),
+                        )
+                    })?,
+            )
+        };
+        if !shard.arns.is_empty() {
+            let offset = super::page_offset(token)? as usize;
+            let end = (offset + LOOKUP_PAGE).min(shard.arns.len());
+            let chunk = &shard.arns[offset.min(end)..end];
+            let mut page = match lister {
+                Some(lister) => lister.lookup(&ctx, chunk).await?,
+                None => tagging::lookup(&ctx, chunk).await?,
+            };
+            page.next = (end < shard.arns.len()).then(|| end.to_string());
+            return Ok(page);
         }
-        let lister = self
-            .listers
-            .iter()
-            .find(|l| l.service() == &*shard.service)
-            .ok_or_else(|| {
-                SourceError::new(
-                    ScanIssueKind::Other,
-                    format!("no lister for service '{}'", shard.service),
-                )
-            })?;
-        lister.fetch(&ctx, token).await
+        match lister {
+            Some(lister) => lister.fetch(&ctx, token).await,
+            None => tagging::fetch_other_types(&ctx, token).await,
+        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! The Resource Groups Tagging API: tags of S3 buckets and Lambda functions in bulk (up to 100
-//! ARNs per call instead of one call per resource), and every other resource type when a scan
-//! asks for them.
+//! ARNs per call instead of one call per resource), every other resource type when a scan
+//! asks for them, and lookups of resources of those types by ARN.
 
 use std::collections::HashMap;
 
 use super::{GLOBAL_REGION, ShardContext, classify, client};
-use crate::domain::{Arn, Resource, ResourceAttributes, ResourceType, Tag};
+use crate::domain::{Arn, CostSource, Resource, ResourceAttributes, Tag};
 use crate::source::{Page, SourceError};
 
 /// Service name (and rate-limit key) of the tagging API's shards and calls.
@@ -83,19 +83,65 @@ pub(crate) async fn fetch_other_types(
         .send()
         .await
         .map_err(|e| classify("tag:GetResources", e))?;
+    Ok(Page {
+        resources: resources_of(ctx, out.resource_tag_mapping_list()),
+        next: out
+            .pagination_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        issues: Vec::new(),
+    })
+}
+
+/// The resources among `arns` (of types without a native lister) that the tagging API knows:
+/// those tagged at least once. Follows every page, since the API pages ARN lists too.
+pub(crate) async fn lookup(ctx: &ShardContext<'_>, arns: &[String]) -> Result<Page, SourceError> {
+    let client = client!(aws_sdk_resourcegroupstagging, &ctx.config, ctx.calls);
     let mut resources = Vec::new();
-    for mapping in out.resource_tag_mapping_list() {
+    let mut token: Option<String> = None;
+    loop {
+        ctx.pace(SERVICE).await;
+        let out = client
+            .get_resources()
+            .set_resource_arn_list(Some(arns.to_vec()))
+            .set_pagination_token(token)
+            .send()
+            .await
+            .map_err(|e| classify("tag:GetResources", e))?;
+        resources.extend(resources_of(ctx, out.resource_tag_mapping_list()));
+        token = out
+            .pagination_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(Page {
+        resources,
+        next: None,
+        issues: Vec::new(),
+    })
+}
+
+/// The resources of a `GetResources` answer that this shard keeps.
+fn resources_of(
+    ctx: &ShardContext<'_>,
+    mappings: &[aws_sdk_resourcegroupstagging::types::ResourceTagMapping],
+) -> Vec<Resource> {
+    let mut resources = Vec::new();
+    for mapping in mappings {
         let Some(Ok(arn)) = mapping.resource_arn().map(Arn::parse) else {
             continue;
         };
         let resource_type = arn.resource_type();
         // The native listers see these types, untagged resources included.
-        if ResourceType::NATIVE.contains(&resource_type) {
+        if ctx.skip_types.contains(&resource_type) {
             continue;
         }
-        // Global resources come back from every region's endpoint: keep them in one.
+        // Global resources come back from every region's endpoint: one shard keeps them.
         let region = match arn.region() {
-            "" if **ctx.region != *ctx.global_home => continue,
+            "" if !ctx.keeps_global => continue,
             "" => GLOBAL_REGION,
             region => region,
         };
@@ -117,15 +163,9 @@ pub(crate) async fn fetch_other_types(
             tags: tags_of(mapping),
             created_at: None,
             monthly_cost: None,
+            cost_source: CostSource::Unknown,
             attributes: ResourceAttributes::default(),
         });
     }
-    Ok(Page {
-        resources,
-        next: out
-            .pagination_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string),
-        issues: Vec::new(),
-    })
+    resources
 }

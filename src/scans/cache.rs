@@ -3,9 +3,9 @@
 //!
 //! Entries are keyed by the normalised query (source, resource types, regions, accounts,
 //! policy version), held in a `DashMap` and written through to the store, so a restarted
-//! server still has them. An entry older than its TTL is never served. A new scan replaces its
-//! own entry and drops the entries it supersedes (narrower scopes of the same source and
-//! policy, which it saw more recently).
+//! server still has them. An entry older than its TTL is never served, and is dropped from
+//! the store when found stale. A new scan replaces its own entry and drops the entries it
+//! supersedes (narrower scopes of the same source and policy, which it saw more recently).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::domain::{ScanResult, ScanScope};
-use crate::store::{Store, decode_result, encode_result};
+use crate::store::Store;
 
 /// Where an answer's scan came from, for the caller to judge its freshness.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -29,19 +29,21 @@ pub struct CacheInfo {
     pub age_seconds: u64,
 }
 
-/// A cached scan.
-#[derive(Clone)]
-struct Entry {
-    result: Arc<ScanResult>,
-    scope: ScanScope,
-    source: String,
-    policy_version: String,
+impl CacheInfo {
+    /// A scan run for this answer.
+    pub fn fresh(result: &ScanResult) -> CacheInfo {
+        CacheInfo {
+            from_cache: false,
+            scanned_at: result.meta.scan_timestamp,
+            age_seconds: 0,
+        }
+    }
 }
 
 /// The cache. Cheap to share (`Arc`).
 pub struct ScanCache {
     ttl: Duration,
-    hot: DashMap<String, Entry>,
+    hot: DashMap<String, Arc<ScanResult>>,
     store: Option<Store>,
 }
 
@@ -91,84 +93,76 @@ impl ScanCache {
             return None;
         }
         let hot = self.hot.get(key).map(|e| e.clone());
-        let entry = match hot {
-            Some(entry) => Some(entry),
-            None => self.load(key).await,
+        let result = match hot {
+            Some(result) => result,
+            None => self.load(key).await?,
         };
-        let entry = entry?;
         // Age counts from the scan's start: what it says is that old, however long it ran.
-        if !self.fresh(entry.result.scan_timestamp, now) {
+        let scanned_at = result.meta.scan_timestamp;
+        if !self.fresh(scanned_at, now) {
             self.hot.remove(key);
+            self.forget_stored(vec![key.to_string()]).await;
             return None;
         }
-        let age = now.signed_duration_since(entry.result.scan_timestamp);
+        let age = now.signed_duration_since(scanned_at);
         let info = CacheInfo {
             from_cache: true,
-            scanned_at: entry.result.scan_timestamp,
+            scanned_at,
             age_seconds: age.num_seconds().max(0) as u64,
         };
-        Some((entry.result, info))
+        Some((result, info))
     }
 
     /// Reads an entry the store kept (a restart empties the map, not the store).
-    async fn load(&self, key: &str) -> Option<Entry> {
+    async fn load(&self, key: &str) -> Option<Arc<ScanResult>> {
         let store = self.store.as_ref()?;
-        let bytes = match store.cache_get(key).await {
-            Ok(bytes) => bytes?,
+        match store.cached_result(key).await {
+            Ok(result) => {
+                let result = Arc::new(result?);
+                self.hot.insert(key.to_string(), result.clone());
+                Some(result)
+            }
             Err(error) => {
                 tracing::warn!(%error, "cache read failed; scanning instead");
-                return None;
+                None
             }
-        };
-        // The stamp says when it was stored; freshness counts from the scan itself.
-        let (_stored_at, body) = split_stamp(&bytes)?;
-        let json = lz4_flex::decompress_size_prepended(body).ok()?;
-        let result = decode_result(&json).ok()?;
-        let entry = Entry {
-            scope: result.scope.clone(),
-            source: result.source.clone(),
-            policy_version: result.policy_version.clone(),
-            result: Arc::new(result),
-        };
-        self.hot.insert(key.to_string(), entry.clone());
-        Some(entry)
+        }
     }
 
-    /// Caches a new scan under `key` at `now`, and drops the entries it supersedes.
-    pub async fn put(&self, key: String, result: Arc<ScanResult>, now: DateTime<Utc>) {
+    async fn forget_stored(&self, keys: Vec<String>) {
+        if let Some(store) = &self.store
+            && let Err(error) = store.drop_cached(keys).await
+        {
+            tracing::warn!(%error, "dropping stale cache entries failed");
+        }
+    }
+
+    /// Caches a new scan under `key`, and drops the entries it supersedes.
+    pub async fn put(&self, key: String, result: Arc<ScanResult>) {
         if self.ttl.is_zero() {
             return;
         }
-        let entry = Entry {
-            scope: result.scope.clone(),
-            source: result.source.clone(),
-            policy_version: result.policy_version.clone(),
-            result: result.clone(),
-        };
         let superseded: Vec<String> = self
             .hot
             .iter()
             .filter(|e| {
                 *e.key() != key
-                    && e.source == entry.source
-                    && e.policy_version == entry.policy_version
-                    && within(&e.scope, &entry.scope)
+                    && e.meta.source == result.meta.source
+                    && e.meta.policy_version == result.meta.policy_version
+                    && within(&e.meta.scope, &result.meta.scope)
             })
             .map(|e| e.key().clone())
             .collect();
         for old in &superseded {
             self.hot.remove(old);
         }
-        self.hot.insert(key.clone(), entry);
+        self.hot.insert(key.clone(), result.clone());
         if let Some(store) = &self.store {
-            // Compressed: a big scan's result is mostly ARNs and tag names, which repeat.
-            let mut bytes = stamp(now);
-            bytes.extend(lz4_flex::compress_prepend_size(&encode_result(&result)));
             let written = async {
                 if !superseded.is_empty() {
-                    store.cache_remove(superseded).await?;
+                    store.drop_cached(superseded).await?;
                 }
-                store.cache_put(key, bytes).await
+                store.cache_result(key, &result).await
             };
             if let Err(error) = written.await {
                 tracing::warn!(%error, "cache write failed; the answer is not affected");
@@ -177,22 +171,10 @@ impl ScanCache {
     }
 }
 
-/// Stored entries start with their storage time (microseconds, 8 bytes little-endian),
-/// followed by the LZ4-compressed result.
-fn stamp(now: DateTime<Utc>) -> Vec<u8> {
-    now.timestamp_micros().to_le_bytes().to_vec()
-}
-
-fn split_stamp(bytes: &[u8]) -> Option<(DateTime<Utc>, &[u8])> {
-    let (head, body) = bytes.split_at_checked(8)?;
-    let micros = i64::from_le_bytes(head.try_into().ok()?);
-    Some((DateTime::from_timestamp_micros(micros)?, body))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ResourceType;
+    use crate::domain::{ResourceType, ScanId, ScanMeta, Tally};
 
     fn scope(types: &[ResourceType], regions: &[&str]) -> ScanScope {
         ScanScope {
@@ -226,42 +208,21 @@ mod tests {
         assert!(!within(&all, &ec2) && !within(&ec2, &ec2_east));
     }
 
-    #[test]
-    fn stamps_round_trip() {
-        let now = DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap();
-        let mut bytes = stamp(now);
-        bytes.extend(b"body");
-        assert_eq!(split_stamp(&bytes), Some((now, &b"body"[..])));
-        assert_eq!(split_stamp(b"short"), None);
-    }
-
     fn result_at(at: DateTime<Utc>) -> Arc<ScanResult> {
-        Arc::new(ScanResult {
-            scan_id: crate::domain::ScanId(at.timestamp_micros() as u64),
-            compliance_score: 1.0,
-            total_resources: 0,
-            compliant_resources: 0,
-            non_compliant_resources: 0,
-            error_count: 0,
-            warning_count: 0,
-            violations: Vec::new(),
-            issues: Vec::new(),
-            partial: false,
-            notes: Vec::new(),
-            api_calls: Default::default(),
+        let meta = ScanMeta {
+            scan_id: ScanId(at.timestamp_micros() as u64),
             scan_timestamp: at,
             duration_ms: 0,
             source: "demo".into(),
             policy_version: "1".into(),
             scope: ScanScope::default(),
             severity_filter: Default::default(),
-            by_resource_type: Default::default(),
-            by_tag: Default::default(),
-            worst_offenders: Vec::new(),
             shards_total: 0,
             shards_succeeded: 0,
-            matched_arns: Vec::new(),
-        })
+            api_calls: Default::default(),
+            notes: Vec::new(),
+        };
+        Arc::new(ScanResult::new(meta, Tally::default()))
     }
 
     mod properties {
@@ -277,7 +238,7 @@ mod tests {
                 runtime.block_on(async {
                     let cache = ScanCache::new(Duration::from_secs(ttl_s), None);
                     let start = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
-                    cache.put("k".into(), result_at(start), start).await;
+                    cache.put("k".into(), result_at(start)).await;
                     let mut now = start;
                     for wait_ms in waits {
                         now += chrono::Duration::milliseconds(wait_ms);

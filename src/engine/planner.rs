@@ -1,0 +1,75 @@
+//! The planner: one short-lived actor per scan that asks the source for the scan's shards,
+//! linked to the supervisor, so that planning is supervised like fetching: a panic while
+//! planning reaches the supervisor as a failure and ends the scan with an error, instead of
+//! leaving it waiting for a plan that never comes.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::EngineThrottle;
+use super::supervisor::SupervisorMsg;
+use crate::domain::{ScanId, ScanScope};
+use crate::source::{ApiCallCounter, FetchContext, ResourceSource};
+
+/// The planner actor (no configuration of its own).
+pub struct Planner;
+
+/// What a planner needs.
+pub struct PlannerArgs {
+    /// The scan being planned.
+    pub scan: ScanId,
+    /// The source to ask.
+    pub source: Arc<dyn ResourceSource>,
+    /// The scope to plan (with ARNs: a lookup).
+    pub scope: ScanScope,
+    /// Paces planning calls.
+    pub throttle: Arc<EngineThrottle>,
+    /// Counts them for the scan.
+    pub calls: ApiCallCounter,
+    /// Where the plan goes.
+    pub supervisor: ActorRef<SupervisorMsg>,
+}
+
+/// Messages to a planner.
+pub enum PlannerMsg {
+    /// Plan the scan, send the plan to the supervisor, and stop.
+    Plan,
+}
+
+impl Actor for Planner {
+    type Msg = PlannerMsg;
+    type State = PlannerArgs;
+    type Arguments = PlannerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: PlannerArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // Planning may call remote APIs: in a message, not in `pre_start`, so the spawn
+        // returns at once and the supervisor's mailbox stays free.
+        myself.send_message(PlannerMsg::Plan)?;
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        PlannerMsg::Plan: PlannerMsg,
+        state: &mut PlannerArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        let cx = FetchContext::new(&*state.throttle, &state.calls);
+        let plan = if state.scope.arns.is_empty() {
+            state.source.plan(&state.scope, &cx).await
+        } else {
+            state.source.plan_lookup(&state.scope, &cx).await
+        };
+        // A stopped supervisor has no use for the plan.
+        let _ = state
+            .supervisor
+            .send_message(SupervisorMsg::Planned(state.scan, plan));
+        myself.stop(None);
+        Ok(())
+    }
+}
