@@ -392,10 +392,14 @@ impl Tally {
         }
     }
 
-    /// Adds an issue, keeping the list sorted.
-    pub fn add_issue(&mut self, issue: ScanIssue) {
-        let at = self.issues.partition_point(|i| *i <= issue);
-        self.issues.insert(at, issue);
+    /// Adds issues, keeping the list sorted (appending a sorted run and sorting is linear in
+    /// the list, so adding many at once costs one sort).
+    pub fn add_issues(&mut self, issues: impl IntoIterator<Item = ScanIssue>) {
+        let before = self.issues.len();
+        self.issues.extend(issues);
+        if self.issues.len() > before {
+            self.issues.sort();
+        }
     }
 
     /// Adds `other` into this tally. Associative and commutative: any grouping and order of
@@ -416,9 +420,7 @@ impl Tally {
         if self.issues.is_empty() {
             self.issues = other.issues;
         } else {
-            for issue in other.issues {
-                self.add_issue(issue);
-            }
+            self.add_issues(other.issues);
         }
         if self.matched_arns.is_empty() {
             self.matched_arns = other.matched_arns;

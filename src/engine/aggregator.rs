@@ -84,6 +84,8 @@ pub struct AggregatorState {
     shards_done: u64,
     shards_failed: u64,
     tally: Tally,
+    /// Issues met so far, added to the tally (and sorted) once, at the end.
+    issues: Vec<ScanIssue>,
     notes: Vec<String>,
     progress: ScanProgress,
 }
@@ -107,6 +109,7 @@ impl Actor for Aggregator {
             shard_tallies: HashMap::new(),
             shards_done: 0,
             shards_failed: 0,
+            issues: Vec::new(),
             notes: Vec::new(),
         })
     }
@@ -130,9 +133,7 @@ impl Actor for Aggregator {
                 state.progress.shards_total = Some(shards.len() as u64);
                 state.shards = shards;
                 state.planned = true;
-                for issue in issues {
-                    state.tally.add_issue(issue);
-                }
+                state.issues.extend(issues);
             }
             AggregatorMsg::PlanFailed(error) => {
                 state.answer(Err(EngineError::Plan(error)));
@@ -145,15 +146,11 @@ impl Actor for Aggregator {
                 return Ok(());
             }
             AggregatorMsg::BatchValidated(outcome) => state.merge(outcome),
-            AggregatorMsg::Issues(issues) => {
-                for issue in issues {
-                    state.tally.add_issue(issue);
-                }
-            }
+            AggregatorMsg::Issues(issues) => state.issues.extend(issues),
             AggregatorMsg::ShardEnded(end) => {
                 if let Some(issue) = end.issue {
                     state.shards_failed += 1;
-                    state.tally.add_issue(issue);
+                    state.issues.push(issue);
                 }
                 state.shard_tallies.entry(end.shard).or_default().ended = Some(end.batches_sent);
                 state.check_shard(end.shard);
@@ -182,7 +179,7 @@ impl AggregatorState {
                 ScanIssueKind::Other,
                 format!("validation of a batch failed: {failure}"),
             );
-            self.tally.add_issue(match self.shards.get(shard) {
+            self.issues.push(match self.shards.get(shard) {
                 Some(s) => error.into_issue(s, 0),
                 None => ScanIssue::unattributed(error.kind, error.message),
             });
@@ -208,7 +205,7 @@ impl AggregatorState {
 
     fn publish(&mut self) {
         self.progress.shards_done = self.shards_done;
-        self.progress.issues = self.tally.issues.len() as u64;
+        self.progress.issues = (self.tally.issues.len() + self.issues.len()) as u64;
         if let Some(args) = &self.args {
             args.progress.send_replace(self.progress.clone());
         }
@@ -242,6 +239,8 @@ impl AggregatorState {
             api_calls: args.calls.snapshot(),
             notes: std::mem::take(&mut self.notes),
         };
-        ScanResult::new(meta, std::mem::take(&mut self.tally))
+        let mut tally = std::mem::take(&mut self.tally);
+        tally.add_issues(std::mem::take(&mut self.issues));
+        ScanResult::new(meta, tally)
     }
 }

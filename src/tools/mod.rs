@@ -626,6 +626,7 @@ pub(crate) fn truncation_note(what: &str, shown: usize, total: usize) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[test]
     fn the_instructions_name_every_tool() {
@@ -661,6 +662,93 @@ mod tests {
                 );
             }
             assert!(!d["description"].as_str().unwrap().is_empty());
+        }
+    }
+
+    /// A tool that writes (say, one applying tag changes) and answers in Markdown: its
+    /// annotations and content come from its own constants and `content`, not from defaults
+    /// the MCP layer hard-codes.
+    struct Writer;
+
+    #[derive(Debug, Default, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct WriterParams {
+        /// How many rows to write.
+        #[serde(default)]
+        rows: u32,
+    }
+
+    #[derive(Debug, Serialize, JsonSchema)]
+    struct WriterOutput {
+        /// Rows written.
+        rows: u32,
+    }
+
+    #[async_trait]
+    impl TypedTool for Writer {
+        type Params = WriterParams;
+        type Output = WriterOutput;
+        const NAME: &'static str = "write_rows";
+        const TITLE: &'static str = "Write rows";
+        const DESCRIPTION: &'static str = "Writes rows.";
+        const HINT: &'static str = "write_rows to write rows";
+        const READ_ONLY: bool = false;
+        const DESTRUCTIVE: bool = true;
+        const IDEMPOTENT: bool = false;
+        const OPEN_WORLD: bool = false;
+
+        async fn run(
+            &self,
+            _env: &ToolEnv,
+            _ctx: &CallContext,
+            params: WriterParams,
+        ) -> Result<WriterOutput, ToolError> {
+            Ok(WriterOutput { rows: params.rows })
+        }
+
+        fn content(&self, output: &WriterOutput, _structured: &Value) -> Vec<Content> {
+            vec![
+                Content::Text {
+                    text: format!("# Written\n\n{} rows", output.rows),
+                    mime_type: Some("text/markdown"),
+                },
+                Content::ResourceLink {
+                    uri: "tagguard://reports/1".to_string(),
+                    name: "report 1".to_string(),
+                    mime_type: Some("text/markdown"),
+                    description: None,
+                },
+            ]
+        }
+    }
+
+    #[test]
+    fn annotations_and_content_are_the_tools_own() {
+        let registry = ToolRegistry::new().with(Writer);
+        let descriptor = &registry.descriptors()[0];
+        assert_eq!(
+            descriptor["annotations"],
+            json!({
+                "title": "Write rows",
+                "readOnlyHint": false,
+                "destructiveHint": true,
+                "idempotentHint": false,
+                "openWorldHint": false,
+            })
+        );
+        assert!(registry.instructions().contains("write_rows to write rows"));
+        let tool = Writer;
+        let content = tool.content(&WriterOutput { rows: 3 }, &json!({ "rows": 3 }));
+        let blocks: Vec<Value> = content.iter().map(Content::to_json).collect();
+        assert_eq!(blocks[0]["type"], "text");
+        assert_eq!(blocks[0]["_meta"]["mimeType"], "text/markdown");
+        assert!(blocks[0]["text"].as_str().unwrap().starts_with("# Written"));
+        assert_eq!(blocks[1]["type"], "resource_link");
+        assert_eq!(blocks[1]["uri"], "tagguard://reports/1");
+        // The standard tools are all read-only and say so.
+        for d in ToolRegistry::standard().descriptors() {
+            assert_eq!(d["annotations"]["readOnlyHint"], true, "{}", d["name"]);
+            assert_eq!(d["annotations"]["destructiveHint"], false, "{}", d["name"]);
         }
     }
 

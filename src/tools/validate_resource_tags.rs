@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::views::ScanInfo;
 use super::{CallContext, ToolEnv, ToolError, TypedTool};
-use crate::domain::{Arn, Origin, ScanIssue, ScanScope, Severity, Violation};
+use crate::domain::{Arn, Origin, ScanIssue, ScanResult, ScanScope, Severity, Violation};
 use crate::scans::ScanQuestion;
 
 /// The tool.
@@ -137,15 +137,22 @@ impl TypedTool for ValidateResourceTags {
                     ScanQuestion::new(scope, Origin::Lookup(Self::NAME.to_string())),
                 )
             });
-        let scans: Vec<_> = futures::future::try_join_all(lookups)
-            .await?
-            .into_iter()
-            .map(|answer| answer.result)
-            .collect();
+        // Parts of one question (same source, policy and filter): one result, whose calls
+        // and issues cover both.
+        let mut merged: Option<ScanResult> = None;
+        for answer in futures::future::try_join_all(lookups).await? {
+            let part = ScanResult::clone(&answer.result);
+            match &mut merged {
+                None => merged = Some(part),
+                Some(all) => all
+                    .merge(part)
+                    .map_err(|e| ToolError::Failed(e.to_string()))?,
+            }
+        }
 
         let mut by_arn: HashMap<&str, Vec<Violation>> = HashMap::new();
         let mut found: HashSet<&str> = HashSet::new();
-        for result in &scans {
+        if let Some(result) = &merged {
             found.extend(result.tally.matched_arns.iter().map(String::as_str));
             for v in result.violations() {
                 by_arn
@@ -154,7 +161,7 @@ impl TypedTool for ValidateResourceTags {
                     .push(v.clone());
             }
         }
-        let partial = scans.iter().any(|r| r.partial);
+        let partial = merged.as_ref().is_some_and(|r| r.partial);
 
         let mut report = ValidationReport {
             results: Vec::with_capacity(given.len()),
@@ -164,11 +171,11 @@ impl TypedTool for ValidateResourceTags {
             unknown: 0,
             invalid: 0,
             partial,
-            issues: scans
-                .iter()
-                .flat_map(|r| r.tally.issues.iter().cloned())
-                .collect(),
-            scan: scans.first().map(|r| ScanInfo::from(&r.meta)),
+            issues: merged
+                .as_ref()
+                .map(|r| r.tally.issues.clone())
+                .unwrap_or_default(),
+            scan: merged.as_ref().map(|r| ScanInfo::from(&r.meta)),
         };
         for text in &given {
             let mut item = ArnResult {

@@ -294,3 +294,76 @@ async fn a_call_past_its_time_limit_is_stopped_and_answered_with_a_timeout() {
     };
     assert_eq!(store.audit_records(timeouts).await.unwrap().len(), 1);
 }
+
+/// Regression: every lookup was recorded as a scan, and findings were kept for the last N
+/// scans of any scope, so twenty `validate_resource_tags` calls erased the main scope's drift.
+/// Lookups are not recorded now, and findings are kept per (source, scope): neither lookups
+/// nor scans of other scopes evict them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_and_narrow_scans_never_erase_the_drift_of_the_main_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Retention {
+        findings_scans: 3,
+        summary_days: 400,
+    };
+    let store = Store::open(dir.path(), retention).unwrap();
+    // No loop guard: the test repeats calls on purpose.
+    let env = env_with_store(
+        &store,
+        Guardrails {
+            max_identical_calls: 0,
+            ..Guardrails::default()
+        },
+    )
+    .await;
+    for _ in 0..2 {
+        answer(
+            &env,
+            "s",
+            "check_tag_compliance",
+            json!({ "force_refresh": true }),
+        )
+        .await;
+    }
+    let arn = "arn:aws:ec2:us-east-1:123456789012:instance/i-ffffffffffffffff";
+    for i in 0..25 {
+        let found = answer(
+            &env,
+            "s",
+            "validate_resource_tags",
+            json!({ "resource_arns": [arn, format!("arn:aws:s3:::absent-{i}")] }),
+        )
+        .await;
+        assert_eq!(found["not_found"], 2);
+    }
+    for region in [
+        "us-east-1",
+        "us-west-2",
+        "eu-west-1",
+        "us-east-1",
+        "us-west-2",
+    ] {
+        answer(
+            &env,
+            "s",
+            "check_tag_compliance",
+            json!({ "filters": { "regions": [region] }, "force_refresh": true }),
+        )
+        .await;
+    }
+    let status = store.status().await.unwrap();
+    assert_eq!(
+        status.scans, 7,
+        "two main scans and five narrow ones; no lookup"
+    );
+    let history = answer(&env, "s", "get_violation_history", json!({})).await;
+    assert_eq!(history["scans_considered"], 2);
+    assert!(
+        history["drift"].is_object(),
+        "the drift of the main scope survives: {history}"
+    );
+    assert_eq!(
+        history["drift"]["tag_changes_count"], 0,
+        "the same estate twice"
+    );
+}

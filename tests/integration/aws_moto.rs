@@ -879,3 +879,147 @@ async fn tools_answer_from_aws_through_the_sdk() {
     assert_eq!(untagged_report["total_found"], lacking);
     env.scans.engine().shutdown().await;
 }
+
+/// The engine and the AWS source as a long-running server holds them: one source for every
+/// scan, whose account is reached by `AssumeRole` from the caller.
+async fn shared_source() -> std::sync::Arc<tagguard::source::aws::AwsSource> {
+    use tagguard::source::aws::{AwsOptions, AwsSource};
+    std::sync::Arc::new(AwsSource::with_config(
+        base_config().await,
+        AwsOptions::default(),
+    ))
+}
+
+/// Regression: the AWS source kept each plan's regions in one map per account, so two scans of
+/// the same account with different regions overwrote each other, and one reported no bucket
+/// at all, without an issue. Concurrent scans of one source must each find exactly theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scans_of_other_regions_of_one_account_each_find_their_own() {
+    use tagguard::config::Config;
+    use tagguard::domain::ScanScope;
+    use tagguard::engine::{EngineHandle, ScanRequest};
+
+    let account = unique_account();
+    let mut created = Vec::new();
+    for region in REGIONS {
+        let config = config_in(&account, region).await;
+        created.extend(create_estate(&config, &account, region, 3).await);
+    }
+    let policy = std::sync::Arc::new(default_policy());
+    let source = shared_source().await;
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let request = |region: &str| {
+        let scope = ScanScope {
+            resource_types: NATIVE_TYPES
+                .split(',')
+                .map(|t| t.parse().unwrap())
+                .collect(),
+            regions: [region.to_string()].into(),
+            accounts: [account.clone()].into(),
+            ..ScanScope::default()
+        };
+        ScanRequest::new(source.clone(), policy.clone()).with_scope(scope)
+    };
+    for round in 0..3 {
+        let (east, west) = tokio::join!(
+            engine.scan(request(REGIONS[0])),
+            engine.scan(request(REGIONS[1]))
+        );
+        for (result, region) in [(east.unwrap(), REGIONS[0]), (west.unwrap(), REGIONS[1])] {
+            let mine: Vec<Created> = created
+                .iter()
+                .filter(|c| c.region == region)
+                .cloned()
+                .collect();
+            let json = serde_json::to_value(&result).unwrap();
+            assert_exact(&json, &mine);
+            let buckets = result.tally.by_resource_type[&ResourceType::S3Bucket].total;
+            assert_eq!(
+                buckets, 3,
+                "round {round}, {region}: every bucket of the region"
+            );
+        }
+    }
+    engine.shutdown().await;
+}
+
+/// ARN lookups read only what they name: a bucket asked for costs one location call however
+/// many buckets the account has, an instance one filtered describe call, and nothing else of
+/// the account is listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_read_only_the_resources_named() {
+    use tagguard::config::Config;
+    use tagguard::domain::{Origin, ScanScope};
+    use tagguard::engine::EngineHandle;
+    use tagguard::scans::{ScanQuestion, ScanService};
+
+    let account = unique_account();
+    let mut created = Vec::new();
+    for region in REGIONS {
+        let config = config_in(&account, region).await;
+        created.extend(create_estate(&config, &account, region, 4).await);
+    }
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let service = std::sync::Arc::new(ScanService::new(
+        engine.clone(),
+        std::sync::Arc::new(default_policy()),
+        shared_source().await,
+        None,
+        std::time::Duration::ZERO,
+    ));
+    // Never-tagged ones where there are: the tagging API cannot see those, the listers can.
+    let pick = |resource_type: ResourceType, region: &str| {
+        let of = |c: &&Created| c.resource_type == resource_type && c.region == region;
+        created
+            .iter()
+            .filter(of)
+            .find(|c| c.tags.is_empty())
+            .or_else(|| created.iter().find(of))
+            .unwrap()
+            .clone()
+    };
+    let wanted = [
+        pick(ResourceType::Ec2Instance, "eu-west-1"),
+        pick(ResourceType::RdsDb, "us-east-1"),
+        pick(ResourceType::LambdaFunction, "eu-west-1"),
+        pick(ResourceType::EcsService, "us-east-1"),
+        pick(ResourceType::S3Bucket, "us-east-1"),
+    ];
+    let scope = ScanScope {
+        regions: REGIONS.iter().map(|r| r.to_string()).collect(),
+        accounts: [account.clone()].into(),
+        arns: wanted.iter().map(|c| c.arn.clone()).collect(),
+        ..ScanScope::default()
+    };
+    let question = ScanQuestion::new(scope, Origin::Lookup("test".into()));
+    let answer = service
+        .scan(&tagguard::scans::RunContext::default(), question)
+        .await
+        .unwrap();
+    let result = &answer.result;
+    assert!(!result.partial, "{:?}", result.tally.issues);
+    let found: BTreeSet<&str> = result
+        .tally
+        .matched_arns
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let asked: BTreeSet<&str> = wanted.iter().map(|c| c.arn.as_str()).collect();
+    assert_eq!(
+        found, asked,
+        "every resource named is found, untagged ones too"
+    );
+    assert!(
+        wanted.iter().any(|c| c.tags.is_empty()),
+        "the lookup covers a never-tagged one"
+    );
+    assert_exact(&serde_json::to_value(&**result).unwrap(), &wanted);
+    let calls = &result.meta.api_calls;
+    let count = |op: &str| calls.get(op).copied().unwrap_or(0);
+    assert_eq!(count("s3:GetBucketLocation"), 1, "{calls:?}");
+    assert_eq!(count("ec2:DescribeInstances"), 1, "{calls:?}");
+    assert_eq!(count("rds:DescribeDBInstances"), 1, "{calls:?}");
+    assert_eq!(count("lambda:ListFunctions"), 0, "{calls:?}");
+    assert_eq!(count("ecs:ListServices"), 0, "{calls:?}");
+    engine.shutdown().await;
+}

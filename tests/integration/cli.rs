@@ -122,6 +122,11 @@ fn filters_and_severity_apply() {
         "warnings_only",
     ]);
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "errors are counted whatever the listing shows"
+    );
     let types: Vec<&str> = json["tally"]["by_resource_type"]
         .as_object()
         .unwrap()
@@ -129,22 +134,70 @@ fn filters_and_severity_apply() {
         .map(|k| k.as_str())
         .collect();
     assert_eq!(types, ["rds:db", "s3:bucket"]);
-    for v in json["tally"]["violations"].as_array().unwrap() {
+    let violations = json["tally"]["violations"].as_array().unwrap();
+    assert!(!violations.is_empty(), "the filter leaves warnings to list");
+    assert_eq!(
+        violations.len() as u64,
+        json["warning_count"].as_u64().unwrap()
+    );
+    for v in violations {
         assert_eq!(v["region"], "us-west-2");
         assert_eq!(v["severity"], "warning");
+        assert!(["rds:db", "s3:bucket"].contains(&v["resource_type"].as_str().unwrap()));
     }
 }
 
 #[test]
 fn csv_and_markdown_formats() {
+    let json: Value = serde_json::from_str(&stdout(&tagguard(&[
+        "scan", "--format", "json", "--size", "200",
+    ])))
+    .unwrap();
+    let violations = json["tally"]["violations"].as_array().unwrap();
+    assert!(violations.len() > 10);
+
     let out = tagguard(&["scan", "--format", "csv", "--size", "200"]);
     let text = stdout(&out);
-    assert!(
-        text.starts_with("resource_arn,resource_id,resource_type,region,account_id,violation_type")
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header[..6],
+        [
+            "resource_arn",
+            "resource_id",
+            "resource_type",
+            "region",
+            "account_id",
+            "violation_type"
+        ]
     );
-    assert!(text.lines().count() > 10);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), violations.len(), "one row per violation");
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for (row, v) in rows.iter().zip(violations) {
+        assert_eq!(
+            &row[column("resource_arn")],
+            v["resource_arn"].as_str().unwrap()
+        );
+        assert_eq!(&row[column("tag_name")], v["tag_name"].as_str().unwrap());
+        assert_eq!(&row[column("message")], v["message"].as_str().unwrap());
+        match v["monthly_cost"].as_f64() {
+            Some(cost) => assert_eq!(&row[column("monthly_cost")], format!("{cost:.2}")),
+            None => assert_eq!(&row[column("monthly_cost")], ""),
+        }
+    }
+
     let out = tagguard(&["scan", "--format", "markdown", "--size", "200"]);
-    assert!(stdout(&out).starts_with("# Tag compliance report"));
+    let text = stdout(&out);
+    assert!(text.starts_with("# Tag compliance report"));
+    let listed = text.lines().filter(|l| l.starts_with("| `arn:")).count();
+    assert_eq!(
+        listed,
+        violations
+            .len()
+            .min(tagguard::report::MARKDOWN_VIOLATION_ROWS),
+        "one table row per violation, up to the cap"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod aws_moto;
 mod cli;
 mod engine_faults;
 mod engine_ground_truth;
+mod engine_sharing;
 mod mcp_clients;
 mod properties;
 mod store;

@@ -636,12 +636,18 @@ over_both_transports!(tools_list_offers_every_tool_read_only, tools_list, &[]);
 // ---------------------------------------------------------------------------------------------
 
 async fn check_tag_compliance(_server: &Server, session: &Session) {
+    // The server serves the default demo estate: its ground truth, from the generator.
+    let policy = crate::support::policy();
+    let truth = crate::support::estate(2_000, 42, &policy)
+        .ground_truth(&tagguard::domain::ScanScope::default());
+    let total: u64 = truth.by_type.values().map(|c| c.0).sum();
+    let compliant: u64 = truth.by_type.values().map(|c| c.1).sum();
     let report = session.structured("check_tag_compliance", json!({})).await;
-    assert_eq!(report["total_resources"], 2000);
-    assert_eq!(report["compliant_resources"], 1303);
-    assert_eq!(report["non_compliant_resources"], 697);
+    assert_eq!(report["total_resources"], total);
+    assert_eq!(report["compliant_resources"], compliant);
+    assert_eq!(report["non_compliant_resources"], total - compliant);
     let score = report["compliance_score"].as_f64().expect("a score");
-    assert!((score - 0.6515).abs() < 1e-9, "score {score}");
+    assert_eq!(score, compliant as f64 / total as f64);
     assert_eq!(report["partial"], false);
     let violations = report["violations"].as_array().expect("violations");
     assert_eq!(violations.len(), 50, "the default limit");
@@ -692,7 +698,7 @@ async fn check_tag_compliance(_server: &Server, session: &Session) {
     );
     assert_eq!(warnings["violations_matching"], warnings["warning_count"]);
     // The filter lists; it does not change the totals.
-    assert_eq!(warnings["compliant_resources"], 1303);
+    assert_eq!(warnings["compliant_resources"], compliant);
     assert_eq!(warnings["error_count"], report["error_count"]);
 }
 over_both_transports!(

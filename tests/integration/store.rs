@@ -304,3 +304,79 @@ async fn drift_skips_scans_that_listed_warnings_only() {
         "the same estate twice: nothing changed"
     );
 }
+
+/// The drift between two scans of one estate is exactly what changed: here one resource's
+/// invalid value became another invalid value, one resource was fixed, and one broke.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_names_exactly_what_changed_between_two_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let estate = dir.path().join("estate.json");
+    let bucket = |name: &str, cost_center: &str| {
+        format!(
+            r#"{{"ResourceARN": "arn:aws:s3:::{name}", "Tags": [{{"Key": "CostCenter", "Value": "{cost_center}"}}, {{"Key": "Owner", "Value": "ops@example.com"}}]}}"#
+        )
+    };
+    let snapshot =
+        |entries: &[String]| format!(r#"{{"ResourceTagMappingList": [{}]}}"#, entries.join(","));
+    let policy = policy();
+    let mut at = Utc::now() - chrono::Duration::minutes(10);
+    let mut scan_file = |text: String| {
+        std::fs::write(&estate, text).unwrap();
+        let source =
+            std::sync::Arc::new(tagguard::source::SnapshotSource::open(&estate).expect("snapshot"));
+        at += chrono::Duration::minutes(1);
+        let when = at;
+        let policy = policy.clone();
+        async move {
+            let mut result = scan(source, &policy, ScanScope::default(), SeverityFilter::All).await;
+            result.meta.scan_timestamp = when;
+            result.meta.scan_id = ScanId(when.timestamp_micros() as u64);
+            result
+        }
+    };
+    let before = scan_file(snapshot(&[
+        bucket("changes", "Mkt"),
+        bucket("gets-fixed", "Nope"),
+        bucket("breaks", "Finance"),
+        bucket("stays", "Finance"),
+    ]))
+    .await;
+    let after = scan_file(snapshot(&[
+        bucket("changes", "Sales-x"),
+        bucket("gets-fixed", "Finance"),
+        bucket("breaks", "Bogus"),
+        bucket("stays", "Finance"),
+    ]))
+    .await;
+    let source = before.meta.source.clone();
+    store.record_scan(&before, &Origin::Cli).await.unwrap();
+    store.record_scan(&after, &Origin::Cli).await.unwrap();
+    let report = history_report(
+        &store,
+        &HistoryQuery {
+            source,
+            ..query(Utc::now(), 1, GroupBy::Day)
+        },
+    )
+    .await
+    .unwrap();
+    let drift = report.drift.expect("two scans with findings");
+    assert_eq!(drift.became_non_compliant, ["arn:aws:s3:::breaks"]);
+    assert_eq!(drift.no_longer_non_compliant, ["arn:aws:s3:::gets-fixed"]);
+    assert_eq!(drift.tag_changes.len(), 1, "{:?}", drift.tag_changes);
+    let change = &drift.tag_changes[0];
+    assert_eq!(
+        (
+            change.resource_arn.as_str(),
+            change.tag.as_str(),
+            change.change.as_str()
+        ),
+        ("arn:aws:s3:::changes", "CostCenter", "changed"),
+        "exactly one tag change, on the resource failing in both scans"
+    );
+    assert_eq!(
+        (change.before.as_deref(), change.after.as_deref()),
+        (Some("Mkt"), Some("Sales-x"))
+    );
+}
