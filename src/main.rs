@@ -635,25 +635,12 @@ async fn audit(args: AuditArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// GET /health over a bare HTTP/1.1 connection, with a 3 s deadline.
 async fn healthcheck(addr: SocketAddr) -> Result<ExitCode> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        Ok::<_, io::Error>(String::from_utf8_lossy(&answer).into_owned())
-    };
-    let answer = tokio::time::timeout(Duration::from_secs(3), exchange)
+    let health = mcp::http::probe_health(addr, Duration::from_secs(3))
         .await
-        .with_context(|| format!("{addr} did not answer within 3 s"))?
-        .with_context(|| format!("cannot reach {addr}"))?;
-    let healthy = answer.starts_with("HTTP/1.1 200") && answer.contains("\"status\":\"ok\"");
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
-    println!("{body}");
-    Ok(if healthy {
+        .with_context(|| format!("cannot get {addr}/health"))?;
+    println!("{}", health.body);
+    Ok(if health.healthy {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

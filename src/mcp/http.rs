@@ -70,6 +70,41 @@ impl From<&crate::config::ServerConfig> for HttpOptions {
     }
 }
 
+/// What `GET /health` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The server answered 200 with `"status":"ok"`.
+    pub healthy: bool,
+    /// The answer's body.
+    pub body: String,
+}
+
+/// Asks a server for `GET /health` over a bare HTTP/1.1 connection, within `deadline` (what
+/// `tagguard healthcheck` does in a container image that has no curl).
+pub async fn probe_health(addr: SocketAddr, deadline: Duration) -> std::io::Result<Health> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer).into_owned())
+    };
+    let answer = tokio::time::timeout(deadline, exchange)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", deadline.as_secs()),
+            )
+        })??;
+    Ok(Health {
+        healthy: answer.starts_with("HTTP/1.1 200") && answer.contains("\"status\":\"ok\""),
+        body: answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    })
+}
+
 /// Why the HTTP front cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {

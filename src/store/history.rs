@@ -56,6 +56,10 @@ pub struct HistoryPoint {
     pub score_by_resource_type: BTreeMap<String, f64>,
     /// Violations (missing or invalid) per tag.
     pub violations_by_tag: BTreeMap<String, u64>,
+    /// Monthly cost of the period's last scan's non-compliant resources (the sum of the known
+    /// costs, how many had none, and where the known ones came from); null when that scan did
+    /// not sum costs.
+    pub non_compliant_cost: Option<crate::domain::CostSums>,
 }
 
 /// The direction of compliance.
@@ -110,6 +114,7 @@ pub fn group(scans: &[ScanSummary], by: GroupBy) -> Vec<HistoryPoint> {
                 .iter()
                 .map(|(t, c)| (t.clone(), c.missing + c.invalid))
                 .collect(),
+            non_compliant_cost: last.non_compliant_cost,
         })
         .collect()
 }
