@@ -131,9 +131,10 @@ impl Default for ServerConfig {
 pub struct EngineConfig {
     /// Fetcher actors running at once, across scans.
     pub max_concurrent_fetchers: usize,
-    /// Fetchers one scan may hold, so that scans started later find free slots at once;
-    /// 0 means three quarters of `max_concurrent_fetchers`.
-    pub max_fetchers_per_scan: usize,
+    /// Fetcher slots kept for scans that have no fetcher running, so that a scan started
+    /// while others hold every other slot (a lookup during organisation-wide scans) starts at
+    /// once; the rest are shared round-robin. Never more than `max_concurrent_fetchers` − 1.
+    pub reserved_fetchers: usize,
     /// Validator workers per scan; 0 means one per core.
     pub validator_workers: usize,
     /// Batches fetched but not yet merged into the scan's tally, per scan.
@@ -144,7 +145,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_concurrent_fetchers: 32,
-            max_fetchers_per_scan: 0,
+            reserved_fetchers: 8,
             validator_workers: 0,
             max_in_flight_batches: 64,
         }

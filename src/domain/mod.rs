@@ -575,6 +575,21 @@ impl ScanScope {
         self.accounts.is_empty() || self.accounts.contains(account)
     }
 
+    /// The scope as text, the same for the same sets whatever the order they were given in:
+    /// `types|regions|accounts|arns`, each list comma-separated. Keys history and the cache.
+    pub fn key(&self) -> String {
+        fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
+            items.collect::<Vec<_>>().join(",")
+        }
+        format!(
+            "{}|{}|{}|{}",
+            join(self.resource_types.iter().map(ResourceType::as_str)),
+            join(self.regions.iter().map(String::as_str)),
+            join(self.accounts.iter().map(String::as_str)),
+            join(self.arns.iter().map(String::as_str)),
+        )
+    }
+
     /// Whether a resource is in scope: its type, region and account all pass.
     pub fn admits(&self, resource: &Resource) -> bool {
         self.admits_type(&resource.resource_type)

@@ -51,8 +51,10 @@ impl Usd {
 
     /// The amount rounded to whole cents, halves away from zero.
     pub fn cents(self) -> i64 {
-        let sign = self.0.signum();
-        sign * ((self.0.abs() + 5_000) / 10_000)
+        let cents = (i128::from(self.0).abs() + 5_000) / 10_000;
+        // A micro-dollar amount's cents always fit: they are 10,000 times fewer.
+        let cents = cents as i64;
+        if self.0 < 0 { -cents } else { cents }
     }
 
     /// The amount as a float of dollars, for charts and ratios (never for sums).
@@ -119,12 +121,25 @@ impl FromStr for Usd {
         if (whole.is_empty() && fraction.is_empty())
             || !whole.bytes().all(|b| b.is_ascii_digit())
             || !fraction.bytes().all(|b| b.is_ascii_digit())
+            || fraction.len() > 1_000
         {
             return Err(bad());
         }
         // All digits as one integer, and the power of ten that scales it to micro-dollars.
         let all: String = whole.chars().chain(fraction.chars()).collect();
         let all = all.trim_start_matches('0');
+        if all.is_empty() {
+            return Ok(Usd::ZERO);
+        }
+        // Beyond these exponents an amount is either zero or too large, and the arithmetic
+        // below must not overflow.
+        if !(-2_000..=2_000).contains(&exponent) {
+            return if exponent < 0 {
+                Ok(Usd::ZERO)
+            } else {
+                Err(bad())
+            };
+        }
         let scale = 6 + exponent - fraction.len() as i32;
         // With a negative scale, the last `-scale` digits are below a micro-dollar: the first
         // of them rounds, the rest are dropped.
@@ -302,9 +317,24 @@ mod tests {
         assert_eq!(parse("7"), 7_000_000);
         assert_eq!(parse(".5"), 500_000);
         assert_eq!(parse("0.1234567890123"), 123_457);
-        for bad in ["", "-", "1.2.3", "12a", "$5", "1e", "NaN"] {
+        for bad in [
+            "",
+            "-",
+            "1.2.3",
+            "12a",
+            "$5",
+            "1e",
+            "NaN",
+            "1e2147483647",
+            "1e30",
+        ] {
             assert!(bad.parse::<Usd>().is_err(), "{bad}");
         }
+        // Extreme exponents neither overflow nor wrap.
+        assert_eq!(parse("0e50"), 0);
+        assert_eq!(parse("0.0000000e-2147483648"), 0);
+        assert_eq!(parse("1e-2147483648"), 0);
+        assert_eq!(parse("5e-7"), 1);
     }
 
     #[test]
@@ -319,6 +349,10 @@ mod tests {
         assert_eq!(Usd::ZERO.to_string(), "0");
         assert_eq!(Usd::from_micros(-500_000).cents_text(), "-0.50");
         assert_eq!(Usd::from_cents(123_456).cents_text(), "1234.56");
+        // Sums saturated at the largest amount still print.
+        let huge = Usd::from_micros(i64::MAX);
+        assert!(huge.display().starts_with('$'));
+        assert!(!(-huge).cents_text().is_empty());
     }
 
     proptest! {

@@ -10,8 +10,7 @@ use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{oneshot, watch};
 
-use super::validator::BatchOutcome;
-use super::{EngineError, ScanProgress, ShardEnded};
+use super::{BatchOutcome, EngineError, ScanProgress, ShardEnded};
 use crate::domain::{
     ScanId, ScanIssue, ScanIssueKind, ScanMeta, ScanResult, ScanScope, Tally, TallyOptions,
 };

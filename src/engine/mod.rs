@@ -34,9 +34,11 @@
 //!   yet merged: a fetcher waits for a permit before it sends, and the permit is released only
 //!   when the aggregator has merged the batch. Compliant resources are dropped once observed;
 //!   only violations (with a shared reference to their resource) are kept.
-//! - **Fair sharing.** Fetchers are handed out round-robin between scans, and no scan holds
-//!   more than `max_fetchers_per_scan` of the `max_concurrent_fetchers`, so a lookup started
-//!   during an organisation-wide scan starts at once.
+//! - **Fair sharing.** Fetcher slots are handed out round-robin between scans, and the last
+//!   `reserved_fetchers` of the `max_concurrent_fetchers` go only to scans that have no fetcher
+//!   running: a scan started while others hold every other slot (a lookup during
+//!   organisation-wide scans) starts at once. A slot freed by a cancelled scan goes to the
+//!   scans waiting at once.
 //! - **Rate limits.** Every API call a source makes first takes a token from the governor
 //!   limiter of its (account, region, API), through the [`FetchContext`](crate::source::FetchContext) the engine hands the
 //!   source; limiters are shared by concurrent scans, as AWS quotas are. Calls are counted per
@@ -62,7 +64,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorRef, ActorStatus};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 
 use crate::config::Config;
 use crate::domain::{ScanId, ScanIssue, ScanResult, ScanScope, SeverityFilter, Tally};
@@ -330,6 +332,18 @@ impl crate::source::Throttle for EngineThrottle {
 
 /// How long [`EngineHandle::status`] waits for the supervisor.
 pub const STATUS_DEADLINE: Duration = Duration::from_secs(1);
+
+/// What one batch contributed to the scan, on its way to the aggregator.
+pub(crate) struct BatchOutcome {
+    /// Index of the shard.
+    pub shard: usize,
+    /// The batch's tally.
+    pub tally: Tally,
+    /// Set when validation panicked: the batch's resources are then not counted.
+    pub failure: Option<String>,
+    /// Released when the aggregator has merged the tally.
+    pub permit: OwnedSemaphorePermit,
+}
 
 /// Messages from fetchers and the supervisor to a scan's aggregator about a shard's end.
 pub(crate) struct ShardEnded {

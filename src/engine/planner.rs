@@ -8,17 +8,17 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::EngineThrottle;
-use super::supervisor::SupervisorMsg;
-use crate::domain::{ScanId, ScanScope};
-use crate::source::{ApiCallCounter, FetchContext, ResourceSource};
+use crate::domain::ScanScope;
+use crate::source::{ApiCallCounter, FetchContext, ResourceSource, ShardPlan, SourceError};
+
+/// Where a planner's plan goes (to its supervisor, as a message of the supervisor's own).
+pub type Deliver = Box<dyn FnOnce(Result<ShardPlan, SourceError>) + Send>;
 
 /// The planner actor (no configuration of its own).
 pub struct Planner;
 
 /// What a planner needs.
 pub struct PlannerArgs {
-    /// The scan being planned.
-    pub scan: ScanId,
     /// The source to ask.
     pub source: Arc<dyn ResourceSource>,
     /// The scope to plan (with ARNs: a lookup).
@@ -27,13 +27,13 @@ pub struct PlannerArgs {
     pub throttle: Arc<EngineThrottle>,
     /// Counts them for the scan.
     pub calls: ApiCallCounter,
-    /// Where the plan goes.
-    pub supervisor: ActorRef<SupervisorMsg>,
+    /// Where the plan goes; taken when it is sent.
+    pub deliver: Option<Deliver>,
 }
 
 /// Messages to a planner.
 pub enum PlannerMsg {
-    /// Plan the scan, send the plan to the supervisor, and stop.
+    /// Plan the scan, deliver the plan, and stop.
     Plan,
 }
 
@@ -65,10 +65,9 @@ impl Actor for Planner {
         } else {
             state.source.plan_lookup(&state.scope, &cx).await
         };
-        // A stopped supervisor has no use for the plan.
-        let _ = state
-            .supervisor
-            .send_message(SupervisorMsg::Planned(state.scan, plan));
+        if let Some(deliver) = state.deliver.take() {
+            deliver(plan);
+        }
         myself.stop(None);
         Ok(())
     }

@@ -136,7 +136,11 @@ impl Actor for Supervisor {
                 let _ = reply.send(ticket);
             }
             SupervisorMsg::Planned(scan, plan) => state.planned(&myself, scan, plan).await,
-            SupervisorMsg::Cancel(scan) => state.end_scan(scan, Some(EngineError::Cancelled(scan))),
+            SupervisorMsg::Cancel(scan) => {
+                state.end_scan(scan, Some(EngineError::Cancelled(scan)));
+                // Its slots go to the scans waiting for one.
+                state.launch_fetchers(&myself).await;
+            }
             SupervisorMsg::Status(reply) => {
                 let _ = reply.send(EngineStatus {
                     running: true,
@@ -361,13 +365,16 @@ impl SupervisorState {
         request: &ScanRequest,
         calls: &ApiCallCounter,
     ) -> Result<ActorCell, EngineError> {
+        let supervisor = myself.clone();
         let args = PlannerArgs {
-            scan: scan_id,
             source: request.source.clone(),
             scope: request.scope.clone(),
             throttle: self.throttle.clone(),
             calls: calls.clone(),
-            supervisor: myself.clone(),
+            deliver: Some(Box::new(move |plan| {
+                // A stopped supervisor has no use for the plan.
+                let _ = supervisor.send_message(SupervisorMsg::Planned(scan_id, plan));
+            })),
         };
         let (planner, _) = Actor::spawn_linked(None, Planner, args, myself.get_cell())
             .await
@@ -417,21 +424,13 @@ impl SupervisorState {
         }
     }
 
-    /// The most fetchers one scan may hold: the configured share, or three quarters of all,
-    /// so that a scan started later always finds free slots.
-    fn per_scan_cap(&self) -> usize {
-        let all = self.engine.max_concurrent_fetchers.max(1);
-        match self.engine.max_fetchers_per_scan {
-            0 => (all * 3 / 4).max(1),
-            n => n.min(all),
-        }
-    }
-
-    /// Starts pending fetchers up to the caps, one scan at a time in turn (round-robin from
-    /// the scan after the last one served).
+    /// Starts pending fetchers, one scan at a time in turn (round-robin from the scan after
+    /// the last one served), up to the cap. The last `reserved_fetchers` slots go only to
+    /// scans that have no fetcher running, so a new scan starts at once however many others
+    /// hold the rest.
     async fn launch_fetchers(&mut self, myself: &ActorRef<SupervisorMsg>) {
         let cap = self.engine.max_concurrent_fetchers.max(1);
-        let per_scan = self.per_scan_cap();
+        let shared = cap - self.engine.reserved_fetchers.min(cap - 1);
         let mut order: Vec<ScanId> = self.scans.keys().copied().collect();
         order.sort();
         if let Some(last) = self.last_served {
@@ -441,13 +440,14 @@ impl SupervisorState {
         loop {
             let mut launched = false;
             for &scan_id in &order {
-                if self.fetchers.len() >= cap {
+                let running = self.fetchers.len();
+                if running >= cap {
                     return;
                 }
                 let Some(scan) = self.scans.get_mut(&scan_id) else {
                     continue;
                 };
-                if scan.running >= per_scan {
+                if scan.running > 0 && running >= shared {
                     continue;
                 }
                 let Some((shard_index, shard)) = scan.pending.pop_front() else {

@@ -11,6 +11,7 @@ use ractor::factory::{
 use ractor::{ActorProcessingErr, ActorRef};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::BatchOutcome;
 use super::aggregator::AggregatorMsg;
 use crate::domain::{Finding, Resource, RunKey, Tally, TallyOptions};
 use crate::policy::Policy;
@@ -24,18 +25,6 @@ pub struct ValidateBatch {
     /// The resources.
     pub resources: Vec<Resource>,
     /// Held until the batch is merged: bounds the batches in flight.
-    pub permit: OwnedSemaphorePermit,
-}
-
-/// What one batch contributed to the scan, on its way to the aggregator.
-pub struct BatchOutcome {
-    /// Index of the shard.
-    pub shard: usize,
-    /// The batch's tally.
-    pub tally: Tally,
-    /// Set when validation panicked: the batch's resources are then not counted.
-    pub failure: Option<String>,
-    /// Released when the aggregator has merged the tally.
     pub permit: OwnedSemaphorePermit,
 }
 

@@ -49,13 +49,7 @@ pub struct ScanCache {
 
 /// The normalised key of a query: lists are sets, so their order never matters.
 pub fn cache_key(source: &str, scope: &ScanScope, policy_version: &str) -> String {
-    let join = |items: Vec<String>| items.join(",");
-    format!(
-        "{source}|{}|{}|{}|{policy_version}",
-        join(scope.resource_types.iter().map(|t| t.to_string()).collect()),
-        join(scope.regions.iter().cloned().collect()),
-        join(scope.accounts.iter().cloned().collect()),
-    )
+    format!("{source}|{}|{policy_version}", scope.key())
 }
 
 /// Whether `narrow` is within `wide`: every list of `wide` is empty (all) or holds `narrow`'s.

@@ -369,19 +369,24 @@ impl ScanService {
             }))
         });
         let mut answer = flight.answer.subscribe();
+        // However this wait ends (answered, cancelled, or its future dropped by a caller that
+        // gave up), the caller leaves the flight; the last to leave stops its scan.
+        let _leave = Leave {
+            service: self,
+            flight_key,
+            flight,
+        };
         tokio::select! {
             answered = answer.wait_for(Option::is_some) => match answered {
                 Ok(answer) => answer.clone().expect("waited for Some"),
                 Err(_) => Err(ScanError::Engine(EngineError::Stopped.to_string())),
             },
-            () = ctx.cancel.cancelled() => {
-                self.leave(flight_key, flight);
-                Err(ScanError::Cancelled)
-            }
+            () = ctx.cancel.cancelled() => Err(ScanError::Cancelled),
         }
     }
 
-    /// A caller leaves a flight; the last one cancels its scan.
+    /// A caller leaves a flight; the last one cancels its scan (a finished flight is out of
+    /// the map already, and leaving it does nothing).
     fn leave(&self, flight_key: &str, flight: &Arc<Flight>) {
         let last = self
             .flights
@@ -396,6 +401,19 @@ impl ScanService {
                 None => state.abandoned = true,
             }
         }
+    }
+}
+
+/// Leaves a flight when dropped.
+struct Leave<'a> {
+    service: &'a ScanService,
+    flight_key: &'a str,
+    flight: &'a Arc<Flight>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.service.leave(self.flight_key, self.flight);
     }
 }
 

@@ -170,17 +170,9 @@ impl ScanSummary {
     }
 }
 
-/// The key of a (source, scope), as kept in the index of scans by scope: lists are sets, so
-/// their order never matters.
+/// The key of a (source, scope), as kept in the index of scans by scope.
 pub fn scope_key(source: &str, scope: &ScanScope) -> String {
-    let join = |items: Vec<String>| items.join(",");
-    format!(
-        "{source}|{}|{}|{}|{}",
-        join(scope.resource_types.iter().map(|t| t.to_string()).collect()),
-        join(scope.regions.iter().cloned().collect()),
-        join(scope.accounts.iter().cloned().collect()),
-        join(scope.arns.iter().cloned().collect()),
-    )
+    format!("{source}|{}", scope.key())
 }
 
 /// How much the store keeps.
@@ -568,18 +560,29 @@ fn migrate(db: &Database, file: &str) -> Result<(), StoreError> {
     txn.commit().map_err(|e| io_error("migration", e))
 }
 
-/// Version 1 → 2: the index of scans by (source, scope), built from the summaries, and the
+/// Version 1 → 2: the index of scans by (source, scope), built from the summaries whose
+/// findings are still kept (the next write of each scope prunes it to its retention), and the
 /// cache emptied (its entries' format changed; a cache is only a cache).
 fn migrate_to_2(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let failed = |e: &dyn std::fmt::Display| io_error("migration to schema 2", e);
     let scans = txn.open_table(SCANS).map_err(|e| failed(&e))?;
+    let findings = txn.open_table(FINDINGS).map_err(|e| failed(&e))?;
     let mut index = txn.open_table(SCOPE_SCANS).map_err(|e| failed(&e))?;
     for entry in scans.iter().map_err(|e| failed(&e))? {
         let (id, value) = entry.map_err(|e| failed(&e))?;
+        let id = id.value();
+        let kept = findings
+            .range((id, 0)..=(id, u32::MAX))
+            .map_err(|e| failed(&e))?
+            .next()
+            .is_some();
+        if !kept {
+            continue;
+        }
         // Summaries written by version 1 name their origin and types as strings, as now.
         let summary: ScanSummary = decode(value.value())?;
         index
-            .insert((summary.scope_key().as_str(), id.value()), ())
+            .insert((summary.scope_key().as_str(), id), ())
             .map_err(|e| failed(&e))?;
     }
     let mut cache = txn.open_table(CACHE).map_err(|e| failed(&e))?;
@@ -689,14 +692,15 @@ fn commit_batch(
         for key in &scopes_written {
             prune_findings(&mut index, &mut findings, key, retention)?;
         }
-        prune(&mut scans, &mut index, retention)?;
+        prune(&mut scans, &mut findings, &mut index, retention)?;
         audit::prune(&mut audit, retention.summary_days.max(MIN_SUMMARY_DAYS))?;
     }
     txn.commit().map_err(|e| io_error("commit", e))
 }
 
 /// Drops the findings of the scans of one (source, scope) beyond its `findings_scans` most
-/// recent: scans of other scopes never push them out.
+/// recent: scans of other scopes never push them out. The index holds only the scans whose
+/// findings are kept, so this reads at most the kept ones and the new ones.
 fn prune_findings(
     index: &mut redb::Table<(&str, u64), ()>,
     findings: &mut redb::Table<(u64, u32), &[u8]>,
@@ -718,14 +722,17 @@ fn prune_findings(
         findings
             .retain_in((*scan, 0)..=(*scan, u32::MAX), |_, _| false)
             .map_err(|e| failed(&e))?;
+        index.remove((key, *scan)).map_err(|e| failed(&e))?;
     }
     Ok(())
 }
 
 /// Drops summaries older than the retention (never younger than [`MIN_SUMMARY_DAYS`]), with
-/// their entries in the index of scans by scope.
+/// their findings and their entries in the index of scans by scope: a scope that is no
+/// longer scanned leaves nothing behind once its summaries age out.
 fn prune(
     scans: &mut redb::Table<u64, &[u8]>,
+    findings: &mut redb::Table<(u64, u32), &[u8]>,
     index: &mut redb::Table<(&str, u64), ()>,
     retention: Retention,
 ) -> Result<(), StoreError> {
@@ -740,6 +747,9 @@ fn prune(
     if oldest.is_some_and(|oldest| oldest < cutoff) {
         scans
             .retain_in(..cutoff, |_, _| false)
+            .map_err(|e| io_error("pruning", e))?;
+        findings
+            .retain_in(..(cutoff, 0), |_, _| false)
             .map_err(|e| io_error("pruning", e))?;
         index
             .retain(|(_, scan), _| scan >= cutoff)

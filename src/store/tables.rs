@@ -28,6 +28,6 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// JSON).
 pub const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("cache");
 
-/// Every recorded scan by (source and scope key, scan id): which scans of a scope there are,
-/// so that findings are kept per scope. Since schema version 2.
+/// The recorded scans whose findings are kept, by (source and scope key, scan id): so that
+/// findings are kept per scope, and pruning reads only those. Since schema version 2.
 pub const SCOPE_SCANS: TableDefinition<(&str, u64), ()> = TableDefinition::new("scope_scans");

@@ -171,7 +171,7 @@ impl ToolError {
     /// The error's kind, as the result's `_meta.error_kind` and the audit log name it.
     pub fn kind(&self) -> &'static str {
         match self {
-            ToolError::InvalidInput(_) => "invalid_input",
+            ToolError::InvalidInput(_) => "invalid_arguments",
             ToolError::Source(error) => error.kind.as_str(),
             ToolError::Failed(_) => "failed",
             ToolError::Cancelled => "cancelled",
@@ -217,7 +217,7 @@ pub struct ToolAnnotations {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Content {
     /// Text for the model, with its media type when it is not plain (`text/markdown`,
-    /// `text/csv`, `application/json`), given as an annotation of the block.
+    /// `text/csv`, `application/json`), given in the block's `_meta.mimeType`.
     Text {
         /// The text.
         text: String,

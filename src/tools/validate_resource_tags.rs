@@ -232,38 +232,54 @@ impl TypedTool for ValidateResourceTags {
     }
 }
 
-/// The scans that find the ARNs: one over exactly the regions and accounts the ARNs name,
-/// and, for ARNs that name none (S3 buckets, global resources), one over the server's own
-/// regions and accounts, where they can only be looked for.
+/// The lookups that find the ARNs: one over exactly the regions and accounts the ARNs name;
+/// for ARNs that name an account but no region (IAM roles, global resources), one in those
+/// accounts over the server's regions; for ARNs that name neither (S3 buckets), one over the
+/// server's own regions and accounts, where they can only be looked for.
 fn scopes_of(arns: &[&Arn], server: &ScanScope) -> Vec<ScanScope> {
-    let (placed, unplaced): (Vec<&Arn>, Vec<&Arn>) = arns
-        .iter()
-        .partition(|a| !a.region().is_empty() && !a.account_id().is_empty());
     let scope = |arns: &[&Arn], regions: BTreeSet<String>, accounts: BTreeSet<String>| ScanScope {
         resource_types: arns.iter().map(|a| a.resource_type()).collect(),
         regions,
         accounts,
         arns: arns.iter().map(|a| a.as_str().to_string()).collect(),
     };
+    let placed: Vec<&Arn> = arns
+        .iter()
+        .copied()
+        .filter(|a| !a.region().is_empty() && !a.account_id().is_empty())
+        .collect();
+    let in_account: Vec<&Arn> = arns
+        .iter()
+        .copied()
+        .filter(|a| a.region().is_empty() && !a.account_id().is_empty())
+        .collect();
+    let nowhere: Vec<&Arn> = arns
+        .iter()
+        .copied()
+        .filter(|a| a.account_id().is_empty())
+        .collect();
+    let accounts_of = |arns: &[&Arn]| arns.iter().map(|a| a.account_id().to_string()).collect();
     let mut scopes = Vec::new();
     if !placed.is_empty() {
         scopes.push(scope(
             &placed,
             placed.iter().map(|a| a.region().to_string()).collect(),
-            placed.iter().map(|a| a.account_id().to_string()).collect(),
+            accounts_of(&placed),
         ));
     }
-    if !unplaced.is_empty() {
-        // An ARN that names its account but no region is looked for in that account only.
-        let accounts = if unplaced.iter().all(|a| !a.account_id().is_empty()) {
-            unplaced
-                .iter()
-                .map(|a| a.account_id().to_string())
-                .collect()
-        } else {
-            server.accounts.clone()
-        };
-        scopes.push(scope(&unplaced, server.regions.clone(), accounts));
+    if !in_account.is_empty() {
+        scopes.push(scope(
+            &in_account,
+            server.regions.clone(),
+            accounts_of(&in_account),
+        ));
+    }
+    if !nowhere.is_empty() {
+        scopes.push(scope(
+            &nowhere,
+            server.regions.clone(),
+            server.accounts.clone(),
+        ));
     }
     scopes
 }
@@ -293,5 +309,12 @@ mod tests {
             scopes[1].arns,
             ["arn:aws:s3:::my-bucket".to_string()].into()
         );
+        // An ARN that names its account but no region is looked for in its own account, even
+        // beside a bucket that names neither.
+        let role = Arn::parse("arn:aws:iam::222222222222:role/x").unwrap();
+        let scopes = scopes_of(&[&s3, &role], &server);
+        assert_eq!(scopes.len(), 2);
+        assert_eq!(scopes[0].accounts, ["222222222222".to_string()].into());
+        assert_eq!(scopes[1].accounts, server.accounts);
     }
 }

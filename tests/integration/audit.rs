@@ -367,3 +367,84 @@ async fn lookups_and_narrow_scans_never_erase_the_drift_of_the_main_scope() {
         "the same estate twice"
     );
 }
+
+/// A source that cannot plan: the caller lacks a permission.
+struct Denied;
+
+#[async_trait::async_trait]
+impl tagguard::source::ResourceSource for Denied {
+    fn name(&self) -> String {
+        "denied".to_string()
+    }
+
+    async fn plan(
+        &self,
+        _scope: &tagguard::domain::ScanScope,
+        _cx: &tagguard::source::FetchContext<'_>,
+    ) -> Result<tagguard::source::ShardPlan, tagguard::source::SourceError> {
+        let mut error = tagguard::source::SourceError::new(
+            tagguard::domain::ScanIssueKind::AccessDenied,
+            "sts:GetCallerIdentity was denied",
+        );
+        error.missing_permission = Some("sts:GetCallerIdentity".to_string());
+        Err(error)
+    }
+
+    async fn fetch_page(
+        &self,
+        _shard: &tagguard::source::Shard,
+        _token: Option<String>,
+        _cx: &tagguard::source::FetchContext<'_>,
+    ) -> Result<tagguard::source::Page, tagguard::source::SourceError> {
+        unreachable!("nothing is planned")
+    }
+}
+
+/// A tool that fails keeps the failure's kind and the permission missing, for the model (in
+/// `_meta`) and for the audit log, not only in a sentence.
+#[tokio::test]
+async fn a_failed_call_keeps_its_error_kind_in_the_result_and_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let env = tool_env(std::sync::Arc::new(Denied), &policy(), Some(store.clone())).await;
+    let registry = ToolRegistry::standard();
+    let outcome = registry
+        .invoke(
+            &env,
+            "s",
+            "check_tag_compliance",
+            json!({}),
+            &CallContext::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, AuditStatus::ToolError);
+    assert_eq!(outcome.meta["error_kind"], "access_denied");
+    assert_eq!(outcome.meta["missing_permission"], "sts:GetCallerIdentity");
+    assert!(outcome.text().contains("was denied"), "{}", outcome.text());
+    let bad = registry
+        .invoke(
+            &env,
+            "s",
+            "check_tag_compliance",
+            json!({ "limit": 0 }),
+            &CallContext::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bad.meta["error_kind"], "invalid_arguments");
+    let kinds: Vec<Option<String>> = store
+        .audit_records(all_records())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.error_kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            Some("access_denied".to_string()),
+            Some("invalid_arguments".to_string())
+        ]
+    );
+}

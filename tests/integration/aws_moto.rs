@@ -920,12 +920,35 @@ async fn concurrent_scans_of_other_regions_of_one_account_each_find_their_own() 
         };
         ScanRequest::new(source.clone(), policy.clone()).with_scope(scope)
     };
+    // Each scan alone, for the calls it makes.
+    let alone = [
+        engine
+            .scan(request(REGIONS[0]))
+            .await
+            .unwrap()
+            .meta
+            .api_calls,
+        engine
+            .scan(request(REGIONS[1]))
+            .await
+            .unwrap()
+            .meta
+            .api_calls,
+    ];
     for round in 0..3 {
         let (east, west) = tokio::join!(
             engine.scan(request(REGIONS[0])),
             engine.scan(request(REGIONS[1]))
         );
-        for (result, region) in [(east.unwrap(), REGIONS[0]), (west.unwrap(), REGIONS[1])] {
+        for ((result, region), calls) in [(east.unwrap(), REGIONS[0]), (west.unwrap(), REGIONS[1])]
+            .into_iter()
+            .zip(&alone)
+        {
+            // Regression: the calls of one scan included those of the scan beside it.
+            assert_eq!(
+                &result.meta.api_calls, calls,
+                "round {round}, {region}: its own calls"
+            );
             let mine: Vec<Created> = created
                 .iter()
                 .filter(|c| c.region == region)

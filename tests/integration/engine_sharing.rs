@@ -155,6 +155,96 @@ async fn a_small_scan_started_during_a_huge_one_is_answered_at_once() {
     engine.shutdown().await;
 }
 
+/// Two organisation-wide scans at once hold every shared slot; a small scan still starts at
+/// once, on a slot kept for scans that have none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_scan_starts_at_once_even_while_two_huge_ones_run() {
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let mut tickets = Vec::new();
+    for name in ["huge-a", "huge-b"] {
+        let huge = Arc::new(PagedSource::new(name, 2_000, 1, 1, Duration::from_secs(1)));
+        let ticket = engine
+            .start_scan(ScanRequest::new(huge, policy.clone()))
+            .await
+            .unwrap();
+        let mut progress = ticket.progress();
+        while progress.borrow().shards_total.is_none() {
+            progress.changed().await.unwrap();
+        }
+        tickets.push(ticket);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let status = engine.status().await;
+    // The first took the 24 shared slots; the second, with none, one of the reserved ones.
+    assert_eq!(status.fetchers, 25, "{status:?}");
+    let started = std::time::Instant::now();
+    let small = Arc::new(PagedSource::new(
+        "small",
+        3,
+        1,
+        5,
+        Duration::from_millis(10),
+    ));
+    let result = engine
+        .scan(ScanRequest::new(small, policy.clone()))
+        .await
+        .unwrap();
+    assert_eq!(result.totals.total_resources, 15);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(1),
+        "the small scan waited {waited:?}"
+    );
+    for ticket in &tickets {
+        engine.cancel(ticket.id);
+    }
+    engine.shutdown().await;
+}
+
+/// Regression: cancelling a scan did not hand its fetcher slots on, so a scan waiting for a
+/// slot waited forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_scan_hands_its_slots_to_the_scans_waiting() {
+    let policy = policy();
+    let mut config = Config::default();
+    config.engine.max_concurrent_fetchers = 1;
+    config.engine.reserved_fetchers = 0;
+    let engine = EngineHandle::start(config).await.unwrap();
+    let long = Arc::new(PagedSource::new(
+        "long",
+        1,
+        1_000,
+        1,
+        Duration::from_millis(50),
+    ));
+    let first = engine
+        .start_scan(ScanRequest::new(long, policy.clone()))
+        .await
+        .unwrap();
+    let mut progress = first.progress();
+    while progress.borrow().resources_scanned == 0 {
+        progress.changed().await.unwrap();
+    }
+    let short = Arc::new(PagedSource::new("short", 2, 1, 3, Duration::ZERO));
+    let second = engine
+        .start_scan(ScanRequest::new(short, policy.clone()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        engine.status().await.shards_waiting > 0,
+        "the second waits for the slot"
+    );
+    engine.cancel(first.id);
+    let result = tokio::time::timeout(Duration::from_secs(5), second.result())
+        .await
+        .expect("the waiting scan gets the freed slot")
+        .unwrap();
+    assert_eq!(result.totals.total_resources, 6);
+    engine.shutdown().await;
+}
+
 /// Regression: the API calls of one scan included those of scans running beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_scan_counts_only_its_own_api_calls() {
@@ -190,7 +280,7 @@ async fn batches_fetched_and_not_merged_stay_within_the_bound() {
     let mut config = Config::default();
     config.engine.max_in_flight_batches = 4;
     config.engine.max_concurrent_fetchers = 4;
-    config.engine.max_fetchers_per_scan = 4;
+    config.engine.reserved_fetchers = 0;
     config.engine.validator_workers = 2;
     let engine = EngineHandle::start(config).await.unwrap();
     let per_page = 100;

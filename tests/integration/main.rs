@@ -8,6 +8,7 @@ mod engine_ground_truth;
 mod engine_sharing;
 mod mcp_clients;
 mod properties;
+mod scans;
 mod store;
 mod support;
 mod tools;

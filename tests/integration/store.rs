@@ -153,10 +153,15 @@ async fn a_restart_keeps_history_and_findings_beyond_retention_are_pruned() {
     assert!(store.findings(ids[1]).await.unwrap().is_some());
     assert!(store.findings(ids[2]).await.unwrap().is_some());
     assert_eq!(store.status().await.unwrap().scans, 3);
-    // Summaries older than the retention go; 400 days is the floor.
-    let old = scan_at(10, 8, now - chrono::Duration::days(401)).await;
-    store.record_scan(&old, &Origin::Cli).await.unwrap();
+    // Summaries older than the retention go, with their findings; 400 days is the floor.
+    let mut old = scan_at(10, 8, now - chrono::Duration::days(401)).await;
+    old.meta.scope.regions.insert("eu-west-1".to_string());
+    let old_id = store.record_scan(&old, &Origin::Cli).await.unwrap();
     assert_eq!(store.status().await.unwrap().scans, 3);
+    assert!(
+        store.findings(old_id).await.unwrap().is_none(),
+        "no findings are left behind by a summary that aged out"
+    );
 }
 
 #[test]

@@ -109,9 +109,16 @@ impl ServiceLister for EcsLister {
         }
         let mut page = Page::default();
         for (cluster, services) in by_cluster {
-            let (resources, issues) = describe(ctx, &client, &cluster, &services).await?;
-            page.resources.extend(resources);
-            page.issues.extend(issues);
+            match describe(ctx, &client, &cluster, &services).await {
+                Ok((resources, issues)) => {
+                    page.resources.extend(resources);
+                    page.issues.extend(issues);
+                }
+                // A cluster that does not exist holds none of the services asked for: they
+                // are not found, and the other clusters' are still looked up.
+                Err(error) if error.message.contains("ClusterNotFoundException") => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(page)
     }

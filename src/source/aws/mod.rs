@@ -500,13 +500,21 @@ pub(crate) fn tag_value<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {
     tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
 }
 
-/// The region where a partition's global resources are reported by the tagging API.
-fn global_home(partition: &str, regions: &[String]) -> String {
-    let home = match partition {
+/// The region of a partition where AWS keeps its global services (and the tagging API
+/// reports global resources).
+fn partition_home(partition: &str) -> &'static str {
+    match partition {
         "aws-cn" => "cn-north-1",
         "aws-us-gov" => "us-gov-west-1",
         _ => "us-east-1",
-    };
+    }
+}
+
+/// The region where the tagging shards of a plan over `regions` keep global resources: the
+/// partition's home when it is planned, else the first region planned (the tagging API returns
+/// global resources from every region's endpoint).
+fn global_home(partition: &str, regions: &[String]) -> String {
+    let home = partition_home(partition);
     if regions.iter().any(|r| r == home) {
         home.to_string()
     } else {
@@ -676,15 +684,18 @@ impl ResourceSource for AwsSource {
         cx: &FetchContext<'_>,
     ) -> Result<Page, SourceError> {
         let config = self.account_config(&shard.access).await?;
-        let region: Arc<str> = if &*shard.region == GLOBAL_REGION {
-            Arc::from(self.home_region().as_ref())
-        } else {
-            shard.region.clone()
-        };
         let partition = if shard.partition.is_empty() {
             "aws"
         } else {
             &shard.partition
+        };
+        // A global shard's calls go to the configured region (S3's listing answers there),
+        // except a lookup of global resources in the tagging API, which keeps them in the
+        // partition's home region.
+        let region: Arc<str> = match (&*shard.region, &*shard.service) {
+            (GLOBAL_REGION, tagging::SERVICE) => Arc::from(partition_home(partition)),
+            (GLOBAL_REGION, _) => Arc::from(self.home_region().as_ref()),
+            _ => shard.region.clone(),
         };
         let ctx = ShardContext {
             config: config

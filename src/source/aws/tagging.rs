@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_resourcegroupstagging::types::ResourceTagMapping;
+
 use super::{GLOBAL_REGION, ShardContext, classify, client};
 use crate::domain::{Arn, CostSource, Resource, ResourceAttributes, Tag};
 use crate::source::{Page, SourceError};
@@ -15,7 +17,7 @@ pub const SERVICE: &str = "tagging";
 const ARNS_PER_CALL: usize = 100;
 
 /// Tags as the SDK gives them, converted.
-fn tags_of(mapping: &aws_sdk_resourcegroupstagging::types::ResourceTagMapping) -> Vec<Tag> {
+fn tags_of(mapping: &ResourceTagMapping) -> Vec<Tag> {
     mapping
         .tags()
         .iter()
@@ -24,16 +26,31 @@ fn tags_of(mapping: &aws_sdk_resourcegroupstagging::types::ResourceTagMapping) -
 }
 
 /// Tags of the resources `arns` in `region`, by ARN. Resources that were never tagged are
-/// absent from the answer (the caller treats them as untagged). Follows every
-/// `PaginationToken`, since the API pages even when given an ARN list.
+/// absent from the answer (the caller treats them as untagged).
 pub(crate) async fn tags_for(
     ctx: &ShardContext<'_>,
     region: &str,
     arns: &[String],
 ) -> Result<HashMap<String, Vec<Tag>>, SourceError> {
     let mut tags = HashMap::with_capacity(arns.len());
+    for mapping in by_arns(ctx, region, arns).await? {
+        if let Some(arn) = mapping.resource_arn() {
+            tags.insert(arn.to_string(), tags_of(&mapping));
+        }
+    }
+    Ok(tags)
+}
+
+/// `GetResources` for `arns` in `region`, 100 ARNs per call, following every
+/// `PaginationToken`, since the API pages ARN lists too.
+async fn by_arns(
+    ctx: &ShardContext<'_>,
+    region: &str,
+    arns: &[String],
+) -> Result<Vec<ResourceTagMapping>, SourceError> {
+    let mut mappings = Vec::new();
     if arns.is_empty() {
-        return Ok(tags);
+        return Ok(mappings);
     }
     let client = client!(
         aws_sdk_resourcegroupstagging,
@@ -51,21 +68,17 @@ pub(crate) async fn tags_for(
                 .send()
                 .await
                 .map_err(|e| classify("tag:GetResources", e))?;
-            for mapping in out.resource_tag_mapping_list() {
-                if let Some(arn) = mapping.resource_arn() {
-                    tags.insert(arn.to_string(), tags_of(mapping));
-                }
-            }
             token = out
                 .pagination_token()
                 .filter(|t| !t.is_empty())
                 .map(str::to_string);
+            mappings.extend(out.resource_tag_mapping_list.unwrap_or_default());
             if token.is_none() {
                 break;
             }
         }
     }
-    Ok(tags)
+    Ok(mappings)
 }
 
 /// One page of resources of types without a native lister.
@@ -94,41 +107,18 @@ pub(crate) async fn fetch_other_types(
 }
 
 /// The resources among `arns` (of types without a native lister) that the tagging API knows:
-/// those tagged at least once. Follows every page, since the API pages ARN lists too.
+/// those tagged at least once.
 pub(crate) async fn lookup(ctx: &ShardContext<'_>, arns: &[String]) -> Result<Page, SourceError> {
-    let client = client!(aws_sdk_resourcegroupstagging, &ctx.config, ctx.calls);
-    let mut resources = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        ctx.pace(SERVICE).await;
-        let out = client
-            .get_resources()
-            .set_resource_arn_list(Some(arns.to_vec()))
-            .set_pagination_token(token)
-            .send()
-            .await
-            .map_err(|e| classify("tag:GetResources", e))?;
-        resources.extend(resources_of(ctx, out.resource_tag_mapping_list()));
-        token = out
-            .pagination_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let mappings = by_arns(ctx, ctx.region, arns).await?;
     Ok(Page {
-        resources,
+        resources: resources_of(ctx, &mappings),
         next: None,
         issues: Vec::new(),
     })
 }
 
 /// The resources of a `GetResources` answer that this shard keeps.
-fn resources_of(
-    ctx: &ShardContext<'_>,
-    mappings: &[aws_sdk_resourcegroupstagging::types::ResourceTagMapping],
-) -> Vec<Resource> {
+fn resources_of(ctx: &ShardContext<'_>, mappings: &[ResourceTagMapping]) -> Vec<Resource> {
     let mut resources = Vec::new();
     for mapping in mappings {
         let Some(Ok(arn)) = mapping.resource_arn().map(Arn::parse) else {
