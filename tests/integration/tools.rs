@@ -361,3 +361,39 @@ proptest! {
         })?;
     }
 }
+
+/// `/health` says whether the engine runs: a server whose engine has stopped answers 503 with
+/// `engine_down`, so a container's health check sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_an_engine_that_stopped() {
+    use tagguard::mcp::{McpServer, http};
+    let (env, _) = env(10).await;
+    let options = http::HttpOptions::from(&tagguard::config::ServerConfig::default());
+    let serve = |env: ToolEnv| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = McpServer::new(env, ToolRegistry::standard());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(http::serve(server, listener, options.clone(), async {
+            let _ = stopped.await;
+        }));
+        (addr, stop, task)
+    };
+    let (addr, stop, task) = serve(env.clone()).await;
+    let up = http::probe_health(addr, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert!(up.healthy, "{}", up.body);
+    let body: Value = serde_json::from_str(&up.body).unwrap();
+    assert_eq!(body["engine"]["state"], "running");
+    env.scans.engine().shutdown().await;
+    let down = http::probe_health(addr, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert!(!down.healthy);
+    let body: Value = serde_json::from_str(&down.body).unwrap();
+    assert_eq!(body["status"], "engine_down");
+    assert_eq!(body["engine"]["state"], "stopped");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -224,15 +224,6 @@ impl AwsSource {
         self.base.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
     }
 
-    /// The types with a native lister, which count untagged resources too: the tagging API's
-    /// shards leave them out.
-    fn native_types(&self) -> BTreeSet<ResourceType> {
-        self.listers
-            .iter()
-            .flat_map(|l| l.resource_types())
-            .collect()
-    }
-
     fn lister_of(&self, resource_type: &ResourceType) -> Option<&Arc<dyn ServiceLister>> {
         self.listers
             .iter()
@@ -480,6 +471,74 @@ struct PlannedAccounts {
     issues: Vec<ScanIssue>,
 }
 
+/// The shards that list `scope` in the accounts planned: each lister's (per region, or once per
+/// account for a global one), and, when the scope asks for types no lister has, the tagging
+/// API's per region, leaving out every type a lister counts. With them, the note that says what
+/// the tagging API cannot see, when its shards are planned.
+fn listing_shards(
+    listers: &[Arc<dyn ServiceLister>],
+    planned: &PlannedAccounts,
+    scope: &ScanScope,
+) -> (Vec<Shard>, Option<String>) {
+    let native: BTreeSet<ResourceType> = listers.iter().flat_map(|l| l.resource_types()).collect();
+    let listers: Vec<&Arc<dyn ServiceLister>> = listers
+        .iter()
+        .filter(|l| l.resource_types().iter().any(|t| scope.admits_type(t)))
+        .collect();
+    let other_types: Vec<ResourceType> = scope
+        .resource_types
+        .iter()
+        .filter(|t| !native.contains(t))
+        .cloned()
+        .collect();
+    let tagging_shards = scope.resource_types.is_empty() || !other_types.is_empty();
+    let note = tagging_shards.then(|| {
+        let names: Vec<&str> = native.iter().map(ResourceType::as_str).collect();
+        format!(
+            "resource types other than {} come from the Resource Groups Tagging API, which never returns resources that have never been tagged: untagged resources of those types are not counted",
+            crate::domain::all_of(&names)
+        )
+    });
+    let partition: Arc<str> = Arc::from(planned.partition.as_str());
+    let skip_types: Vec<ResourceType> = native.iter().cloned().collect();
+    let mut shards = Vec::new();
+    for (account, access, regions) in &planned.accounts {
+        let shard = |region: &str, service: &str, types: Vec<ResourceType>| Shard {
+            partition: partition.clone(),
+            access: access.clone(),
+            ..Shard::new(account.clone(), region, service, types)
+        };
+        for lister in &listers {
+            let types: Vec<ResourceType> = lister
+                .resource_types()
+                .into_iter()
+                .filter(|t| scope.admits_type(t))
+                .collect();
+            if lister.global() {
+                shards.push(Shard {
+                    keep_regions: regions.clone(),
+                    ..shard(GLOBAL_REGION, lister.service(), types)
+                });
+            } else {
+                for region in regions {
+                    shards.push(shard(region, lister.service(), types.clone()));
+                }
+            }
+        }
+        if tagging_shards {
+            let home = global_home(&planned.partition, regions);
+            for region in regions {
+                shards.push(Shard {
+                    skip_types: skip_types.clone(),
+                    keeps_global: *region == home,
+                    ..shard(region, tagging::SERVICE, other_types.clone())
+                });
+            }
+        }
+    }
+    (shards, note)
+}
+
 /// AWS has no cost data in a resource listing; stated with every result so that an unknown
 /// cost is never read as zero.
 const COST_NOTE: &str =
@@ -542,65 +601,8 @@ impl ResourceSource for AwsSource {
         let mut notes = vec![COST_NOTE.to_string()];
         self.note_no_region(scope, &mut notes);
 
-        // Which listers, and whether the tagging API covers other types.
-        let native = self.native_types();
-        let listers: Vec<&Arc<dyn ServiceLister>> = self
-            .listers
-            .iter()
-            .filter(|l| l.resource_types().iter().any(|t| scope.admits_type(t)))
-            .collect();
-        let other_types: Vec<ResourceType> = scope
-            .resource_types
-            .iter()
-            .filter(|t| !native.contains(t))
-            .cloned()
-            .collect();
-        let tagging_shards = scope.resource_types.is_empty() || !other_types.is_empty();
-        if tagging_shards {
-            let names: Vec<&str> = native.iter().map(ResourceType::as_str).collect();
-            notes.push(format!(
-                "resource types other than {} come from the Resource Groups Tagging API, which never returns resources that have never been tagged: untagged resources of those types are not counted",
-                crate::domain::all_of(&names)
-            ));
-        }
-
-        let partition: Arc<str> = Arc::from(planned.partition.as_str());
-        let skip_types: Vec<ResourceType> = native.iter().cloned().collect();
-        let mut shards = Vec::new();
-        for (account, access, regions) in &planned.accounts {
-            let shard = |region: &str, service: &str, types: Vec<ResourceType>| Shard {
-                partition: partition.clone(),
-                access: access.clone(),
-                ..Shard::new(account.clone(), region, service, types)
-            };
-            for lister in &listers {
-                let types: Vec<ResourceType> = lister
-                    .resource_types()
-                    .into_iter()
-                    .filter(|t| scope.admits_type(t))
-                    .collect();
-                if lister.global() {
-                    shards.push(Shard {
-                        keep_regions: regions.clone(),
-                        ..shard(GLOBAL_REGION, lister.service(), types)
-                    });
-                } else {
-                    for region in regions {
-                        shards.push(shard(region, lister.service(), types.clone()));
-                    }
-                }
-            }
-            if tagging_shards {
-                let home = global_home(&planned.partition, regions);
-                for region in regions {
-                    shards.push(Shard {
-                        skip_types: skip_types.clone(),
-                        keeps_global: *region == home,
-                        ..shard(region, tagging::SERVICE, other_types.clone())
-                    });
-                }
-            }
-        }
+        let (shards, tagging_note) = listing_shards(&self.listers, &planned, scope);
+        notes.extend(tagging_note);
         Ok(ShardPlan {
             shards,
             issues: planned.issues,
@@ -749,6 +751,97 @@ impl ResourceSource for AwsSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sixth lister, as adding a service would register one.
+    struct TablesLister;
+
+    #[async_trait]
+    impl ServiceLister for TablesLister {
+        fn service(&self) -> &'static str {
+            "dynamodb"
+        }
+        fn resource_types(&self) -> Vec<ResourceType> {
+            vec![ResourceType::other("dynamodb:table")]
+        }
+        async fn fetch(
+            &self,
+            _ctx: &ShardContext<'_>,
+            _token: Option<String>,
+        ) -> Result<Page, SourceError> {
+            unreachable!("planning only")
+        }
+        async fn lookup(
+            &self,
+            _ctx: &ShardContext<'_>,
+            _arns: &[String],
+        ) -> Result<Page, SourceError> {
+            unreachable!("planning only")
+        }
+    }
+
+    fn planned(regions: &[&str]) -> PlannedAccounts {
+        PlannedAccounts {
+            partition: "aws".to_string(),
+            accounts: vec![(
+                Arc::from("111111111111"),
+                Arc::from(""),
+                regions.iter().map(|r| r.to_string()).collect(),
+            )],
+            issues: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_new_lister_s_types_are_left_out_of_the_tagging_api_s_shards() {
+        let mut registry = listers();
+        registry.push(Arc::new(TablesLister));
+        let (shards, note) = listing_shards(
+            &registry,
+            &planned(&["us-east-1", "eu-west-1"]),
+            &ScanScope::default(),
+        );
+        let tagging: Vec<&Shard> = shards
+            .iter()
+            .filter(|s| &*s.service == tagging::SERVICE)
+            .collect();
+        assert_eq!(tagging.len(), 2, "one per region");
+        let table = ResourceType::other("dynamodb:table");
+        for shard in &tagging {
+            assert!(
+                shard.skip_types.contains(&table),
+                "counted once, by its lister"
+            );
+            assert!(shard.skip_types.contains(&ResourceType::S3Bucket));
+        }
+        assert!(note.unwrap().contains("dynamodb:table"));
+        // Global resources are kept by one tagging shard per account: the partition's home.
+        let keepers: Vec<&str> = tagging
+            .iter()
+            .filter(|s| s.keeps_global)
+            .map(|s| &*s.region)
+            .collect();
+        assert_eq!(keepers, ["us-east-1"]);
+        // S3 is listed once per account, keeping the planned regions' buckets.
+        let s3: Vec<&Shard> = shards.iter().filter(|s| &*s.service == "s3").collect();
+        assert_eq!(s3.len(), 1);
+        assert_eq!(s3[0].keep_regions, ["us-east-1", "eu-west-1"]);
+        assert_eq!(
+            shards.iter().filter(|s| &*s.service == "dynamodb").count(),
+            2
+        );
+    }
+
+    #[test]
+    fn native_types_only_need_no_tagging_shard() {
+        let scope = ScanScope {
+            resource_types: [ResourceType::Ec2Instance, ResourceType::S3Bucket].into(),
+            ..ScanScope::default()
+        };
+        let (shards, note) = listing_shards(&listers(), &planned(&["us-east-1"]), &scope);
+        assert!(note.is_none());
+        let services: Vec<&str> = shards.iter().map(|s| &*s.service).collect();
+        assert_eq!(services, ["ec2", "s3"]);
+    }
 
     #[test]
     fn global_resources_are_kept_in_one_region_per_partition() {
