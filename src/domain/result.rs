@@ -120,9 +120,9 @@ impl Violation {
     }
 }
 
-/// A violation as it is written out and read back: the resource and the finding, flat, every
-/// field present (null when it does not apply), so that a reader (a person, `jq`, a model)
-/// finds everything in one object.
+/// A violation as it is written out and read back: the resource and the finding, flat, so
+/// that a reader (a person, `jq`, a model) finds everything in one object. Fields that do not
+/// apply are left out; the cost is always there (null when unknown, never 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ViolationRecord<'a> {
     /// ARN of the resource.
@@ -136,7 +136,7 @@ pub struct ViolationRecord<'a> {
     /// Account id.
     pub account_id: Cow<'a, str>,
     /// The resource's name (its `Name` tag or API name), when it has one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_name: Option<Cow<'a, str>>,
     /// What is wrong: missing_required_tag, empty_value, invalid_value, invalid_format,
     /// key_case_mismatch, value_case_mismatch, key_too_long, value_too_long, invalid_characters.
@@ -146,19 +146,19 @@ pub struct ViolationRecord<'a> {
     /// `error` (makes the resource non-compliant) or `warning`.
     pub severity: Severity,
     /// The value found (the key found, for a key case mismatch); null if absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_value: Option<Cow<'a, str>>,
     /// The values the policy allows for this tag, for invalid_value.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_values: Option<Cow<'a, [String]>>,
     /// The regular expression the value must match, for invalid_format.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_pattern: Option<Cow<'a, str>>,
     /// The policy's spelling, for case mismatches.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_value: Option<Cow<'a, str>>,
     /// The length limit exceeded, for length violations.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u64>,
     /// Monthly cost of the resource in USD; null when unknown (never 0 for unknown).
     #[serde(default)]
@@ -167,7 +167,11 @@ pub struct ViolationRecord<'a> {
     #[serde(default)]
     pub cost_source: CostSource,
     /// When the resource was created, when known.
-    #[serde(default)]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339::option"
+    )]
     pub created_at: Option<DateTime<Utc>>,
     /// How many tags the resource carries (0: untagged).
     #[serde(default)]
@@ -668,9 +672,93 @@ impl ScanResult {
     }
 }
 
+/// Timestamps written as chrono writes them (RFC 3339, UTC as `Z`, fractions of a second only
+/// when there are some, in 3, 6 or 9 digits), without its formatting machinery: a result
+/// writes one per violation, and formatting them was a tenth of writing a big result.
+mod rfc3339 {
+    use chrono::{DateTime, Datelike, Timelike, Utc};
+    use serde::Serializer;
+
+    pub fn option<S: Serializer>(
+        time: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => serializer.serialize_str(&text(time)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn text(time: &DateTime<Utc>) -> String {
+        let year = time.year();
+        if !(0..=9999).contains(&year) {
+            return time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        }
+        // A leap second is written as :60, as chrono writes it.
+        let (second, nanos) = match time.nanosecond() {
+            n if n >= 1_000_000_000 => (time.second() + 1, n - 1_000_000_000),
+            n => (time.second(), n),
+        };
+        let mut out = String::with_capacity(30);
+        push(&mut out, year as u32, 4);
+        for (separator, value) in [
+            ('-', time.month()),
+            ('-', time.day()),
+            ('T', time.hour()),
+            (':', time.minute()),
+            (':', second),
+        ] {
+            out.push(separator);
+            push(&mut out, value, 2);
+        }
+        let (fraction, width) = match nanos {
+            0 => (0, 0),
+            n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
+            n if n % 1_000 == 0 => (n / 1_000, 6),
+            n => (n, 9),
+        };
+        if width > 0 {
+            out.push('.');
+            push(&mut out, fraction, width);
+        }
+        out.push('Z');
+        out
+    }
+
+    /// `value` in decimal, zero-padded to `width` digits.
+    fn push(out: &mut String, value: u32, width: usize) {
+        let mut digits = [b'0'; 10];
+        let mut rest = value;
+        let mut at = digits.len();
+        while rest > 0 {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let start = (digits.len() - width).min(at);
+        for &d in &digits[start..] {
+            out.push(d as char);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        use chrono::TimeZone;
+        let base = Utc.with_ymd_and_hms(2024, 4, 7, 8, 9, 7).unwrap();
+        for nanos in [0, 123_000_000, 123_456_000, 123_456_789, 1_000] {
+            let time = base + chrono::Duration::nanoseconds(nanos);
+            assert_eq!(
+                rfc3339::text(&time),
+                serde_json::to_value(time).unwrap().as_str().unwrap(),
+                "{nanos}"
+            );
+        }
+    }
 
     #[test]
     fn origins_print_and_parse() {

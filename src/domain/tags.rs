@@ -19,6 +19,7 @@ pub struct TagMatch<'t> {
 /// only when `ignore_case`) wherever it appears; among case variants the first wins, and
 /// `others` says there were more. `keys_ascii` (every key is ASCII, checked once per resource
 /// by the caller) lets case variants be compared by length first.
+#[inline]
 pub fn find_tag<'t>(
     tags: &'t [Tag],
     name: &str,
@@ -77,6 +78,7 @@ pub fn keys_are_ascii(tags: &[Tag]) -> bool {
 }
 
 /// Case-insensitive equality: ASCII fast path, full Unicode lowercase otherwise.
+#[inline]
 pub fn eq_ignore_case(a: &str, b: &str) -> bool {
     // Equal bytes up to ASCII case means equal ignoring case, whatever else the text holds.
     if a.len() == b.len() && a.eq_ignore_ascii_case(b) {

@@ -4,6 +4,7 @@
 pub mod audit;
 mod csv;
 pub mod history;
+pub mod json;
 mod markdown;
 mod summary;
 
@@ -38,10 +39,7 @@ crate::domain::string_enum!(Format "a format" {
 pub fn write(result: &ScanResult, format: Format, out: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Table => summary::write(result, out),
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, result)?;
-            writeln!(out)
-        }
+        Format::Json => json::write(result, out),
         Format::Csv => csv::write(result, out),
         Format::Markdown => markdown::write(result, out),
     }

@@ -227,18 +227,13 @@ impl ScanService {
                 cache: info,
             });
         }
+        // The same scan answers the same question: the key (source, the scope with its ARNs,
+        // policy), what is listed, the analyses, and whether it is recorded.
         let flight_key = format!(
-            "{key}|{}|{:?}|{}|{}",
+            "{key}|{}|{:?}|{}",
             question.severity,
             question.analyses,
             question.origin.is_recorded(),
-            question
-                .scope
-                .arns
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(",")
         );
         let flight = self.join_or_start(&flight_key, &question, &key);
         let answer = self.wait(ctx, &flight_key, &flight).await?;
