@@ -4,11 +4,13 @@
 //! Pure data: no I/O, no async runtime, no AWS SDK types.
 
 mod arn;
+pub mod arn_forms;
 mod filters;
 mod money;
 mod result;
 mod tags;
 mod tally;
+pub mod text;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use arn::{Arn, ArnError};
+pub use arn::{Arn, ArnError, form_placeholder_is_rest, form_placeholders, render_form};
 pub use filters::{ParsedScope, ScopeFieldNames, parse_scope};
 pub use money::{CostSource, Usd, UsdError};
 pub use result::{
@@ -238,95 +240,14 @@ impl schemars::JsonSchema for ResourceType {
     }
 }
 
-/// Resource types commonly seen in the Resource Groups Tagging API. A type outside this list is
-/// accepted (AWS adds types often) but named in a warning, since it is usually a typo; a type
-/// that differs from one of these only in case is an error.
-pub const KNOWN_RESOURCE_TYPES: &[&str] = &[
-    "acm:certificate",
-    "apigateway:restapis",
-    "apigateway:apis",
-    "apigateway:stages",
-    "appsync:apis",
-    "athena:workgroup",
-    "autoscaling:autoScalingGroup",
-    "backup:backup-vault",
-    "cloudformation:stack",
-    "cloudfront:distribution",
-    "cloudtrail:trail",
-    "cloudwatch:alarm",
-    "codebuild:project",
-    "codepipeline:pipeline",
-    "cognito-idp:userpool",
-    "dynamodb:table",
-    "ec2:customer-gateway",
-    "ec2:dhcp-options",
-    "ec2:elastic-ip",
-    "ec2:image",
-    "ec2:instance",
-    "ec2:internet-gateway",
-    "ec2:key-pair",
-    "ec2:launch-template",
-    "ec2:natgateway",
-    "ec2:network-acl",
-    "ec2:network-interface",
-    "ec2:route-table",
-    "ec2:security-group",
-    "ec2:snapshot",
-    "ec2:subnet",
-    "ec2:transit-gateway",
-    "ec2:volume",
-    "ec2:vpc",
-    "ec2:vpc-endpoint",
-    "ec2:vpc-peering-connection",
-    "ec2:vpn-connection",
-    "ec2:vpn-gateway",
-    "ecr:repository",
-    "ecs:cluster",
-    "ecs:service",
-    "ecs:task",
-    "ecs:task-definition",
-    "eks:cluster",
-    "eks:nodegroup",
-    "elasticache:cluster",
-    "elasticache:replicationgroup",
-    "elasticfilesystem:file-system",
-    "elasticloadbalancing:loadbalancer",
-    "elasticloadbalancing:targetgroup",
-    "es:domain",
-    "events:rule",
-    "firehose:deliverystream",
-    "glue:job",
-    "glue:database",
-    "iam:role",
-    "iam:user",
-    "iam:policy",
-    "kafka:cluster",
-    "kinesis:stream",
-    "kms:key",
-    "lambda:function",
-    "logs:log-group",
-    "opensearch:domain",
-    "rds:cluster",
-    "rds:cluster-snapshot",
-    "rds:db",
-    "rds:og",
-    "rds:pg",
-    "rds:snapshot",
-    "rds:subgrp",
-    "redshift:cluster",
-    "route53:hostedzone",
-    "s3:bucket",
-    "sagemaker:endpoint",
-    "sagemaker:notebook-instance",
-    "secretsmanager:secret",
-    "sns:topic",
-    "sqs:queue",
-    "ssm:parameter",
-    "states:stateMachine",
-    "wafv2:webacl",
-];
+/// The resource types tagguard knows: those of the ARN forms in `arn_forms.rs`, sorted. A
+/// type outside this list is accepted (AWS adds types often) but named in a warning, since it
+/// is usually a typo; a type that differs from one of these only in case is an error.
+pub fn known_resource_types() -> &'static [String] {
+    &arn::KNOWN_TYPES
+}
 
-/// How a resource type relates to [`KNOWN_RESOURCE_TYPES`].
+/// How a resource type relates to [`known_resource_types`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TypeCheck {
     /// A known type.
@@ -338,19 +259,37 @@ pub enum TypeCheck {
 }
 
 impl ResourceType {
-    /// Checks the type against [`KNOWN_RESOURCE_TYPES`].
+    /// Checks the type against [`known_resource_types`].
     pub fn check(&self) -> TypeCheck {
         let text = self.as_str();
-        if KNOWN_RESOURCE_TYPES.contains(&text) {
+        let known = known_resource_types();
+        if known.binary_search_by(|k| k.as_str().cmp(text)).is_ok() {
             return TypeCheck::Known;
         }
-        match KNOWN_RESOURCE_TYPES
-            .iter()
-            .find(|k| k.eq_ignore_ascii_case(text))
-        {
-            Some(known) => TypeCheck::WrongCase(known),
+        match known.iter().find(|k| k.eq_ignore_ascii_case(text)) {
+            Some(known) => TypeCheck::WrongCase(known.as_str()),
             None => TypeCheck::Unknown,
         }
+    }
+
+    /// The type a CloudFormation resource type (`AWS::EC2::Instance`) creates, if tagguard
+    /// knows it.
+    pub fn from_cloudformation(name: &str) -> Option<ResourceType> {
+        arn_forms::FORMS
+            .iter()
+            .find(|form| form.4.split(' ').any(|cfn| cfn == name))
+            .map(|form| ResourceType::from_parts(form.0, form.1))
+            .or_else(|| {
+                arn_forms::FORMS
+                    .iter()
+                    .find(|form| form.4.split(' ').any(|cfn| cfn.eq_ignore_ascii_case(name)))
+                    .map(|form| ResourceType::from_parts(form.0, form.1))
+            })
+    }
+
+    /// Whether the type is of `service` (`ec2:instance` is of `ec2`).
+    pub fn is_of_service(&self, service: &str) -> bool {
+        self.service() == service
     }
 }
 

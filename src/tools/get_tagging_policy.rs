@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{CallContext, ToolEnv, ToolError, TypedTool};
-use crate::domain::KNOWN_RESOURCE_TYPES;
+use crate::domain::known_resource_types;
 use crate::policy::PolicyDocument;
 
 /// The tool.
@@ -66,7 +66,7 @@ impl TypedTool for GetTaggingPolicy {
         Ok(PolicyReport {
             policy: document,
             required_by_type,
-            known_resource_types: KNOWN_RESOURCE_TYPES.iter().map(|t| t.to_string()).collect(),
+            known_resource_types: known_resource_types().to_vec(),
             warnings: env.policy().warnings.clone(),
         })
     }

@@ -1,5 +1,6 @@
 //! Integration tests through the public API: one test binary, one module per area.
 
+mod arn_formats;
 mod audit;
 mod aws_moto;
 mod cli;
