@@ -21,7 +21,7 @@ use tagguard::domain::{
 };
 use tagguard::engine::{EngineHandle, ScanRequest};
 use tagguard::mcp::{self, McpServer, http::HttpOptions, http::check_bind};
-use tagguard::policy::{Policy, default_policy, load_policy};
+use tagguard::policy::{LoadOptions, Policy, default_policy, load_policy_with};
 use tagguard::report::{self, Format};
 use tagguard::scans::{CachePolicy, ProgressSink, RunContext, ScanQuestion, ScanService};
 use tagguard::source::aws::AwsOptions;
@@ -73,6 +73,10 @@ enum PolicyCommand {
     Check {
         /// The policy file.
         file: PathBuf,
+        /// Treat warnings (unknown or unresolvable resource types, rules that check nothing)
+        /// as errors.
+        #[arg(long, env = "TAGGUARD_STRICT_POLICY")]
+        strict: bool,
     },
     /// Print the policy in effect as JSON.
     Show {
@@ -87,6 +91,10 @@ struct Common {
     /// Tagging policy file (default: the built-in policies/tagging_policy.json).
     #[arg(long, env = "TAGGUARD_POLICY")]
     policy: Option<PathBuf>,
+    /// Load the policy strictly: its warnings (unknown or unresolvable resource types in
+    /// applies_to, rules or a policy that check nothing) are errors.
+    #[arg(long, env = "TAGGUARD_STRICT_POLICY")]
+    strict_policy: bool,
     /// Engine and rate-limit configuration (default: the built-in config/tagguard.toml).
     #[arg(long, env = "TAGGUARD_CONFIG")]
     config: Option<PathBuf>,
@@ -312,10 +320,15 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Policy(PolicyCommand::Check { file }) => {
-            let policy = load(&Some(file.clone()))?;
+        Command::Policy(PolicyCommand::Check { file, strict }) => {
+            let policy = load(&Some(file.clone()), strict)?;
+            let warned = if policy.warnings.is_empty() {
+                String::new()
+            } else {
+                format!(", {} warnings", policy.warnings.len())
+            };
             println!(
-                "policy '{}' is valid: version {}, {} required tags, {} optional tags",
+                "policy '{}' is valid: version {}, {} required tags, {} optional tags{warned}",
                 file.display(),
                 policy.version(),
                 policy.required_tags().len(),
@@ -324,7 +337,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy(PolicyCommand::Show { policy }) => {
-            let policy = load(&policy)?;
+            let policy = load(&policy, false)?;
             let mut out = io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &policy.document)?;
             writeln!(out)?;
@@ -352,9 +365,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn load(policy: &Option<PathBuf>) -> Result<Policy> {
+fn load(policy: &Option<PathBuf>, strict: bool) -> Result<Policy> {
     let policy = match policy {
-        Some(path) => load_policy(path)?,
+        Some(path) => load_policy_with(path, LoadOptions { strict })?,
         None => default_policy(),
     };
     for warning in &policy.warnings {
@@ -422,7 +435,7 @@ async fn open_source(
 }
 
 async fn scan(args: ScanArgs) -> Result<ExitCode> {
-    let policy = Arc::new(load(&args.common.policy)?);
+    let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
     let (source, scope) = open_source(&args.from, &args.resource_types, &policy).await?;
     let store = open_store(&args.common, &config);
@@ -505,7 +518,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     if !args.stdio && args.http.is_none() {
         bail!("choose a transport: --stdio (local clients) or --http [ADDR] (remote clients)");
     }
-    let policy = Arc::new(load(&args.common.policy)?);
+    let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
     let options = HttpOptions::from(&config.server);
     if let Some(addr) = args.http {
@@ -694,7 +707,7 @@ fn exit_code(result: &ScanResult, allow_empty: bool) -> ExitCode {
 }
 
 async fn bench(args: BenchArgs) -> Result<ExitCode> {
-    let policy = Arc::new(load(&args.common.policy)?);
+    let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
     let spec = SyntheticSpec {
         size: args.size,

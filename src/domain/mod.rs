@@ -27,7 +27,7 @@ pub use result::{
     ComplianceTotals, MergeError, Origin, ResourceRef, ScanIssue, ScanIssueKind, ScanMeta,
     ScanResult, Violation, ViolationRecord,
 };
-pub use tags::{TagMatch, eq_ignore_case, find_tag, keys_are_ascii};
+pub use tags::{LookAlike, TagMatch, eq_ignore_case, find_tag, keys_are_ascii, look_alike};
 pub use tally::{
     CostSplit, CostSums, CostTally, GroupKey, GroupKind, GroupTagStats, OFFENDERS_KEPT, Offender,
     Offenders, RunKey, TagCostSums, TagCounts, TagStats, TagStatsSpec, Tally, TallyOptions,

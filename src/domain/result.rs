@@ -87,24 +87,58 @@ impl Violation {
     /// A one-line explanation a person (or a model) can act on.
     pub fn message(&self) -> String {
         use super::ViolationType as V;
+        use super::text::show;
         let f = &self.finding;
-        let tag = &f.tag_name;
+        let tag = show(&f.tag_name);
         let current = f.current_value.as_deref().unwrap_or("");
-        match (f.violation_type, &f.expected) {
-            (V::MissingRequiredTag, _) => format!("required tag '{tag}' is missing"),
-            (V::EmptyValue, _) => format!("required tag '{tag}' has an empty value"),
-            (V::InvalidValue, Expected::AllowedValues(allowed)) => format!(
-                "tag '{tag}' has value '{current}', which is not one of: {}",
-                allowed.join(", ")
-            ),
-            (V::InvalidFormat, Expected::Pattern(pattern)) => {
-                format!("tag '{tag}' has value '{current}', which does not match '{pattern}'")
+        // Invisible characters in a value are why it fails more often than not: name them.
+        let hidden = |text: &str| {
+            let parts = super::text::invisible_parts(text);
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!(" (it contains {})", parts.join(", "))
             }
+        };
+        let shown = show(current);
+        match (f.violation_type, &f.expected) {
+            (V::MissingRequiredTag, _) if !current.is_empty() => {
+                let how = match super::look_alike(current, &f.tag_name) {
+                    Some(super::LookAlike::Case) => {
+                        "which differs only in case (tag keys are case-sensitive)".to_string()
+                    }
+                    Some(super::LookAlike::Invisible) => {
+                        let parts = super::text::invisible_parts(current);
+                        format!("which differs by {}", parts.join(", "))
+                    }
+                    Some(super::LookAlike::Separators) => {
+                        "which differs in spaces or separators".to_string()
+                    }
+                    Some(super::LookAlike::Typo) => {
+                        "which differs by one character: a misspelling?".to_string()
+                    }
+                    None => "which looks like it".to_string(),
+                };
+                format!("required tag '{tag}' is missing; the resource has '{shown}', {how}")
+            }
+            (V::MissingRequiredTag, _) => format!("required tag '{tag}' is missing"),
+            (V::EmptyValue, _) => {
+                format!("required tag '{tag}' has an empty value{}", hidden(current))
+            }
+            (V::InvalidValue, Expected::AllowedValues(allowed)) => format!(
+                "tag '{tag}' has value '{shown}', which is not one of: {}{}",
+                allowed.join(", "),
+                hidden(current)
+            ),
+            (V::InvalidFormat, Expected::Pattern(pattern)) => format!(
+                "tag '{tag}' has value '{shown}', which does not match '{pattern}'{}",
+                hidden(current)
+            ),
             (V::KeyCaseMismatch, _) => {
-                format!("tag key '{current}' differs only in case from the policy's '{tag}'")
+                format!("tag key '{shown}' differs only in case from the policy's '{tag}'")
             }
             (V::ValueCaseMismatch, Expected::Canonical(canonical)) => format!(
-                "tag '{tag}' has value '{current}', which differs only in case from '{canonical}'"
+                "tag '{tag}' has value '{shown}', which differs only in case from '{canonical}'"
             ),
             (V::KeyTooLong, Expected::MaxLength(max)) => {
                 format!("tag key '{tag}' is longer than {max} characters")
@@ -113,7 +147,8 @@ impl Violation {
                 format!("tag '{tag}' has a value longer than {max} characters")
             }
             (V::InvalidCharacters, _) => format!(
-                "tag '{tag}': '{current}' has characters outside letters, digits, spaces and _ . : / = + - @"
+                "tag '{tag}': '{shown}' has characters outside letters, digits, spaces and _ . : / = + - @{}",
+                hidden(current)
             ),
             (kind, _) => format!("tag '{tag}': {kind}"),
         }
@@ -145,7 +180,8 @@ pub struct ViolationRecord<'a> {
     pub tag_name: Cow<'a, str>,
     /// `error` (makes the resource non-compliant) or `warning`.
     pub severity: Severity,
-    /// The value found (the key found, for a key case mismatch); null if absent.
+    /// The value found; for a key case mismatch the key found, and for a missing tag a key of
+    /// the resource that looks like it (`Cost Center` for `CostCenter`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_value: Option<Cow<'a, str>>,
     /// The values the policy allows for this tag, for invalid_value.
@@ -429,14 +465,19 @@ impl ScanIssue {
 /// tool answers) and flattened into them, so that each names them the same way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ComplianceTotals {
-    /// Compliant resources / all resources in scope, from 0.0 to 1.0 (1.0 when there are none).
+    /// Compliant resources / resources some required tag applies to, from 0.0 to 1.0 (1.0
+    /// when there are none). Resources no rule applies to are not in it.
     pub compliance_score: f64,
-    /// Resources checked.
+    /// Resources checked: compliant + non-compliant + not applicable.
     pub total_resources: u64,
-    /// Resources with no error-severity violation.
+    /// Resources some required tag applies to, with no error-severity violation.
     pub compliant_resources: u64,
     /// Resources with at least one error.
     pub non_compliant_resources: u64,
+    /// Resources no required tag of the policy applies to (their types are in no rule's
+    /// applies_to): neither compliant nor non-compliant, and not in the score.
+    #[serde(default)]
+    pub not_applicable_resources: u64,
     /// Error-severity violations (whatever a severity filter lists).
     pub error_count: u64,
     /// Warning-severity violations (whatever a severity filter lists).
@@ -447,10 +488,11 @@ impl ComplianceTotals {
     /// The totals of these counts.
     pub fn of(counts: &TypeCounts) -> ComplianceTotals {
         ComplianceTotals {
-            compliance_score: ScanResult::score(counts.compliant, counts.total),
+            compliance_score: counts.score(),
             total_resources: counts.total,
             compliant_resources: counts.compliant,
             non_compliant_resources: counts.non_compliant,
+            not_applicable_resources: counts.not_applicable,
             error_count: counts.errors,
             warning_count: counts.warnings,
         }
@@ -652,7 +694,7 @@ impl ScanResult {
         Ok(())
     }
 
-    /// The score for `compliant` of `total` resources: 1.0 when there are none.
+    /// The score for `compliant` of `total` judged resources: 1.0 when there are none.
     pub fn score(compliant: u64, total: u64) -> f64 {
         if total == 0 {
             1.0
@@ -661,9 +703,9 @@ impl ScanResult {
         }
     }
 
-    /// Whether every resource in scope is compliant (the CLI's exit 0).
+    /// Whether no resource in scope is non-compliant (the CLI's exit 0).
     pub fn all_compliant(&self) -> bool {
-        self.totals.compliant_resources == self.totals.total_resources
+        self.totals.non_compliant_resources == 0
     }
 
     /// The violations the severity filter admits, in source order.

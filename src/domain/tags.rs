@@ -92,12 +92,121 @@ pub fn eq_ignore_case(a: &str, b: &str) -> bool {
         .eq(b.chars().flat_map(char::to_lowercase))
 }
 
+/// How a key on a resource looks like a policy's tag name without being it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookAlike {
+    /// Only the case differs (`costcenter`).
+    Case,
+    /// Invisible characters or spaces at the ends differ (`CostCenter\u{200B}`).
+    Invisible,
+    /// Spaces, `-`, `_`, `.` or `:` differ (`Cost Center`, `cost-center`).
+    Separators,
+    /// One character is added, dropped or changed, or two neighbours swapped (`CostCentre`),
+    /// in a name of five or more characters.
+    Typo,
+}
+
+/// Whether `key` looks like `name` (and how), when it is not `name` itself. Cheap: it
+/// allocates nothing, so validation can ask it for every missing tag.
+pub fn look_alike(key: &str, name: &str) -> Option<LookAlike> {
+    if key == name {
+        return None;
+    }
+    if eq_ignore_case(key, name) {
+        return Some(LookAlike::Case);
+    }
+    let visible = |c: &char| !super::text::is_invisible(*c);
+    let lower = |c: char| c.to_lowercase();
+    let trimmed = key.trim_matches(' ');
+    if trimmed
+        .chars()
+        .filter(visible)
+        .flat_map(lower)
+        .eq(name.chars().flat_map(lower))
+    {
+        return Some(LookAlike::Invisible);
+    }
+    let letters = |c: &char| visible(c) && !matches!(c, ' ' | '-' | '_' | '.' | ':');
+    if key
+        .chars()
+        .filter(letters)
+        .flat_map(lower)
+        .eq(name.chars().filter(letters).flat_map(lower))
+    {
+        return Some(LookAlike::Separators);
+    }
+    if name.chars().count() >= 5 && one_edit_apart(key, name) {
+        return Some(LookAlike::Typo);
+    }
+    None
+}
+
+/// Whether one insertion, deletion, substitution or swap of neighbours (ignoring case) turns
+/// `a` into `b`.
+fn one_edit_apart(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return one_edit(a.as_bytes(), b.as_bytes(), u8::eq_ignore_ascii_case);
+    }
+    // Rare (keys in other scripts): folded copies, compared character by character.
+    let a: Vec<char> = a.chars().flat_map(char::to_lowercase).collect();
+    let b: Vec<char> = b.chars().flat_map(char::to_lowercase).collect();
+    one_edit(&a, &b, |x, y| x == y)
+}
+
+fn one_edit<T>(a: &[T], b: &[T], eq: impl Fn(&T, &T) -> bool) -> bool {
+    let (a, b) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let same = |x: &[T], y: &[T]| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| eq(p, q));
+    let prefix = a.iter().zip(b).take_while(|(x, y)| eq(x, y)).count();
+    match b.len() - a.len() {
+        0 if prefix < a.len() => {
+            same(&a[prefix + 1..], &b[prefix + 1..])
+                // Two neighbours swapped (`CostCentre`) counts as one slip of the fingers.
+                || (prefix + 1 < a.len()
+                    && eq(&a[prefix], &b[prefix + 1])
+                    && eq(&a[prefix + 1], &b[prefix])
+                    && same(&a[prefix + 2..], &b[prefix + 2..]))
+        }
+        1 => same(&a[prefix..], &b[prefix + 1..]),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tags(keys: &[&str]) -> Vec<Tag> {
         keys.iter().map(|k| Tag::new(*k, "v")).collect()
+    }
+
+    #[test]
+    fn look_alikes_are_told_apart() {
+        use LookAlike::*;
+        let cases = [
+            ("costcenter", Some(Case)),
+            ("COSTCENTER", Some(Case)),
+            ("CostCenter\u{200B}", Some(Invisible)),
+            (" CostCenter ", Some(Invisible)),
+            ("Cost Center", Some(Separators)),
+            ("cost-center", Some(Separators)),
+            ("cost_center", Some(Separators)),
+            ("CostCentre", Some(Typo)),
+            ("CostCenterr", Some(Typo)),
+            ("CostCente", Some(Typo)),
+            ("CostCenter", None),
+            ("Owner", None),
+            ("CostCode", None),
+        ];
+        for (key, want) in cases {
+            assert_eq!(look_alike(key, "CostCenter"), want, "{key:?}");
+        }
+        assert_eq!(
+            look_alike("Ap", "App"),
+            None,
+            "short names get no typo guess"
+        );
+        assert_eq!(look_alike("Größe", "grösse"), None);
+        assert_eq!(look_alike("KOSTENSTELLÉ", "Kostenstelle"), Some(Typo));
     }
 
     #[test]

@@ -34,10 +34,14 @@ pub const OFFENDERS_KEPT: usize = 10;
 pub struct TypeCounts {
     /// Resources of this type in scope.
     pub total: u64,
-    /// Resources with no error-severity violation.
+    /// Resources some required tag applies to, with no error-severity violation.
     pub compliant: u64,
     /// Resources with at least one error.
     pub non_compliant: u64,
+    /// Resources no required tag of the policy applies to: neither compliant nor not, and not
+    /// in the score.
+    #[serde(default)]
+    pub not_applicable: u64,
     /// Error-severity violations.
     pub errors: u64,
     /// Warning-severity violations.
@@ -50,20 +54,29 @@ impl TypeCounts {
         self.total += other.total;
         self.compliant += other.compliant;
         self.non_compliant += other.non_compliant;
+        self.not_applicable += other.not_applicable;
         self.errors += other.errors;
         self.warnings += other.warnings;
     }
 
-    /// Counts one resource with `errors` errors and `warnings` warnings.
-    fn count(&mut self, errors: u32, warnings: u32) {
+    /// Counts one resource with `errors` errors and `warnings` warnings; `applicable`: some
+    /// required tag applies to it.
+    fn count(&mut self, applicable: bool, errors: u32, warnings: u32) {
         self.total += 1;
         self.errors += u64::from(errors);
         self.warnings += u64::from(warnings);
-        if errors == 0 {
+        if errors > 0 {
+            self.non_compliant += 1;
+        } else if applicable {
             self.compliant += 1;
         } else {
-            self.non_compliant += 1;
+            self.not_applicable += 1;
         }
+    }
+
+    /// Compliant resources / resources some rule applies to (1.0 when there are none).
+    pub fn score(&self) -> f64 {
+        super::ScanResult::score(self.compliant, self.compliant + self.non_compliant)
     }
 }
 
@@ -328,13 +341,15 @@ impl Tally {
     }
 
     /// Counts one resource and its findings (as the policy returned them), and keeps its
-    /// violations at `at`. Drains `findings`, so one buffer serves a whole batch; the
-    /// resource's identity is kept (shared by its violations) only when it has some.
+    /// violations at `at`; `applicable`: some required tag of the policy applies to the
+    /// resource's type. Drains `findings`, so one buffer serves a whole batch; the resource's
+    /// identity is kept (shared by its violations) only when it has some.
     pub fn observe(
         &mut self,
         options: &TallyOptions,
         at: &RunKey,
         resource: Resource,
+        applicable: bool,
         findings: &mut Vec<Finding>,
     ) {
         let errors = findings
@@ -343,10 +358,10 @@ impl Tally {
             .count() as u32;
         let warnings = findings.len() as u32 - errors;
         match self.by_resource_type.get_mut(&resource.resource_type) {
-            Some(counts) => counts.count(errors, warnings),
+            Some(counts) => counts.count(applicable, errors, warnings),
             None => {
                 let mut counts = TypeCounts::default();
-                counts.count(errors, warnings);
+                counts.count(applicable, errors, warnings);
                 self.by_resource_type
                     .insert(resource.resource_type.clone(), counts);
             }
@@ -1015,7 +1030,7 @@ mod tests {
             }
             let tags = vec![Tag::new("Owner", format!("team-{}", i % 3))];
             let cost = (i % 7 != 0).then_some((i * 37 % 1000) as i64);
-            tally.observe(options, &at, resource(i, cost, tags), &mut findings);
+            tally.observe(options, &at, resource(i, cost, tags), true, &mut findings);
             assert!(findings.is_empty(), "observe drains the findings");
         }
         tally

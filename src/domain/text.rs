@@ -92,6 +92,51 @@ pub fn invisible_parts(text: &str) -> Vec<String> {
     named
 }
 
+/// The Levenshtein distance between `a` and `b` in characters, or `None` once it exceeds
+/// `limit` (so comparing against a long list stays cheap).
+pub fn edit_distance(a: &str, b: &str, limit: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > limit {
+        return None;
+    }
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        let mut row_min = current[0];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+            row_min = row_min.min(current[j + 1]);
+        }
+        if row_min > limit {
+            return None;
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    (previous[b.len()] <= limit).then_some(previous[b.len()])
+}
+
+/// The candidate closest to `text` within `limit` edits (ties: the first), compared
+/// ignoring ASCII case.
+pub fn closest<'a>(
+    text: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    limit: usize,
+) -> Option<&'a str> {
+    let text = text.to_ascii_lowercase();
+    let mut best: Option<(usize, &'a str)> = None;
+    for candidate in candidates {
+        if let Some(d) = edit_distance(&text, &candidate.to_ascii_lowercase(), limit)
+            && best.is_none_or(|(bd, _)| d < bd)
+        {
+            best = Some((d, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +165,17 @@ mod tests {
             ]
         );
         assert!(invisible_parts("plain value").is_empty());
+    }
+
+    #[test]
+    fn edit_distances_stop_at_the_limit() {
+        assert_eq!(edit_distance("instanse", "instance", 2), Some(1));
+        assert_eq!(edit_distance("kitten", "sitting", 3), Some(3));
+        assert_eq!(edit_distance("kitten", "sitting", 2), None);
+        assert_eq!(
+            closest("EC2:instanse", ["ec2:volume", "ec2:instance"], 2),
+            Some("ec2:instance")
+        );
+        assert_eq!(closest("zzz", ["ec2:instance"], 2), None);
     }
 }

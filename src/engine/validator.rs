@@ -120,7 +120,8 @@ pub fn validate_batch(
     for resource in resources {
         scratch.clear();
         policy.validate_into(&resource.resource_type, &resource.tags, scratch);
-        tally.observe(options, run, resource, scratch);
+        let applicable = policy.applies_to_type(&resource.resource_type);
+        tally.observe(options, run, resource, applicable, scratch);
     }
     tally
 }

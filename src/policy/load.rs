@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use regex::RegexBuilder;
 
-use super::model::{CompiledOptional, CompiledRequired, Policy, PolicyDocument};
-use crate::domain::ResourceType;
+use super::model::{CompiledOptional, CompiledRequired, Policy, PolicyDocument, TypeSet};
+use crate::domain::arn_forms::FORMS;
+use crate::domain::text::closest;
+use crate::domain::{ResourceType, TypeCheck, known_resource_types};
 
 /// The policy shipped in `policies/tagging_policy.json`, embedded so the binary runs anywhere.
 pub const DEFAULT_POLICY_JSON: &str = include_str!("../../policies/tagging_policy.json");
@@ -51,14 +53,28 @@ fn field_part(field: &str) -> String {
     }
 }
 
+/// How strictly a policy is loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Every warning (an unresolvable or unknown resource type, a rule or a policy that checks
+    /// nothing) is an error instead, so that a CI gate never runs on a policy that is probably
+    /// wrong.
+    pub strict: bool,
+}
+
 /// Reads, checks and compiles the policy in `path`.
 pub fn load_policy(path: &Path) -> Result<Policy, PolicyError> {
+    load_policy_with(path, LoadOptions::default())
+}
+
+/// Reads, checks and compiles the policy in `path` with `options`.
+pub fn load_policy_with(path: &Path, options: LoadOptions) -> Result<Policy, PolicyError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Io {
         file: file.clone(),
         reason: io_reason(&e),
     })?;
-    parse_policy(&text, &file)
+    parse_policy_with(&text, &file, options)
 }
 
 /// The built-in default policy.
@@ -69,11 +85,23 @@ pub fn default_policy() -> Policy {
 
 /// Parses, checks and compiles policy text; `origin` names it in errors.
 pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    parse_policy_with(text, origin, LoadOptions::default())
+}
+
+/// Parses, checks and compiles policy text with `options`; `origin` names it in errors.
+pub fn parse_policy_with(
+    text: &str,
+    origin: &str,
+    options: LoadOptions,
+) -> Result<Policy, PolicyError> {
     // Editors on some systems save JSON with a byte-order mark; it is not part of the document.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let document: PolicyDocument =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            if let Some(error) = organizations_policy(text, origin) {
+                return error;
+            }
             let field = e.path().to_string();
             let inner = e.into_inner();
             PolicyError::Invalid {
@@ -91,7 +119,35 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
         field: String::new(),
         message: strip_position(&e.to_string()),
     })?;
-    compile(document, text, origin)
+    compile(document, text, origin, options)
+}
+
+/// The error for an AWS Organizations tag policy given where a tagguard policy is expected:
+/// it has a top-level `tags` object whose entries use `tag_key` or the `@@assign` operators.
+fn organizations_policy(text: &str, origin: &str) -> Option<PolicyError> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let tags = value.get("tags")?.as_object()?;
+    let looks_like = tags.values().any(|entry| {
+        entry.get("tag_key").is_some()
+            || entry.get("tag_value").is_some()
+            || entry.get("enforced_for").is_some()
+            || entry.get("report_required_tag_for").is_some()
+    }) || text.contains("@@assign");
+    if !looks_like {
+        return None;
+    }
+    let check = Checker { text, origin };
+    Some(
+        check.error(
+            &[Step::Key("tags")],
+            "this is an AWS Organizations tag policy, not a tagguard policy. tagguard reads \
+         {\"version\": ..., \"required_tags\": [{\"name\": ..., \"allowed_values\": [...], \
+         \"applies_to\": [...]}]}: each tag_key becomes a name, its tag_value list the \
+         allowed_values, and report_required_tag_for the applies_to of a required tag \
+         (docs/policy.md)"
+                .to_string(),
+        ),
+    )
 }
 
 /// The reason of an I/O error in plain words.
@@ -183,7 +239,12 @@ impl Checker<'_> {
     }
 }
 
-fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy, PolicyError> {
+fn compile(
+    document: PolicyDocument,
+    text: &str,
+    origin: &str,
+    options: LoadOptions,
+) -> Result<Policy, PolicyError> {
     let check = Checker { text, origin };
     // serde also accepts a struct written as an array of its fields; the schema is objects.
     let mut objects: Vec<Vec<Step<'_>>> = vec![vec![]];
@@ -205,7 +266,8 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
             return Err(check.error(path, "expected a JSON object".into()));
         }
     }
-    let mut warnings = Vec::new();
+    // Probable mistakes, located; errors when loading strictly.
+    let mut warnings: Vec<PolicyError> = Vec::new();
     if document.version.trim().is_empty() {
         return Err(check.error(&[Step::Key("version")], "the version is empty".into()));
     }
@@ -287,8 +349,11 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
         let regex = match &rule.validation_regex {
             None => None,
             Some(pattern) => {
+                // Without case sensitivity, `Production` passes `^[a-z]+$` as it passes
+                // `allowed_values: ["production"]` (with a case warning, not a format error).
                 let compiled = RegexBuilder::new(pattern)
                     .size_limit(REGEX_SIZE_LIMIT)
+                    .case_insensitive(!rules.case_sensitivity)
                     .build()
                     .map_err(|e| {
                         // The regex crate's message ends with a line "error: <what>".
@@ -316,50 +381,51 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
                 format!("allowed value '{value}' does not match validation_regex '{pattern}'"),
             ));
         }
-        let mut applies_to = Vec::with_capacity(rule.applies_to.len());
+        let mut applies_to = if rule.applies_to.is_empty() {
+            TypeSet::all()
+        } else {
+            TypeSet::default()
+        };
         for (i, text) in rule.applies_to.iter().enumerate() {
-            let parsed: ResourceType =
-                text.parse()
-                    .map_err(|e: crate::domain::ResourceTypeError| {
-                        check.error(
-                            &[
-                                Step::Key("required_tags"),
-                                Step::Index(index),
-                                Step::Key("applies_to"),
-                                Step::Index(i),
-                            ],
-                            e.to_string(),
-                        )
-                    })?;
             let path = [
                 Step::Key("required_tags"),
                 Step::Index(index),
                 Step::Key("applies_to"),
                 Step::Index(i),
             ];
-            match parsed.check() {
-                crate::domain::TypeCheck::Known => {}
-                crate::domain::TypeCheck::WrongCase(known) => {
-                    return Err(check.error(
-                        &path,
-                        format!("'{text}' is not a resource type; types are case-sensitive: did you mean '{known}'?"),
-                    ));
+            match resolve_type(text) {
+                Resolved::All => applies_to.add_all(),
+                Resolved::Service(service, doubt) => {
+                    if let Some(doubt) = doubt {
+                        warnings.push(check.error(&path, doubt));
+                    }
+                    applies_to.add_service(&service);
                 }
-                crate::domain::TypeCheck::Unknown => {
-                    let PolicyError::Invalid { line, column, .. } =
-                        check.error(&path, String::new())
-                    else {
-                        unreachable!("Checker::error builds Invalid")
-                    };
-                    warnings.push(format!(
-                        "policy '{origin}' at line {line}, column {column}: '{text}' in applies_to of '{}' is not a resource type tagguard knows; if it is a typo, the rule applies to nothing",
-                        rule.name
-                    ));
+                Resolved::Type(resource_type, doubt) => {
+                    if let Some(doubt) = doubt {
+                        warnings.push(check.error(&path, doubt));
+                    }
+                    applies_to.add_type(resource_type);
                 }
+                Resolved::Unresolvable(why) => warnings.push(check.error(
+                    &path,
+                    format!("{why}; the entry is left out, so it makes the rule apply to nothing"),
+                )),
+                Resolved::Error(why) => return Err(check.error(&path, why)),
             }
-            if !applies_to.contains(&parsed) {
-                applies_to.push(parsed);
-            }
+        }
+        if applies_to.is_empty() {
+            warnings.push(check.error(
+                &[
+                    Step::Key("required_tags"),
+                    Step::Index(index),
+                    Step::Key("applies_to"),
+                ],
+                format!(
+                    "required tag '{}' applies to no resource type, so it checks nothing",
+                    rule.name
+                ),
+            ));
         }
         required.push(CompiledRequired {
             name: Arc::from(rule.name.as_str()),
@@ -388,6 +454,49 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
         });
     }
 
+    if required.is_empty() {
+        warnings.push(
+            check.error(
+                &[Step::Key("required_tags")],
+                "the policy has no required tags, so no resource can fail it (optional tags and \
+             naming rules only warn)"
+                    .to_string(),
+            ),
+        );
+    }
+    if options.strict
+        && let Some(first) = warnings.first().cloned()
+    {
+        return Err(match first {
+            PolicyError::Invalid {
+                file,
+                line,
+                column,
+                field,
+                message,
+            } => PolicyError::Invalid {
+                file,
+                line,
+                column,
+                field,
+                message: format!("{message} (an error because the policy is loaded strictly)"),
+            },
+            other => other,
+        });
+    }
+    let warnings = warnings
+        .into_iter()
+        .map(|w| match w {
+            PolicyError::Invalid {
+                file,
+                line,
+                column,
+                message,
+                ..
+            } => format!("policy '{file}' at line {line}, column {column}: {message}"),
+            other => other.to_string(),
+        })
+        .collect();
     Ok(Policy {
         document,
         origin: origin.to_string(),
@@ -395,6 +504,107 @@ fn compile(document: PolicyDocument, text: &str, origin: &str) -> Result<Policy,
         optional,
         warnings,
     })
+}
+
+/// What an `applies_to` entry names.
+enum Resolved {
+    /// `*` or `ALL_SUPPORTED`: every type.
+    All,
+    /// `ec2:*` or `ec2:ALL_SUPPORTED`: every type of a service; with a doubt when the service
+    /// is not one tagguard knows.
+    Service(String, Option<String>),
+    /// One type; with a doubt when tagguard does not know it.
+    Type(ResourceType, Option<String>),
+    /// Nothing tagguard can resolve (an unknown CloudFormation type): left out, with why.
+    Unresolvable(String),
+    /// Certainly wrong (a case error, text that is no type): a load error, with why.
+    Error(String),
+}
+
+/// Whether tagguard knows `service` (it has ARN forms of it).
+fn known_service(service: &str) -> bool {
+    FORMS.iter().any(|form| form.0 == service)
+}
+
+fn resolve_type(entry: &str) -> Resolved {
+    let text = entry.trim();
+    if text == "*" || text == "ALL_SUPPORTED" {
+        return Resolved::All;
+    }
+    if text.starts_with("AWS::") || text.starts_with("aws::") {
+        if let Some(resource_type) = ResourceType::from_cloudformation(text) {
+            return Resolved::Type(resource_type, None);
+        }
+        let names = FORMS
+            .iter()
+            .flat_map(|form| form.4.split(' '))
+            .filter(|n| !n.is_empty());
+        let hint = match closest(text, names, 3) {
+            Some(name) => format!(
+                ": did you mean '{name}' ({})?",
+                ResourceType::from_cloudformation(name).map_or_else(String::new, |t| t.to_string())
+            ),
+            None => {
+                let service = text.split("::").nth(1).unwrap_or("").to_ascii_lowercase();
+                if known_service(&service) {
+                    format!(
+                        ": write '{service}:*' for every {service} type, or a type such as '{service}:...' from get_tagging_policy's known_resource_types"
+                    )
+                } else {
+                    ": write the type as service:type (ec2:instance)".to_string()
+                }
+            }
+        };
+        return Resolved::Unresolvable(format!(
+            "'{text}' is not a CloudFormation type tagguard can map to a resource type{hint}"
+        ));
+    }
+    if let Some((service, kind)) = text.split_once(':')
+        && (kind == "*" || kind == "ALL_SUPPORTED")
+    {
+        if service.is_empty() || service.contains(char::is_whitespace) {
+            return Resolved::Error(format!("'{text}' names no service before ':*'"));
+        }
+        if service != service.to_ascii_lowercase() && known_service(&service.to_ascii_lowercase()) {
+            return Resolved::Error(format!(
+                "'{text}' is not a service wildcard; services are lower case: did you mean '{}:*'?",
+                service.to_ascii_lowercase()
+            ));
+        }
+        let doubt = (!known_service(service)).then(|| {
+            format!("'{service}' in '{text}' is not a service tagguard knows; if it is a typo, the entry matches nothing")
+        });
+        return Resolved::Service(service.to_string(), doubt);
+    }
+    let resource_type: ResourceType = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            let e: crate::domain::ResourceTypeError = e;
+            let hint = if !text.contains(':') && known_service(text) {
+                format!(", or '{text}:*' for every type of the service")
+            } else {
+                String::new()
+            };
+            return Resolved::Error(format!("{e}{hint}"));
+        }
+    };
+    match resource_type.check() {
+        TypeCheck::Known => Resolved::Type(resource_type, None),
+        TypeCheck::WrongCase(known) => Resolved::Error(format!(
+            "'{text}' is not a resource type; types are case-sensitive: did you mean '{known}'?"
+        )),
+        TypeCheck::Unknown => {
+            let hint = closest(text, known_resource_types().iter().map(String::as_str), 2)
+                .map(|k| format!(" (did you mean '{k}'?)"))
+                .unwrap_or_default();
+            Resolved::Type(
+                resource_type,
+                Some(format!(
+                    "'{text}' is not a resource type tagguard knows{hint}; if it is a typo, the entry matches nothing"
+                )),
+            )
+        }
+    }
 }
 
 fn compile_allowed(
@@ -742,6 +952,130 @@ mod tests {
         );
         assert!(policy.warnings[0].contains("'ec2:instanse'"));
         assert!(default_policy().warnings.is_empty());
+    }
+
+    fn rule(applies_to: &str) -> String {
+        format!(
+            r#"{{"version": "1", "required_tags": [{{"name": "CostCenter", "applies_to": {applies_to}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn service_wildcards_and_cloudformation_names_resolve() {
+        let policy = parse_policy(
+            &rule(r#"["ec2:*", "rds:ALL_SUPPORTED", "AWS::S3::Bucket", "AWS::Lambda::Function"]"#),
+            "p.json",
+        )
+        .unwrap();
+        assert!(policy.warnings.is_empty(), "{:?}", policy.warnings);
+        let applies = |t: &str| policy.required_tags()[0].applies_to(&t.parse().unwrap());
+        for t in [
+            "ec2:instance",
+            "ec2:volume",
+            "ec2:some-new-type",
+            "rds:cluster",
+            "s3:bucket",
+            "lambda:function",
+        ] {
+            assert!(applies(t), "{t}");
+        }
+        for t in ["s3:object", "ecs:service", "ec2x:instance"] {
+            assert!(!applies(t), "{t}");
+        }
+        let all = parse_policy(&rule(r#"["*"]"#), "p.json").unwrap();
+        assert!(all.required_tags()[0].applies_to(&"iam:role".parse().unwrap()));
+    }
+
+    #[test]
+    fn unresolvable_entries_warn_with_a_suggestion_and_fail_strict_loads() {
+        let text = rule(r#"["AWS::EC2::Instanse", "ec2:instanse"]"#);
+        let policy = parse_policy(&text, "p.json").unwrap();
+        let joined = policy.warnings.join("\n");
+        assert!(
+            joined.contains("did you mean 'AWS::EC2::Instance' (ec2:instance)?"),
+            "{joined}"
+        );
+        assert!(joined.contains("did you mean 'ec2:instance'?"), "{joined}");
+        let strict = parse_policy_with(&text, "p.json", LoadOptions { strict: true }).unwrap_err();
+        let PolicyError::Invalid { field, message, .. } = &strict else {
+            panic!("{strict}")
+        };
+        assert_eq!(field, "required_tags[0].applies_to[0]");
+        assert!(message.contains("loaded strictly"), "{message}");
+        // A rule left with no type checks nothing, and says so.
+        let nothing = parse_policy(&rule(r#"["AWS::Nope::Thing"]"#), "p.json").unwrap();
+        assert!(
+            nothing
+                .warnings
+                .iter()
+                .any(|w| w.contains("applies to no resource type, so it checks nothing")),
+            "{:?}",
+            nothing.warnings
+        );
+        assert!(!nothing.required_tags()[0].applies_to(&"ec2:instance".parse().unwrap()));
+    }
+
+    #[test]
+    fn wildcard_mistakes_are_errors_that_say_what_to_write() {
+        let (_, _, field, message) = invalid(&rule(r#"["EC2:*"]"#));
+        assert_eq!(field, "required_tags[0].applies_to[0]");
+        assert!(message.contains("did you mean 'ec2:*'?"), "{message}");
+        let (_, _, _, message) = invalid(&rule(r#"["ec2"]"#));
+        assert!(
+            message.contains("'ec2:*' for every type of the service"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_policy_that_checks_nothing_says_so() {
+        let policy = parse_policy(r#"{"version": "1", "required_tags": []}"#, "p.json").unwrap();
+        assert_eq!(policy.warnings.len(), 1);
+        assert!(policy.warnings[0].contains("no required tags, so no resource can fail it"));
+        let strict = parse_policy_with(
+            r#"{"version": "1", "required_tags": []}"#,
+            "p.json",
+            LoadOptions { strict: true },
+        );
+        assert!(strict.is_err());
+    }
+
+    #[test]
+    fn an_organizations_tag_policy_is_recognised() {
+        let text = r#"{
+  "tags": {
+    "costcenter": {
+      "tag_key": {"@@assign": "CostCenter"},
+      "tag_value": {"@@assign": ["100", "200"]},
+      "enforced_for": {"@@assign": ["ec2:instance"]}
+    }
+  }
+}"#;
+        let (line, _, field, message) = invalid(text);
+        assert_eq!((line, field.as_str()), (2, "tags"));
+        assert!(
+            message.contains("AWS Organizations tag policy"),
+            "{message}"
+        );
+        assert!(message.contains("tag_key becomes a name"), "{message}");
+    }
+
+    #[test]
+    fn case_insensitive_policies_match_regexes_ignoring_case() {
+        let text = r#"{"version": "1", "tag_naming_rules": {"case_sensitivity": false},
+            "required_tags": [{"name": "Environment", "allowed_values": ["production", "staging"],
+                               "validation_regex": "^[a-z]+$"}]}"#;
+        let policy = parse_policy(text, "p.json").unwrap();
+        let findings = policy.validate(
+            &"ec2:instance".parse().unwrap(),
+            &[crate::domain::Tag::new("Environment", "Production")],
+        );
+        let kinds: Vec<_> = findings.iter().map(|f| f.violation_type).collect();
+        assert_eq!(
+            kinds,
+            [crate::domain::ViolationType::ValueCaseMismatch],
+            "{findings:?}"
+        );
     }
 
     #[test]

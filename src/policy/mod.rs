@@ -6,11 +6,11 @@ mod model;
 mod validate;
 
 pub use load::{
-    DEFAULT_POLICY_JSON, PolicyError, default_policy, humanize, io_reason, load_policy,
-    parse_policy,
+    DEFAULT_POLICY_JSON, LoadOptions, PolicyError, default_policy, humanize, io_reason,
+    load_policy, load_policy_with, parse_policy, parse_policy_with,
 };
 pub use model::{
     CompiledOptional, CompiledRequired, NamingRules, OptionalTagRule, Policy, PolicyDocument,
-    RequiredTagRule,
+    RequiredTagRule, TypeSet,
 };
 pub use validate::{eq_ignore_case, is_portable, is_reserved};

@@ -41,7 +41,9 @@ pub struct RequiredTagRule {
     /// A regex the value must match (unanchored unless the pattern anchors itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_regex: Option<String>,
-    /// Resource types (`ec2:instance`) the rule applies to; absent or empty means all.
+    /// Resource types the rule applies to; absent or empty means all. Each entry is a type
+    /// (`ec2:instance`), every type of a service (`ec2:*`, or AWS's `ec2:ALL_SUPPORTED`), every
+    /// type (`*`), or a CloudFormation type (`AWS::EC2::Instance`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applies_to: Vec<String>,
 }
@@ -110,14 +112,82 @@ pub struct CompiledRequired {
     pub allowed_values: Option<Arc<[String]>>,
     /// The compiled regex and its source text.
     pub regex: Option<(Regex, Arc<str>)>,
-    /// Types the rule applies to; empty means all.
-    pub applies_to: Vec<ResourceType>,
+    /// Types the rule applies to.
+    pub applies_to: TypeSet,
 }
 
 impl CompiledRequired {
     /// Whether the rule applies to a resource type.
     pub fn applies_to(&self, resource_type: &ResourceType) -> bool {
-        self.applies_to.is_empty() || self.applies_to.contains(resource_type)
+        self.applies_to.contains(resource_type)
+    }
+}
+
+/// A set of resource types: all of them, or some types and every type of some services.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeSet {
+    all: bool,
+    types: Vec<ResourceType>,
+    services: Vec<Arc<str>>,
+}
+
+impl TypeSet {
+    /// Every resource type.
+    pub fn all() -> TypeSet {
+        TypeSet {
+            all: true,
+            ..TypeSet::default()
+        }
+    }
+
+    /// Adds one type.
+    pub fn add_type(&mut self, resource_type: ResourceType) {
+        if !self.types.contains(&resource_type) {
+            self.types.push(resource_type);
+        }
+    }
+
+    /// Adds every type of `service`.
+    pub fn add_service(&mut self, service: &str) {
+        if !self.services.iter().any(|s| &**s == service) {
+            self.services.push(Arc::from(service));
+        }
+    }
+
+    /// Makes the set hold every type.
+    pub fn add_all(&mut self) {
+        self.all = true;
+    }
+
+    /// Whether the set holds `resource_type`.
+    pub fn contains(&self, resource_type: &ResourceType) -> bool {
+        self.all
+            || self.types.contains(resource_type)
+            || (!self.services.is_empty()
+                && self
+                    .services
+                    .iter()
+                    .any(|s| **s == *resource_type.service()))
+    }
+
+    /// Whether the set holds every type.
+    pub fn is_all(&self) -> bool {
+        self.all
+    }
+
+    /// Whether the set holds no type at all (every entry of `applies_to` was unresolvable).
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.types.is_empty() && self.services.is_empty()
+    }
+
+    /// The single types in the set.
+    pub fn types(&self) -> &[ResourceType] {
+        &self.types
+    }
+
+    /// The services all of whose types are in the set.
+    pub fn services(&self) -> &[Arc<str>] {
+        &self.services
     }
 }
 
@@ -139,7 +209,8 @@ pub struct Policy {
     pub origin: String,
     pub(crate) required: Vec<CompiledRequired>,
     pub(crate) optional: Vec<CompiledOptional>,
-    /// Things that load but are probably mistakes (an unknown resource type in `applies_to`).
+    /// Things that load but are probably mistakes (an unknown resource type in `applies_to`, a
+    /// policy that checks nothing); errors when the policy is loaded strictly.
     pub warnings: Vec<String>,
 }
 
@@ -162,6 +233,12 @@ impl Policy {
     /// Optional tags, compiled.
     pub fn optional_tags(&self) -> &[CompiledOptional] {
         &self.optional
+    }
+
+    /// Whether some required tag applies to a resource type (else the resource is counted
+    /// as not applicable, outside the score).
+    pub fn applies_to_type(&self, resource_type: &ResourceType) -> bool {
+        self.required.iter().any(|r| r.applies_to(resource_type))
     }
 
     /// Required tags that apply to a resource type.

@@ -2,7 +2,8 @@
 //! the resource is compliant.
 //!
 //! Rules, in the order findings are emitted:
-//! 1. each required tag that applies to the type: absent → `missing_required_tag` (error);
+//! 1. each required tag that applies to the type: absent → `missing_required_tag` (error,
+//!    naming a key that looks like it, such as `Cost Center` for `CostCenter`);
 //!    blank value → `empty_value` (error); value outside `allowed_values` → `invalid_value`
 //!    (error); value not matching `validation_regex` → `invalid_format` (error);
 //! 2. each optional tag that is present: value outside its `allowed_values` → `invalid_value`
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use super::model::Policy;
 pub use crate::domain::eq_ignore_case;
 use crate::domain::{
-    Expected, Finding, ResourceType, Severity, Tag, TagMatch, ViolationType, find_tag,
+    Expected, Finding, ResourceType, Severity, Tag, TagMatch, ViolationType, find_tag, look_alike,
 };
 
 impl Policy {
@@ -40,11 +41,16 @@ impl Policy {
             let Some(TagMatch { tag, exact, others }) =
                 find_tag(tags, &rule.name, ignore_case, keys_ascii)
             else {
+                // A key that looks like the name (`Cost Center`, `costcenter` with case
+                // sensitivity) is named, since it is usually the tag meant.
+                let look_alike = tags
+                    .iter()
+                    .find(|t| !is_reserved(&t.key) && look_alike(&t.key, &rule.name).is_some());
                 out.push(finding(
                     ViolationType::MissingRequiredTag,
                     Severity::Error,
                     &rule.name,
-                    None,
+                    look_alike.map(|t| t.key.as_str()),
                     Expected::Nothing,
                 ));
                 continue;
@@ -516,6 +522,71 @@ mod tests {
                 "Tier".into()
             )]
         );
+    }
+
+    fn messages(findings: Vec<Finding>) -> Vec<String> {
+        let resource = Arc::new(crate::domain::ResourceRef::from(crate::domain::Resource {
+            arn: "arn:aws:ec2:us-east-1:123456789012:instance/i-1".into(),
+            account_id: Arc::from("123456789012"),
+            region: Arc::from("us-east-1"),
+            resource_type: ResourceType::Ec2Instance,
+            id: "i-1".into(),
+            name: None,
+            tags: Vec::new(),
+            created_at: None,
+            monthly_cost: None,
+            cost_source: crate::domain::CostSource::Unknown,
+            attributes: Default::default(),
+        }));
+        findings
+            .into_iter()
+            .map(|finding| {
+                crate::domain::Violation {
+                    resource: resource.clone(),
+                    finding,
+                }
+                .message()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_tag_names_the_key_that_looks_like_it() {
+        let strict = policy(true);
+        let found = messages(strict.validate(
+            &ResourceType::Ec2Instance,
+            &tags(&[
+                ("cost center", "Sales"),
+                ("owner", "x"),
+                ("Environment", "prod"),
+            ]),
+        ));
+        assert!(
+            found.contains(&"required tag 'CostCenter' is missing; the resource has 'cost center', which differs in spaces or separators".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&"required tag 'Owner' is missing; the resource has 'owner', which differs only in case (tag keys are case-sensitive)".to_string()),
+            "{found:?}"
+        );
+        let found = messages(strict.validate(
+            &ResourceType::Ec2Instance,
+            &tags(&[
+                ("CostCenter\u{200B}", "Sales"),
+                ("Owner", "x"),
+                ("Environment", "prod\u{200B}"),
+            ]),
+        ));
+        assert!(
+            found.iter().any(|m| m == "required tag 'CostCenter' is missing; the resource has 'CostCenter<U+200B>', which differs by U+200B (zero-width space)"),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|m| m.contains("has value 'prod<U+200B>'")
+                && m.ends_with("(it contains U+200B (zero-width space))")),
+            "{found:?}"
+        );
+        assert!(found.iter().all(|m| !m.contains('\u{200B}')), "{found:?}");
     }
 
     #[test]

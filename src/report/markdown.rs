@@ -43,6 +43,18 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         "| Compliant | {} |",
         thousands(result.totals.compliant_resources)
     )?;
+    writeln!(
+        out,
+        "| Non-compliant | {} |",
+        thousands(result.totals.non_compliant_resources)
+    )?;
+    if result.totals.not_applicable_resources > 0 {
+        writeln!(
+            out,
+            "| Not applicable (no required tag applies; not in the score) | {} |",
+            thousands(result.totals.not_applicable_resources)
+        )?;
+    }
     writeln!(out, "| Errors | {} |", thousands(result.totals.error_count))?;
     writeln!(
         out,
@@ -71,7 +83,7 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
             "| `{resource_type}` | {} | {} | {} | {} | {} |",
             thousands(c.total),
             thousands(c.compliant),
-            percent(ScanResult::score(c.compliant, c.total)),
+            percent(c.score()),
             thousands(c.errors),
             thousands(c.warnings)
         )?;

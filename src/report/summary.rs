@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::{percent, thousands};
-use crate::domain::{ScanResult, ScanResult as R};
+use crate::domain::ScanResult;
 
 /// Writes the summary.
 pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
@@ -17,13 +17,21 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         thousands(result.meta.duration_ms)
     )?;
     writeln!(out)?;
+    let judged = result.totals.compliant_resources + result.totals.non_compliant_resources;
     writeln!(
         out,
         "Compliance score  {}  ({} of {} resources compliant)",
         percent(result.totals.compliance_score),
         thousands(result.totals.compliant_resources),
-        thousands(result.totals.total_resources)
+        thousands(judged)
     )?;
+    if result.totals.not_applicable_resources > 0 {
+        writeln!(
+            out,
+            "Not applicable    {} no required tag applies to (not in the score)",
+            plural(result.totals.not_applicable_resources, "resource")
+        )?;
+    }
     writeln!(
         out,
         "Violations        {}, {}",
@@ -72,7 +80,7 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
                 resource_type.as_str(),
                 thousands(counts.total),
                 thousands(counts.compliant),
-                percent(R::score(counts.compliant, counts.total)),
+                percent(counts.score()),
                 thousands(counts.warnings)
             )?;
         }

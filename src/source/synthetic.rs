@@ -145,7 +145,7 @@ pub struct GroundTruth {
 /// A compiled plan for one required tag of the policy.
 struct RulePlan {
     name: Arc<str>,
-    applies_to: Vec<ResourceType>,
+    applies_to: crate::policy::TypeSet,
     allowed: Option<Arc<[String]>>,
     regex: Option<Regex>,
     valid: Vec<String>,
@@ -155,7 +155,7 @@ struct RulePlan {
 
 impl RulePlan {
     fn applies(&self, resource_type: &ResourceType) -> bool {
-        self.applies_to.is_empty() || self.applies_to.contains(resource_type)
+        self.applies_to.contains(resource_type)
     }
 }
 

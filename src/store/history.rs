@@ -105,7 +105,7 @@ pub fn group(scans: &[ScanSummary], by: GroupBy) -> Vec<HistoryPoint> {
                 .by_resource_type
                 .iter()
                 .map(|(t, c)| {
-                    let score = crate::domain::ScanResult::score(c.compliant, c.total);
+                    let score = c.score();
                     (t.to_string(), score)
                 })
                 .collect(),
@@ -470,6 +470,7 @@ mod tests {
                 total_resources: 100,
                 compliant_resources: (score * 100.0) as u64,
                 non_compliant_resources: 100 - (score * 100.0) as u64,
+                not_applicable_resources: 0,
                 error_count: 0,
                 warning_count: 0,
             },

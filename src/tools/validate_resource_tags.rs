@@ -35,6 +35,8 @@ pub enum ArnStatus {
     Compliant,
     /// Found, with at least one error.
     NonCompliant,
+    /// Found, but no required tag of the policy applies to its type: nothing to comply with.
+    NotApplicable,
     /// Not found where the server looks (wrong account or region, deleted, or a typo).
     NotFound,
     /// Could not be checked: the part of the estate holding it could not be read.
@@ -69,6 +71,8 @@ pub struct ValidationReport {
     pub compliant: u64,
     /// ARNs found and not compliant.
     pub non_compliant: u64,
+    /// ARNs found whose type no required tag applies to.
+    pub not_applicable: u64,
     /// ARNs not found.
     pub not_found: u64,
     /// ARNs that could not be checked (see `issues`).
@@ -167,6 +171,7 @@ impl TypedTool for ValidateResourceTags {
             results: Vec::with_capacity(given.len()),
             compliant: 0,
             non_compliant: 0,
+            not_applicable: 0,
             not_found: 0,
             unknown: 0,
             invalid: 0,
@@ -194,7 +199,7 @@ impl TypedTool for ValidateResourceTags {
                     ));
                     report.invalid += 1;
                 }
-                Ok(_) if found.contains(text.as_str()) => {
+                Ok(arn) if found.contains(text.as_str()) => {
                     item.violations = by_arn.remove(text.as_str()).unwrap_or_default();
                     item.errors = item
                         .violations
@@ -202,7 +207,14 @@ impl TypedTool for ValidateResourceTags {
                         .filter(|v| v.finding.severity == Severity::Error)
                         .count() as u64;
                     item.warnings = item.violations.len() as u64 - item.errors;
-                    if item.errors == 0 {
+                    if item.errors == 0 && !env.policy().applies_to_type(&arn.resource_type()) {
+                        item.status = ArnStatus::NotApplicable;
+                        item.message = Some(format!(
+                            "no required tag of the policy applies to {}",
+                            arn.resource_type()
+                        ));
+                        report.not_applicable += 1;
+                    } else if item.errors == 0 {
                         item.status = ArnStatus::Compliant;
                         report.compliant += 1;
                     } else {

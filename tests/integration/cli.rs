@@ -450,10 +450,66 @@ fn policy_warnings_reach_the_user() {
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stderr(&out).contains(
-            "'ec2:instanse' in applies_to of 'Owner' is not a resource type tagguard knows"
+            "'ec2:instanse' is not a resource type tagguard knows (did you mean 'ec2:instance'?)"
         ),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn strict_policy_loads_fail_on_warnings_and_wildcards_gate_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = write(
+        dir.path(),
+        "typo.json",
+        r#"{"version": "1", "required_tags": [{"name": "Owner", "applies_to": ["ec2:instanse"]}]}"#,
+    );
+    let out = tagguard(&["policy", "check", "--strict", &typo]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("field 'required_tags[0].applies_to[0]'"),
+        "{}",
+        stderr(&out)
+    );
+    // AWS's wildcard form checks every type of the service: the untagged instance fails.
+    let wildcard = write(
+        dir.path(),
+        "wildcard.json",
+        r#"{"version": "1", "required_tags": [{"name": "Owner", "applies_to": ["ec2:*", "AWS::S3::Bucket"]}]}"#,
+    );
+    let estate = write(
+        dir.path(),
+        "estate.json",
+        r#"{"ResourceTagMappingList": [
+            {"ResourceARN": "arn:aws:ec2:us-east-1:123456789012:volume/vol-1", "Tags": []},
+            {"ResourceARN": "arn:aws:s3:::logs", "Tags": [{"Key": "Owner", "Value": "ana"}]},
+            {"ResourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "Tags": []}
+        ]}"#,
+    );
+    let source = format!("file:{estate}");
+    let out = tagguard(&[
+        "scan",
+        "--strict-policy",
+        "--policy",
+        &wildcard,
+        "--source",
+        &source,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["non_compliant_resources"], 1, "{json}");
+    assert_eq!(json["compliant_resources"], 1, "{json}");
+    // The queue is of a type no rule applies to: counted apart, and out of the score.
+    assert_eq!(json["not_applicable_resources"], 1, "{json}");
+    assert_eq!(json["compliance_score"], 0.5, "{json}");
+    let table = tagguard(&["scan", "--policy", &wildcard, "--source", &source]);
+    assert!(
+        stdout(&table).contains("Not applicable    1 resource no required tag applies to"),
+        "{}",
+        stdout(&table)
     );
 }
 

@@ -125,7 +125,11 @@ fn model_errors(
             }
         }
         if let Some(pattern) = &rule.validation_regex
-            && !regex::Regex::new(pattern).unwrap().is_match(&found.value)
+            && !regex::RegexBuilder::new(pattern)
+                .case_insensitive(ignore_case)
+                .build()
+                .unwrap()
+                .is_match(&found.value)
         {
             errors.insert((ViolationType::InvalidFormat, rule.name.clone()));
         }
@@ -444,7 +448,7 @@ fn model_sees_the_same_policy_as_the_validator() {
         .map(|r| {
             (
                 r.name.to_string(),
-                r.applies_to.iter().map(|t| t.to_string()).collect(),
+                r.applies_to.types().iter().map(|t| t.to_string()).collect(),
             )
         })
         .collect();
