@@ -518,6 +518,11 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     if !args.stdio && args.http.is_none() {
         bail!("choose a transport: --stdio (local clients) or --http [ADDR] (remote clients)");
     }
+    if args.stdio && args.from.source.trim() == "file:-" {
+        bail!(
+            "--source file:- reads the snapshot from standard input, which serve --stdio uses for MCP messages: give the snapshot's path, or serve over --http"
+        );
+    }
     let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
     let options = HttpOptions::from(&config.server);

@@ -296,6 +296,10 @@ impl ResourceType {
 /// Region label of resources that belong to no region.
 pub const GLOBAL_REGION: &str = "global";
 
+/// Account label of resources whose ARN names no account and whose source gives none (S3
+/// buckets, Route 53 zones and API Gateway APIs in a snapshot without `AccountId`).
+pub const UNKNOWN_ACCOUNT: &str = "unknown";
+
 /// One tag as AWS returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tag {
@@ -509,9 +513,12 @@ impl ScanScope {
         self.regions.is_empty() || region == GLOBAL_REGION || self.regions.contains(region)
     }
 
-    /// Whether an account is in scope.
+    /// Whether an account is in scope. Resources of no known account (`unknown`: S3 buckets,
+    /// Route 53 zones, API Gateway APIs of a snapshot that does not say) belong to every
+    /// account's scope, as resources of no region belong to every region's: an account
+    /// filter cannot place them, and dropping them would hide them.
     pub fn admits_account(&self, account: &str) -> bool {
-        self.accounts.is_empty() || self.accounts.contains(account)
+        self.accounts.is_empty() || account == UNKNOWN_ACCOUNT || self.accounts.contains(account)
     }
 
     /// The scope as text, the same for the same sets whatever the order they were given in:

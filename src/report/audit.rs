@@ -45,18 +45,19 @@ pub fn write_csv(records: &[AuditRecord], out: &mut dyn Write) -> io::Result<()>
     let mut csv = csv::Writer::from_writer(out);
     csv.write_record(HEADER).map_err(super::csv::io)?;
     for r in records {
+        let text = |cell: &str| super::csv::text(cell).into_owned();
         csv.write_record([
             r.at.to_rfc3339(),
-            r.correlation_id.clone(),
-            r.session.clone(),
-            r.tool.clone(),
+            text(&r.correlation_id),
+            text(&r.session),
+            text(&r.tool),
             r.status.as_str().to_string(),
-            r.error_kind.clone().unwrap_or_default(),
+            text(r.error_kind.as_deref().unwrap_or_default()),
             r.duration_ms.to_string(),
             r.result_bytes.to_string(),
             r.cached.to_string(),
-            r.parameters.to_string(),
-            r.error.clone().unwrap_or_default(),
+            text(&r.parameters.to_string()),
+            text(r.error.as_deref().unwrap_or_default()),
         ])
         .map_err(super::csv::io)?;
     }

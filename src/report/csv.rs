@@ -1,8 +1,22 @@
 //! CSV: one row per violation, for spreadsheets and ticket imports.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use crate::domain::{Expected, ScanResult};
+
+/// A text cell made safe for spreadsheets: a cell starting with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return is a formula to Excel, LibreOffice and Google Sheets (CSV injection), so
+/// it gets a leading `'`, which they show as text and do not print. Numbers are not passed
+/// through this: they are written by tagguard, never taken from input.
+pub(crate) fn text(cell: &str) -> Cow<'_, str> {
+    match cell.chars().next() {
+        Some(
+            '=' | '+' | '-' | '@' | '\t' | '\r' | '\u{FF1D}' | '\u{FF0B}' | '\u{FF0D}' | '\u{FF20}',
+        ) => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
 
 /// Columns, in order.
 pub const HEADER: [&str; 14] = [
@@ -31,7 +45,8 @@ pub(crate) fn io(error: csv::Error) -> io::Error {
     }
 }
 
-/// Writes every listed violation; allowed values are joined with `|`.
+/// Writes every listed violation; allowed values are joined with `|`; text cells are made
+/// safe for spreadsheets (`text`).
 pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(HEADER).map_err(io)?;
@@ -46,22 +61,26 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
             Expected::MaxLength(max) => (String::new(), format!("max {max} characters")),
         };
         writer
-            .write_record([
-                r.arn.as_str(),
-                r.id.as_str(),
-                r.resource_type.as_str(),
-                &r.region,
-                &r.account_id,
-                f.violation_type.as_str(),
-                &f.tag_name,
-                &f.severity.to_string(),
-                f.current_value.as_deref().unwrap_or(""),
-                &allowed,
-                &expected,
-                &r.monthly_cost.map(|c| c.cents_text()).unwrap_or_default(),
-                r.cost_source.as_str(),
-                &v.message(),
-            ])
+            .write_record(
+                [
+                    text(&r.arn),
+                    text(&r.id),
+                    text(r.resource_type.as_str()),
+                    text(&r.region),
+                    text(&r.account_id),
+                    Cow::Borrowed(f.violation_type.as_str()),
+                    text(&f.tag_name),
+                    Cow::Owned(f.severity.to_string()),
+                    text(f.current_value.as_deref().unwrap_or("")),
+                    text(&allowed),
+                    text(&expected),
+                    Cow::Owned(r.monthly_cost.map(|c| c.cents_text()).unwrap_or_default()),
+                    Cow::Borrowed(r.cost_source.as_str()),
+                    text(&v.message()).into_owned().into(),
+                ]
+                .iter()
+                .map(|c| c.as_bytes()),
+            )
             .map_err(io)?;
     }
     writer.flush()

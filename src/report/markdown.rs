@@ -8,9 +8,42 @@ use crate::domain::ScanResult;
 /// Violations listed in the Markdown report; the rest are counted, not listed.
 pub const MARKDOWN_VIOLATION_ROWS: usize = 200;
 
-/// Escapes text for a table cell.
+/// Text from input made safe for a Markdown table cell or line: it can neither end the cell,
+/// nor start markup (emphasis, links, code), nor pass raw HTML to the renderer; invisible and
+/// control characters are shown by code point.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    let shown = crate::domain::text::show(text);
+    let mut out = String::with_capacity(shown.len() + 8);
+    for c in shown.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' => out.push(' '),
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '~' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text from input as a code span in a table: fenced by more backticks than it holds, so it
+/// cannot close the span early; `|` escaped so that it does not end the cell (GitHub's tables
+/// split cells before reading spans). HTML is not read inside a code span.
+fn code(text: &str) -> String {
+    let shown = crate::domain::text::show(text).replace('|', "\\|");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in shown.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if longest > 0 { " " } else { "" };
+    format!("{fence}{pad}{shown}{pad}{fence}")
 }
 
 /// Writes the report.
@@ -19,11 +52,11 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "Scan `{}` of `{}` at {} with policy {}.",
+        "Scan `{}` of {} at {} with policy {}.",
         result.meta.scan_id,
-        result.meta.source,
+        code(&result.meta.source),
         result.meta.scan_timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
-        result.meta.policy_version
+        cell(&result.meta.policy_version)
     )?;
     writeln!(out)?;
     writeln!(out, "| Measure | Value |")?;
@@ -80,7 +113,8 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     for (resource_type, c) in &result.tally.by_resource_type {
         writeln!(
             out,
-            "| `{resource_type}` | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
+            code(resource_type.as_str()),
             thousands(c.total),
             thousands(c.compliant),
             percent(c.score()),
@@ -98,8 +132,8 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         for (tag, c) in &result.tally.by_tag {
             writeln!(
                 out,
-                "| `{}` | {} | {} | {} |",
-                cell(tag),
+                "| {} | {} | {} | {} |",
+                code(tag),
                 thousands(c.missing),
                 thousands(c.invalid),
                 thousands(c.warnings)
@@ -113,7 +147,13 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out)?;
         for issue in &result.tally.issues {
             let place = issue.place();
-            writeln!(out, "- `{place}` {}: {}", issue.kind, cell(&issue.message))?;
+            writeln!(
+                out,
+                "- {} {}: {}",
+                code(&place),
+                issue.kind,
+                cell(&issue.message)
+            )?;
         }
     }
 
@@ -132,13 +172,13 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     for v in result.violations().take(MARKDOWN_VIOLATION_ROWS) {
         writeln!(
             out,
-            "| `{}` | `{}` | {} | {} | {} | `{}` | {} | {} |",
-            cell(&v.resource.arn),
-            v.resource.resource_type,
-            v.resource.region,
-            v.resource.account_id,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            code(&v.resource.arn),
+            code(v.resource.resource_type.as_str()),
+            cell(&v.resource.region),
+            cell(&v.resource.account_id),
             v.finding.violation_type,
-            cell(&v.finding.tag_name),
+            code(&v.finding.tag_name),
             v.finding.severity,
             cell(&v.message())
         )?;

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use super::{percent, thousands};
 use crate::domain::ScanResult;
+use crate::domain::text::show;
 
 /// Writes the summary.
 pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
@@ -103,7 +104,7 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
             writeln!(
                 out,
                 "{:<24} {:>10} {:>10} {:>9}",
-                truncate(tag, 24),
+                truncate(&show(tag), 24),
                 thousands(counts.missing),
                 thousands(counts.invalid),
                 thousands(counts.warnings)
@@ -145,7 +146,7 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out)?;
         writeln!(out, "Notes")?;
         for note in &result.meta.notes {
-            writeln!(out, "  {note}")?;
+            writeln!(out, "  {}", show(note))?;
         }
     }
     if !result.meta.api_calls.is_empty() {
@@ -159,7 +160,13 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "Issues")?;
         for issue in &result.tally.issues {
             let place = issue.place();
-            writeln!(out, "  {place}: {}: {}", issue.kind, issue.message)?;
+            writeln!(
+                out,
+                "  {}: {}: {}",
+                show(&place),
+                issue.kind,
+                show(&issue.message)
+            )?;
         }
     }
     writeln!(out)?;

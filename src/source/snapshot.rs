@@ -1,22 +1,35 @@
 //! The snapshot source: the JSON that `aws resourcegroupstaggingapi get-resources` prints,
-//! read from a file, for offline scans.
+//! read from a file or standard input (`file:-`), for offline scans.
 //!
-//! Accepted: one object with `ResourceTagMappingList` (`ResourceARN` + `Tags`), or an array of
-//! such objects (pages saved one by one). A resource with an empty or absent tag list counts as
-//! untagged. Optional per-resource fields tagguard understands beyond AWS's own:
-//! `Region` (for ARNs without one, such as S3 buckets), `AccountId` (likewise), `Name`,
-//! `CreatedAt` (RFC 3339), `MonthlyCost` (USD, a number or a decimal string), `CostSource`
-//! (`actual`, `allocated` or `estimated`, the default) and `InstanceType`. Other fields (AWS's
-//! `ComplianceDetails`, say) are ignored. An entry whose ARN is malformed becomes an issue of
-//! the scan, quoting the ARN; the other entries are scanned.
+//! Accepted, in any mix: pages (objects with `ResourceTagMappingList`), one after the other as
+//! `aws … >> estate.json` or a paging loop writes them, or in a JSON array; and single entries
+//! (objects with `ResourceARN`), one per line as `jq -c '.ResourceTagMappingList[]'` writes
+//! them, or in an array (`--query ResourceTagMappingList`). Tags are AWS's list of
+//! `{"Key", "Value"}` or a `{"key": "value"}` map; `null` or absent means untagged. Optional
+//! per-resource fields tagguard understands beyond AWS's own: `Region` (for ARNs without one,
+//! such as S3 buckets), `AccountId` (likewise), `Name`, `CreatedAt` (RFC 3339, a date, or
+//! epoch seconds as the CLI prints them with `cli_timestamp_format = none`), `MonthlyCost`
+//! (USD, a number or a decimal string), `CostSource` (`actual`, `allocated` or `estimated`,
+//! the default) and `InstanceType`. Other fields (AWS's `ComplianceDetails`, say) are ignored.
+//!
+//! Nothing is lost quietly: an entry that cannot be read (a malformed ARN, tags of the wrong
+//! shape) is an issue naming its page, entry and line while the rest is scanned; a field that
+//! cannot be read (a `CreatedAt` of no known form) is an issue and the resource is scanned
+//! without it; a tag value written as a number is read as its text, with a note; an ARN given
+//! more than once is counted once, with a note. Text after the last page that is not JSON is
+//! an error naming its line, and so is input that is not JSON at all, with its likely cause
+//! (`--output text`, YAML, Python's repr).
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError};
 use crate::domain::{
@@ -26,46 +39,10 @@ use crate::domain::{
 /// Resources per page handed to the engine.
 const PAGE_SIZE: usize = 1_000;
 
-pub use crate::domain::GLOBAL_REGION;
+/// Duplicate ARNs named in the note about them.
+const DUPLICATES_NAMED: usize = 5;
 
-/// Account label for resources whose ARN has no account and whose entry gives none.
-pub const UNKNOWN_ACCOUNT: &str = "unknown";
-
-#[derive(Deserialize)]
-struct SnapshotPage {
-    #[serde(rename = "ResourceTagMappingList")]
-    mappings: Vec<Mapping>,
-}
-
-#[derive(Deserialize)]
-struct Mapping {
-    #[serde(rename = "ResourceARN")]
-    arn: String,
-    #[serde(rename = "Tags", default)]
-    tags: Vec<SnapshotTag>,
-    #[serde(rename = "Region")]
-    region: Option<String>,
-    #[serde(rename = "AccountId")]
-    account_id: Option<String>,
-    #[serde(rename = "Name")]
-    name: Option<String>,
-    #[serde(rename = "CreatedAt")]
-    created_at: Option<DateTime<Utc>>,
-    #[serde(rename = "MonthlyCost")]
-    monthly_cost: Option<Usd>,
-    #[serde(rename = "CostSource")]
-    cost_source: Option<CostSource>,
-    #[serde(rename = "InstanceType")]
-    instance_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct SnapshotTag {
-    #[serde(rename = "Key")]
-    key: String,
-    #[serde(rename = "Value", default)]
-    value: String,
-}
+pub use crate::domain::{GLOBAL_REGION, UNKNOWN_ACCOUNT};
 
 /// A shard's identity in a snapshot: (account, region, service).
 type ShardKey = (Arc<str>, Arc<str>, Arc<str>);
@@ -76,13 +53,463 @@ pub struct SnapshotSource {
     shards: BTreeMap<ShardKey, Vec<Resource>>,
     /// Where each ARN is: its shard and position, for lookups.
     by_arn: HashMap<String, (ShardKey, usize)>,
-    /// Entries that could not be read (malformed ARNs), reported with every scan.
+    /// Entries or fields that could not be read, reported with every scan.
     rejected: Vec<ScanIssue>,
+    /// What was read in a way the user should know (duplicates, values read as text).
+    notes: Vec<String>,
+}
+
+/// Where an entry is in the input, for messages: `page 2, entry 7 (line 40)`.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    /// 1-based page number, when the entry is in a page.
+    page: Option<usize>,
+    /// 1-based entry number within its page (or among the loose entries).
+    entry: usize,
+    line: usize,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.page {
+            Some(page) => write!(f, "page {page}, entry {} (line {})", self.entry, self.line),
+            None => write!(f, "entry {} (line {})", self.entry, self.line),
+        }
+    }
+}
+
+/// Line numbers of byte offsets, asked for in increasing order (as entries are read), so that
+/// numbering every entry of a large file costs one pass over it.
+struct Lines<'t> {
+    text: &'t [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'t> Lines<'t> {
+    fn new(text: &'t str) -> Lines<'t> {
+        Lines {
+            text: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The 1-based line of byte `offset`.
+    fn at(&mut self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        if offset < self.offset {
+            self.offset = 0;
+            self.line = 1;
+        }
+        self.line += self.text[self.offset..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.offset = offset;
+        self.line
+    }
+}
+
+/// The byte offset of a slice of `text` within it.
+fn offset_in(text: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
+}
+
+/// What a top-level JSON value (or an element of a top-level array) is.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "ResourceTagMappingList", borrow, default)]
+    mappings: Option<&'a RawValue>,
+    #[serde(rename = "ResourceARN", borrow, default)]
+    arn: Option<&'a RawValue>,
+}
+
+/// One entry, field by field, each read leniently so that one bad field is one issue.
+#[derive(Deserialize)]
+struct RawEntry<'a> {
+    #[serde(rename = "ResourceARN", borrow, default)]
+    arn: Option<&'a RawValue>,
+    #[serde(rename = "Tags", borrow, default)]
+    tags: Option<&'a RawValue>,
+    #[serde(rename = "Region", default)]
+    region: Option<String>,
+    #[serde(rename = "AccountId", default)]
+    account_id: Option<String>,
+    #[serde(rename = "Name", default)]
+    name: Option<String>,
+    #[serde(rename = "CreatedAt", borrow, default)]
+    created_at: Option<&'a RawValue>,
+    #[serde(rename = "MonthlyCost", borrow, default)]
+    monthly_cost: Option<&'a RawValue>,
+    #[serde(rename = "CostSource", default)]
+    cost_source: Option<String>,
+    #[serde(rename = "InstanceType", default)]
+    instance_type: Option<String>,
+}
+
+/// Builds the source from its entries, collecting issues and notes.
+struct Reader<'t> {
+    origin: &'t str,
+    shards: BTreeMap<ShardKey, Vec<Resource>>,
+    interned: BTreeMap<String, Arc<str>>,
+    /// First place of each ARN, and whether its tags were the same each time it came again.
+    seen: HashMap<String, Place>,
+    duplicates: Vec<(String, Place, Place)>,
+    duplicate_count: usize,
+    rejected: Vec<ScanIssue>,
+    text_values: usize,
+    first_text_value: Option<String>,
+}
+
+impl<'t> Reader<'t> {
+    fn issue(&mut self, message: String) {
+        self.rejected.push(ScanIssue::unattributed(
+            ScanIssueKind::InvalidInput,
+            message,
+        ));
+    }
+
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.interned.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.interned.insert(text.to_string(), shared.clone());
+        shared
+    }
+
+    /// Reads one entry (a `ResourceTagMappingList` element) at `place`.
+    fn entry(&mut self, raw: &RawValue, place: Place) {
+        let origin = self.origin;
+        let entry: RawEntry<'_> = match serde_json::from_str(raw.get()) {
+            Ok(entry) => entry,
+            Err(e) => {
+                let what = if raw.get().trim_start().starts_with('{') {
+                    crate::policy::humanize(&strip_position(&e.to_string()))
+                } else {
+                    format!(
+                        "expected an object with ResourceARN and Tags, found {}",
+                        kind_of(raw)
+                    )
+                };
+                self.issue(format!(
+                    "snapshot '{origin}', {place}: {what}; the entry is skipped"
+                ));
+                return;
+            }
+        };
+        let Some(arn_raw) = entry.arn else {
+            self.issue(format!(
+                "snapshot '{origin}', {place}: the entry has no ResourceARN; it is skipped"
+            ));
+            return;
+        };
+        let arn_text: String = match serde_json::from_str::<String>(arn_raw.get()) {
+            Ok(text) => text,
+            Err(_) => {
+                self.issue(format!(
+                    "snapshot '{origin}', {place}: ResourceARN is {}, not a string; the entry is skipped",
+                    kind_of(arn_raw)
+                ));
+                return;
+            }
+        };
+        let arn = match Arn::parse(&arn_text) {
+            Ok(arn) => arn,
+            Err(e) => {
+                self.issue(format!(
+                    "snapshot '{origin}', {place}: {e}; the entry is skipped"
+                ));
+                return;
+            }
+        };
+        let tags = match entry.tags.map(|raw| self.tags(raw, &arn, place)) {
+            None => Vec::new(),
+            Some(Ok(tags)) => tags,
+            Some(Err(why)) => {
+                self.issue(format!(
+                    "snapshot '{origin}', {place}: Tags of '{}' {why}; the entry is skipped",
+                    arn.as_str()
+                ));
+                return;
+            }
+        };
+        if let Some(first) = self.seen.get(arn.as_str()) {
+            self.duplicate_count += 1;
+            if self.duplicates.len() < DUPLICATES_NAMED {
+                self.duplicates
+                    .push((arn.as_str().to_string(), *first, place));
+            }
+            return;
+        }
+        self.seen.insert(arn.as_str().to_string(), place);
+
+        let created_at = entry.created_at.and_then(|raw| match timestamp(raw) {
+            Ok(time) => time,
+            Err(why) => {
+                self.issue(format!(
+                    "snapshot '{origin}', {place}: CreatedAt of '{}' {why}; the resource is scanned with its age unknown",
+                    arn.as_str()
+                ));
+                None
+            }
+        });
+        let monthly_cost = entry.monthly_cost.and_then(|raw| {
+            match serde_json::from_str::<Option<Usd>>(raw.get()) {
+                Ok(Some(cost)) if cost.is_negative() => {
+                    self.issue(format!(
+                        "snapshot '{origin}', {place}: MonthlyCost {cost} of '{}' is not a cost; the resource is scanned with its cost unknown",
+                        arn.as_str()
+                    ));
+                    None
+                }
+                Ok(cost) => cost,
+                Err(e) => {
+                    self.issue(format!(
+                        "snapshot '{origin}', {place}: MonthlyCost of '{}': {}; the resource is scanned with its cost unknown",
+                        arn.as_str(),
+                        strip_position(&e.to_string())
+                    ));
+                    None
+                }
+            }
+        });
+        let cost_source = match entry.cost_source.as_deref().map(str::parse::<CostSource>) {
+            None => None,
+            Some(Ok(source)) => Some(source),
+            Some(Err(e)) => {
+                self.issue(format!(
+                    "snapshot '{origin}', {place}: CostSource of '{}': {e}; the cost counts as estimated",
+                    arn.as_str()
+                ));
+                None
+            }
+        };
+        let region = match (arn.region(), entry.region.as_deref()) {
+            ("", Some(r)) if !r.trim().is_empty() => self.intern(r.trim()),
+            ("", _) => self.intern(GLOBAL_REGION),
+            (r, _) => self.intern(r),
+        };
+        let account = match (arn.account_id(), entry.account_id.as_deref()) {
+            ("", Some(a)) if !a.trim().is_empty() => self.intern(a.trim()),
+            ("", _) => self.intern(UNKNOWN_ACCOUNT),
+            (a, _) => self.intern(a),
+        };
+        let service = self.intern(arn.service());
+        let resource = Resource {
+            resource_type: arn.resource_type(),
+            id: arn.resource_id().to_string(),
+            arn: arn.as_str().to_string(),
+            account_id: account.clone(),
+            region: region.clone(),
+            name: entry.name,
+            tags,
+            created_at,
+            cost_source: match monthly_cost {
+                Some(_) => cost_source.unwrap_or(CostSource::Estimated),
+                None => CostSource::Unknown,
+            },
+            monthly_cost,
+            attributes: ResourceAttributes {
+                instance_type: entry.instance_type,
+                ..ResourceAttributes::default()
+            },
+        };
+        self.shards
+            .entry((account, region, service))
+            .or_default()
+            .push(resource);
+    }
+
+    /// The tags of an entry: AWS's list of `{Key, Value}`, or a map; `null` is none.
+    fn tags(&mut self, raw: &RawValue, arn: &Arn, place: Place) -> Result<Vec<Tag>, String> {
+        let value: Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+        let mut text_value = |key: &str, value: &Value| -> Result<String, String> {
+            match value {
+                Value::String(text) => Ok(text.clone()),
+                Value::Null => Ok(String::new()),
+                Value::Number(_) | Value::Bool(_) => {
+                    self.text_values += 1;
+                    if self.first_text_value.is_none() {
+                        self.first_text_value =
+                            Some(format!("'{key}' = {value} of '{}' ({place})", arn.as_str()));
+                    }
+                    Ok(value.to_string())
+                }
+                other => Err(format!(
+                    "give '{key}' {}, not a string",
+                    kind_of_value(other)
+                )),
+            }
+        };
+        match value {
+            Value::Null => Ok(Vec::new()),
+            Value::Object(map) => map
+                .iter()
+                .map(|(key, value)| Ok(Tag::new(key.clone(), text_value(key, value)?)))
+                .collect(),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let key = match item.get("Key") {
+                        Some(Value::String(key)) => key.clone(),
+                        Some(other) => {
+                            return Err(format!(
+                                "give tag {} a Key that is {}, not a string",
+                                i + 1,
+                                kind_of_value(other)
+                            ));
+                        }
+                        None => {
+                            return Err(format!(
+                                "give tag {} no Key (expected {{\"Key\": ..., \"Value\": ...}})",
+                                i + 1
+                            ));
+                        }
+                    };
+                    let value = text_value(&key, item.get("Value").unwrap_or(&Value::Null))?;
+                    Ok(Tag::new(key, value))
+                })
+                .collect(),
+            other => Err(format!(
+                "is {}: expected a list of {{\"Key\": ..., \"Value\": ...}} or a {{\"key\": \"value\"}} map",
+                kind_of_value(&other)
+            )),
+        }
+    }
+}
+
+/// A `CreatedAt`: RFC 3339, a date-time without zone (UTC), a date, or epoch seconds (or
+/// milliseconds, for numbers too large to be seconds); `null` is unknown.
+fn timestamp(raw: &RawValue) -> Result<Option<DateTime<Utc>>, String> {
+    let value: Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    match &value {
+        Value::Null => Ok(None),
+        Value::Number(n) => {
+            let seconds = n.as_f64().ok_or("is not a number")?;
+            // Epoch milliseconds (JavaScript, some exports) are past year 5000 as seconds.
+            let seconds = if seconds.abs() > 1e11 {
+                seconds / 1000.0
+            } else {
+                seconds
+            };
+            let whole = seconds.floor();
+            let nanos = ((seconds - whole) * 1e9).round() as u32;
+            DateTime::from_timestamp(whole as i64, nanos.min(999_999_999))
+                .map(Some)
+                .ok_or_else(|| format!("{value} is out of range as epoch seconds"))
+        }
+        Value::String(text) => {
+            let text = text.trim();
+            if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+                return Ok(Some(time.with_timezone(&Utc)));
+            }
+            for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+                if let Ok(time) = NaiveDateTime::parse_from_str(text, format) {
+                    return Ok(Some(time.and_utc()));
+                }
+            }
+            if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                return Ok(Some(date.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
+            }
+            Err(format!(
+                "'{}' is not a time: expected RFC 3339 (2024-05-01T12:00:00Z), a date or epoch seconds",
+                crate::domain::text::show(text)
+            ))
+        }
+        other => Err(format!("is {}, not a time", kind_of_value(other))),
+    }
+}
+
+/// serde_json appends " at line L column C"; messages give the place themselves.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn kind_of(raw: &RawValue) -> &'static str {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "a list",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "true or false",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+fn kind_of_value(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Why text that is not JSON was given, when it is clear: the other outputs of the AWS CLI,
+/// Python's repr of the JSON.
+fn likely_cause(text: &str) -> Option<&'static str> {
+    let start = text.trim_start();
+    let first_line = start.lines().next().unwrap_or("");
+    if first_line.starts_with("RESOURCETAGMAPPINGLIST")
+        || first_line.starts_with("TAGS\t")
+        || (first_line.contains('\t') && first_line.contains("arn:"))
+    {
+        return Some(
+            "this looks like the AWS CLI's --output text; run it again with --output json",
+        );
+    }
+    if first_line.starts_with("ResourceTagMappingList:")
+        || first_line.starts_with("- ResourceARN:")
+        || first_line.starts_with("PaginationToken:")
+    {
+        return Some(
+            "this looks like the AWS CLI's --output yaml; run it again with --output json",
+        );
+    }
+    if first_line.starts_with("+-") || first_line.starts_with("||") || first_line.starts_with("|  ")
+    {
+        return Some(
+            "this looks like the AWS CLI's --output table; run it again with --output json",
+        );
+    }
+    if start.starts_with("{'")
+        || start.starts_with("[{'")
+        || text.contains("'ResourceARN':")
+        || text.contains("'ResourceTagMappingList':")
+    {
+        return Some(
+            "this looks like Python's repr of the response (single quotes, True, None): write it with json.dump instead of print",
+        );
+    }
+    None
 }
 
 impl SnapshotSource {
-    /// Reads and parses the snapshot at `path`.
+    /// Reads and parses the snapshot at `path`; `-` reads standard input.
     pub fn open(path: &Path) -> Result<SnapshotSource, SourceError> {
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                SourceError::new(
+                    ScanIssueKind::InvalidInput,
+                    format!(
+                        "cannot read the snapshot from standard input: {}",
+                        crate::policy::io_reason(&e)
+                    ),
+                )
+            })?;
+            let mut source = SnapshotSource::parse(&text, "stdin")?;
+            source.name = "file:-".to_string();
+            return Ok(source);
+        }
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             SourceError::new(
@@ -99,110 +526,159 @@ impl SnapshotSource {
     /// Parses snapshot text; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<SnapshotSource, SourceError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        // Dispatch on the first character rather than an untagged enum, so that errors point at
-        // the offending field instead of "did not match any variant".
-        let invalid = |e: serde_path_to_error::Error<serde_json::Error>| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            let field = if field == "." {
-                String::new()
-            } else {
-                format!(", field '{field}'")
-            };
-            SourceError::new(
-                ScanIssueKind::InvalidInput,
-                format!(
-                    "snapshot '{origin}' at line {}, column {}{field}: {}; expected the output of 'aws resourcegroupstaggingapi get-resources'",
-                    inner.line(),
-                    inner.column(),
-                    crate::policy::humanize(
-                        inner
-                            .to_string()
-                            .split(" at line ")
-                            .next()
-                            .unwrap_or_default()
-                    )
-                ),
-            )
+        let invalid = |message: String| SourceError::new(ScanIssueKind::InvalidInput, message);
+        let expected = "expected the output of 'aws resourcegroupstaggingapi get-resources' (JSON)";
+        if text.trim().is_empty() {
+            return Err(invalid(format!("snapshot '{origin}' is empty; {expected}")));
+        }
+        let mut lines = Lines::new(text);
+        let mut reader = Reader {
+            origin,
+            shards: BTreeMap::new(),
+            interned: BTreeMap::new(),
+            seen: HashMap::new(),
+            duplicates: Vec::new(),
+            duplicate_count: 0,
+            rejected: Vec::new(),
+            text_values: 0,
+            first_text_value: None,
         };
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let pages: Vec<SnapshotPage> = if text.trim_start().starts_with('[') {
-            serde_path_to_error::deserialize(&mut deserializer).map_err(invalid)?
-        } else {
-            vec![serde_path_to_error::deserialize(&mut deserializer).map_err(invalid)?]
-        };
-        let mut shards: BTreeMap<ShardKey, Vec<Resource>> = BTreeMap::new();
-        let mut rejected = Vec::new();
-        let mut interned: BTreeMap<String, Arc<str>> = BTreeMap::new();
-        let mut intern = |s: &str| {
-            interned
-                .entry(s.to_string())
-                .or_insert_with(|| Arc::from(s))
-                .clone()
-        };
-        for (entry, mapping) in pages.into_iter().flat_map(|p| p.mappings).enumerate() {
-            let arn = match Arn::parse(&mapping.arn) {
-                Ok(arn) => arn,
-                Err(e) => {
-                    rejected.push(ScanIssue::unattributed(
-                        ScanIssueKind::InvalidInput,
+        let mut pages = 0usize;
+        let mut loose = 0usize;
+        let mut values = 0usize;
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+        loop {
+            let at = stream.byte_offset();
+            let raw = match stream.next() {
+                None => break,
+                Some(Ok(raw)) => raw,
+                Some(Err(e)) => {
+                    let hint = if values == 0 {
+                        likely_cause(text)
+                            .map_or_else(|| format!("; {expected}"), |cause| format!("; {cause}"))
+                    } else {
+                        let after = text[at..].trim_start();
+                        let shown: String = after.chars().take(40).collect();
                         format!(
-                            "snapshot '{origin}', entry {} of ResourceTagMappingList: {e}",
-                            entry + 1
-                        ),
-                    ));
-                    continue;
+                            "; after {} that is not JSON: '{}' (remove it, or write only the command's output to the file)",
+                            if pages > 0 {
+                                format!("page {pages}, text")
+                            } else {
+                                "the entries, text".to_string()
+                            },
+                            crate::domain::text::show(shown.lines().next().unwrap_or(""))
+                        )
+                    };
+                    return Err(invalid(format!(
+                        "snapshot '{origin}' at line {}, column {}: {}{hint}",
+                        e.line(),
+                        e.column(),
+                        strip_position(&e.to_string())
+                    )));
                 }
             };
-            let region = intern(match (arn.region(), &mapping.region) {
-                ("", Some(r)) => r,
-                ("", None) => GLOBAL_REGION,
-                (r, _) => r,
-            });
-            let account = intern(match (arn.account_id(), &mapping.account_id) {
-                ("", Some(a)) => a,
-                ("", None) => UNKNOWN_ACCOUNT,
-                (a, _) => a,
-            });
-            if let Some(cost) = mapping.monthly_cost.filter(|c| c.is_negative()) {
-                rejected.push(ScanIssue::unattributed(
-                    ScanIssueKind::InvalidInput,
-                    format!(
-                        "snapshot '{origin}', entry {}: MonthlyCost {cost} of '{}' is not a cost; the resource is scanned with its cost unknown",
-                        entry + 1,
-                        arn.as_str()
-                    ),
-                ));
-            }
-            let service = intern(arn.service());
-            let resource = Resource {
-                resource_type: arn.resource_type(),
-                id: arn.resource_id().to_string(),
-                arn: arn.as_str().to_string(),
-                account_id: account.clone(),
-                region: region.clone(),
-                name: mapping.name,
-                tags: mapping
-                    .tags
-                    .into_iter()
-                    .map(|t| Tag::new(t.key, t.value))
-                    .collect(),
-                created_at: mapping.created_at,
-                monthly_cost: mapping.monthly_cost.filter(|c| !c.is_negative()),
-                cost_source: match mapping.monthly_cost.filter(|c| !c.is_negative()) {
-                    Some(_) => mapping.cost_source.unwrap_or(CostSource::Estimated),
-                    None => CostSource::Unknown,
-                },
-                attributes: ResourceAttributes {
-                    instance_type: mapping.instance_type,
-                    ..ResourceAttributes::default()
-                },
+            values += 1;
+            let items: Vec<&RawValue> = if raw.get().starts_with('[') {
+                serde_json::from_str(raw.get()).map_err(|e| {
+                    invalid(format!(
+                        "snapshot '{origin}': {}",
+                        strip_position(&e.to_string())
+                    ))
+                })?
+            } else {
+                vec![raw]
             };
-            shards
-                .entry((account, region, service))
-                .or_default()
-                .push(resource);
+            for item in items {
+                let line = lines.at(offset_in(text, item.get()));
+                let probe: Probe<'_> = if item.get().starts_with('{') {
+                    serde_json::from_str(item.get()).map_err(|e| {
+                        invalid(format!(
+                            "snapshot '{origin}' at line {line}: {}",
+                            strip_position(&e.to_string())
+                        ))
+                    })?
+                } else {
+                    return Err(invalid(format!(
+                        "snapshot '{origin}' at line {line}: found {} where a page (an object with ResourceTagMappingList) or an entry (an object with ResourceARN) belongs; {expected}",
+                        kind_of(item)
+                    )));
+                };
+                match (probe.mappings, probe.arn) {
+                    (Some(list), _) => {
+                        pages += 1;
+                        let entries: Vec<&RawValue> = match serde_json::from_str(list.get()) {
+                            Ok(entries) => entries,
+                            Err(_) => {
+                                return Err(invalid(format!(
+                                    "snapshot '{origin}' at line {}, page {pages}: ResourceTagMappingList is {}, not a list",
+                                    lines.at(offset_in(text, list.get())),
+                                    kind_of(list)
+                                )));
+                            }
+                        };
+                        for (i, entry) in entries.into_iter().enumerate() {
+                            let place = Place {
+                                page: Some(pages),
+                                entry: i + 1,
+                                line: lines.at(offset_in(text, entry.get())),
+                            };
+                            reader.entry(entry, place);
+                        }
+                    }
+                    (None, Some(_)) => {
+                        loose += 1;
+                        reader.entry(
+                            item,
+                            Place {
+                                page: None,
+                                entry: loose,
+                                line,
+                            },
+                        );
+                    }
+                    (None, None) => {
+                        return Err(invalid(format!(
+                            "snapshot '{origin}' at line {line}: an object with neither ResourceTagMappingList nor ResourceARN; {expected}"
+                        )));
+                    }
+                }
+            }
         }
+        // Page numbers are only worth giving when there are several pages.
+        let single_page = pages == 1 && loose == 0;
+        if single_page {
+            for issue in &mut reader.rejected {
+                issue.message = issue.message.replace("page 1, entry", "entry");
+            }
+        }
+        let mut notes = Vec::new();
+        if reader.duplicate_count > 0 {
+            let named: Vec<String> = reader
+                .duplicates
+                .iter()
+                .map(|(arn, first, again)| format!("'{arn}' ({first}, again at {again})"))
+                .collect();
+            notes.push(format!(
+                "snapshot '{origin}': {} given more than once and counted once, at its first entry: {}{}",
+                if reader.duplicate_count == 1 { "1 entry repeats an ARN".to_string() } else { format!("{} entries repeat an ARN", reader.duplicate_count) },
+                named.join("; "),
+                if reader.duplicate_count > named.len() { "; ..." } else { "" }
+            ));
+        }
+        if let Some(first) = &reader.first_text_value {
+            notes.push(format!(
+                "snapshot '{origin}': {} written as a number or true/false, read as text (first: {first})",
+                if reader.text_values == 1 { "1 tag value".to_string() } else { format!("{} tag values", reader.text_values) }
+            ));
+        }
+        if single_page {
+            for note in &mut notes {
+                *note = note.replace("page 1, entry", "entry");
+            }
+        }
+        let Reader {
+            shards, rejected, ..
+        } = reader;
         let mut by_arn = HashMap::new();
         for (key, resources) in &shards {
             for (position, resource) in resources.iter().enumerate() {
@@ -216,6 +692,7 @@ impl SnapshotSource {
             shards,
             by_arn,
             rejected,
+            notes,
         })
     }
 
@@ -271,7 +748,7 @@ impl ResourceSource for SnapshotSource {
         Ok(ShardPlan {
             shards,
             issues: self.rejected.clone(),
-            notes: Vec::new(),
+            notes: self.notes.clone(),
         })
     }
 
@@ -308,7 +785,7 @@ impl ResourceSource for SnapshotSource {
         Ok(ShardPlan {
             shards,
             issues: self.rejected.clone(),
-            notes: Vec::new(),
+            notes: self.notes.clone(),
         })
     }
 
@@ -424,23 +901,159 @@ mod tests {
         assert!(other.tags.is_empty());
     }
 
-    #[test]
-    fn malformed_arn_becomes_an_issue_not_a_failure() {
-        let source = SnapshotSource::parse(SAMPLE, "s.json").unwrap();
+    fn plan(source: &SnapshotSource) -> ShardPlan {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         let calls = crate::source::ApiCallCounter::default();
         let cx = FetchContext::new(&crate::source::Unthrottled, &calls);
-        let plan = runtime
+        runtime
             .block_on(source.plan(&ScanScope::default(), &cx))
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn malformed_arn_becomes_an_issue_not_a_failure() {
+        let source = SnapshotSource::parse(SAMPLE, "s.json").unwrap();
+        let plan = plan(&source);
         assert_eq!(plan.issues.len(), 1);
         assert!(
             plan.issues[0]
                 .message
-                .contains("entry 4 of ResourceTagMappingList: 'not-an-arn' is not an ARN")
+                .starts_with("snapshot 's.json', entry 4 (line 9): 'not-an-arn' is not an ARN"),
+            "{}",
+            plan.issues[0].message
         );
+    }
+
+    const PAGE_1: &str = r#"{"ResourceTagMappingList": [
+        {"ResourceARN": "arn:aws:ec2:us-east-1:123456789012:instance/i-1", "Tags": [{"Key": "A", "Value": "1"}]}
+    ], "PaginationToken": "tok"}"#;
+    const PAGE_2: &str = r#"{"ResourceTagMappingList": [
+        {"ResourceARN": "arn:aws:ec2:us-east-1:123456789012:instance/i-2", "Tags": []},
+        {"ResourceARN": "arn:aws:s3:::b", "Tags": [{"Key": "A", "Value": "2"}]}
+    ]}"#;
+
+    fn arns(source: &SnapshotSource) -> Vec<String> {
+        let mut arns: Vec<String> = scan(source, &ScanScope::default())
+            .into_iter()
+            .map(|r| r.arn)
+            .collect();
+        arns.sort();
+        arns
+    }
+
+    #[test]
+    fn pages_one_after_the_other_in_an_array_or_as_loose_entries_read_the_same() {
+        let concatenated = format!("{PAGE_1}\n{PAGE_2}\n");
+        let array = format!("[{PAGE_1}, {PAGE_2}]");
+        let loose = [
+            r#"{"ResourceARN": "arn:aws:ec2:us-east-1:123456789012:instance/i-1", "Tags": {"A": "1"}}"#,
+            r#"{"ResourceARN": "arn:aws:ec2:us-east-1:123456789012:instance/i-2"}"#,
+            r#"{"ResourceARN": "arn:aws:s3:::b", "Tags": [{"Key": "A", "Value": "2"}]}"#,
+        ];
+        let ndjson = loose.join("\n");
+        let list = format!("[{}]", loose.join(","));
+        let want = arns(&SnapshotSource::parse(&concatenated, "c.json").unwrap());
+        assert_eq!(want.len(), 3, "both pages are read");
+        for text in [array, ndjson, list] {
+            let source = SnapshotSource::parse(&text, "x.json").unwrap();
+            assert_eq!(arns(&source), want, "{text}");
+            assert!(plan(&source).issues.is_empty());
+        }
+    }
+
+    #[test]
+    fn text_after_the_last_page_is_an_error_naming_its_line() {
+        let text = format!("{PAGE_1}\n{PAGE_2}\nDone: 3 resources\n");
+        let err = SnapshotSource::parse(&text, "e.json").err().unwrap();
+        assert!(
+            err.message
+                .starts_with("snapshot 'e.json' at line 8, column 1"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message
+                .contains("after page 2, text that is not JSON: 'Done: 3 resources'"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn other_outputs_of_the_cli_and_python_say_what_they_are() {
+        let cases = [
+            (
+                "RESOURCETAGMAPPINGLIST\tarn:aws:s3:::b\nTAGS\tA\t1\n",
+                "--output text",
+            ),
+            (
+                "ResourceTagMappingList:\n- ResourceARN: arn:aws:s3:::b\n",
+                "--output yaml",
+            ),
+            (
+                "{'ResourceTagMappingList': [{'ResourceARN': 'arn:aws:s3:::b', 'Tags': []}]}",
+                "Python's repr",
+            ),
+        ];
+        for (text, cause) in cases {
+            let err = SnapshotSource::parse(text, "o.txt").err().unwrap();
+            assert!(err.message.contains(cause), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_bad_field_is_an_issue_of_its_entry_and_the_rest_is_read() {
+        let text = r#"{"ResourceTagMappingList": [
+            {"ResourceARN": "arn:aws:s3:::a", "Tags": [{"Key": "CostCenter", "Value": 1234}]},
+            {"ResourceARN": "arn:aws:s3:::b", "Tags": null},
+            {"ResourceARN": "arn:aws:s3:::c", "Tags": "CostCenter=1"},
+            {"ResourceARN": "arn:aws:s3:::d", "CreatedAt": 1714564800},
+            {"ResourceARN": "arn:aws:s3:::e", "CreatedAt": "yesterday"},
+            {"ResourceARN": "arn:aws:s3:::f", "MonthlyCost": "twelve"},
+            {"ResourceARN": 42},
+            "arn:aws:s3:::g",
+            {"ResourceARN": "arn:aws:s3:::a", "Tags": []}
+        ]}"#;
+        let source = SnapshotSource::parse(text, "s.json").unwrap();
+        let all = scan(&source, &ScanScope::default());
+        let by_id = |id: &str| all.iter().find(|r| r.id == id);
+        assert_eq!(by_id("a").unwrap().tags, [Tag::new("CostCenter", "1234")]);
+        assert!(by_id("b").unwrap().tags.is_empty());
+        assert!(
+            by_id("c").is_none(),
+            "tags of the wrong shape skip the entry"
+        );
+        assert_eq!(
+            by_id("d").unwrap().created_at.unwrap().to_rfc3339(),
+            "2024-05-01T12:00:00+00:00"
+        );
+        assert_eq!(by_id("e").unwrap().created_at, None);
+        assert_eq!(by_id("f").unwrap().monthly_cost, None);
+        assert_eq!(all.len(), 5, "a, b, d, e, f; the repeat of a counted once");
+        let plan = plan(&source);
+        let issues: Vec<&str> = plan.issues.iter().map(|i| i.message.as_str()).collect();
+        assert_eq!(issues.len(), 5, "{issues:#?}");
+        for (i, wanted) in [
+            "entry 3 (line 4): Tags of 'arn:aws:s3:::c' is a string",
+            "entry 5 (line 6): CreatedAt of 'arn:aws:s3:::e' 'yesterday' is not a time",
+            "entry 6 (line 7): MonthlyCost of 'arn:aws:s3:::f'",
+            "entry 7 (line 8): ResourceARN is a number, not a string",
+            "entry 8 (line 9): expected an object with ResourceARN and Tags, found a string",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(issues[i].contains(wanted), "{} lacks {wanted}", issues[i]);
+        }
+        let notes = plan.notes.join("\n");
+        assert!(notes.contains("1 entry repeats an ARN"), "{notes}");
+        assert!(
+            notes.contains("'arn:aws:s3:::a' (entry 1 (line 2), again at entry 9 (line 10))"),
+            "{notes}"
+        );
+        assert!(notes.contains("1 tag value written as a number"), "{notes}");
     }
 
     #[test]
@@ -474,24 +1087,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_fields_are_named() {
-        let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "CreatedAt": "yesterday"}]}"#;
-        let err = SnapshotSource::parse(text, "s.json").err().unwrap();
-        assert!(
-            err.message
-                .contains("field 'ResourceTagMappingList[0].CreatedAt'"),
-            "{}",
-            err.message
-        );
-        let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "MonthlyCost": "twelve"}]}"#;
-        let err = SnapshotSource::parse(text, "s.json").err().unwrap();
-        assert!(
-            err.message
-                .contains("field 'ResourceTagMappingList[0].MonthlyCost'")
-                && err.message.contains("'twelve' is not an amount of USD"),
-            "{}",
-            err.message
-        );
+    fn exact_costs_and_missing_lists_are_read() {
         let text = r#"{"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::b", "MonthlyCost": "12.345678", "CostSource": "actual"}]}"#;
         let source = SnapshotSource::parse(text, "s.json").unwrap();
         let all = scan(&source, &ScanScope::default());
@@ -500,7 +1096,7 @@ mod tests {
         let err = SnapshotSource::parse("{}", "s.json").err().unwrap();
         assert!(
             err.message
-                .contains("missing field `ResourceTagMappingList`"),
+                .contains("neither ResourceTagMappingList nor ResourceARN"),
             "{}",
             err.message
         );
@@ -519,15 +1115,26 @@ mod tests {
     #[test]
     fn bad_json_names_file_line_and_column() {
         let err = SnapshotSource::parse(
-            "{\n \"ResourceTagMappingList\": [ {\"Tags\": []} ]\n}",
+            "{\n \"ResourceTagMappingList\": [ {\"Tags\": [}\n]}",
             "s.json",
         )
         .err()
         .unwrap();
         assert!(
-            err.message.starts_with("snapshot 's.json' at line"),
+            err.message
+                .starts_with("snapshot 's.json' at line 2, column"),
             "{}",
             err.message
+        );
+        let source = SnapshotSource::parse(
+            "{\n \"ResourceTagMappingList\": [ {\"Tags\": []} ]\n}",
+            "s.json",
+        )
+        .unwrap();
+        assert!(
+            plan(&source).issues[0]
+                .message
+                .contains("entry 1 (line 2): the entry has no ResourceARN")
         );
     }
 }

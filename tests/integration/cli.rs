@@ -519,3 +519,236 @@ fn policy_show_prints_the_policy() {
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["required_tags"].as_array().unwrap().len(), 4);
 }
+
+fn tagguard_with_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagguard"))
+        .args(args)
+        .env_remove("TAGGUARD_POLICY")
+        .env_remove("TAGGUARD_CONFIG")
+        .env_remove("TAGGUARD_SOURCE")
+        .env("TAGGUARD_DATA_DIR", crate::support::data_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the tagguard binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+const TAGGED: &str =
+    r#"[{"Key": "CostCenter", "Value": "Finance"}, {"Key": "Owner", "Value": "a@example.com"}]"#;
+
+/// Two pages as `aws resourcegroupstaggingapi get-resources >> estate.json` leaves them: every
+/// resource is read, from a file or from standard input.
+#[test]
+fn pages_written_one_after_the_other_are_all_read_from_a_file_or_stdin() {
+    let page_1 = format!(
+        r#"{{"ResourceTagMappingList": [{{"ResourceARN": "arn:aws:s3:::b1", "Tags": {TAGGED}}}], "PaginationToken": "x"}}"#
+    );
+    let page_2 = format!(
+        r#"{{"ResourceTagMappingList": [{{"ResourceARN": "arn:aws:s3:::b2", "Tags": {TAGGED}}},
+            {{"ResourceARN": "arn:aws:s3:::b3", "Tags": []}}]}}"#
+    );
+    let text = format!("{page_1}\n{page_2}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "estate.json", &text);
+    for out in [
+        tagguard(&[
+            "scan",
+            "--format",
+            "json",
+            "--source",
+            &format!("file:{path}"),
+        ]),
+        tagguard_with_stdin(&["scan", "--format", "json", "--source", "file:-"], &text),
+    ] {
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(json["total_resources"], 3, "{json}");
+        assert_eq!(json["non_compliant_resources"], 1);
+        assert_eq!(json["partial"], false);
+    }
+}
+
+#[test]
+fn account_filters_keep_resources_of_no_account_as_region_filters_keep_global_ones() {
+    let text = format!(
+        r#"{{"ResourceTagMappingList": [
+            {{"ResourceARN": "arn:aws:s3:::b1", "Tags": {TAGGED}}},
+            {{"ResourceARN": "arn:aws:route53:::hostedzone/Z1", "Tags": []}},
+            {{"ResourceARN": "arn:aws:apigateway:us-east-1::/restapis/a1", "Tags": []}},
+            {{"ResourceARN": "arn:aws:ec2:us-east-1:111111111111:instance/i-1", "Tags": []}},
+            {{"ResourceARN": "arn:aws:ec2:us-east-1:222222222222:instance/i-2", "Tags": []}}
+        ]}}"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("file:{}", write(dir.path(), "estate.json", &text));
+    let out = tagguard(&[
+        "scan",
+        "--format",
+        "json",
+        "--source",
+        &source,
+        "--accounts",
+        "111111111111",
+    ]);
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["total_resources"], 4, "{json}");
+    assert!(json["tally"]["by_resource_type"]["apigateway:restapis"]["total"] == 1);
+    let out = tagguard(&[
+        "scan",
+        "--format",
+        "json",
+        "--source",
+        &source,
+        "--regions",
+        "eu-west-1",
+    ]);
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        json["total_resources"], 2,
+        "the bucket and the zone: {json}"
+    );
+}
+
+#[test]
+fn each_bad_input_form_is_named_and_nothing_else_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = |name: &str, text: &str| {
+        let path = write(dir.path(), name, text);
+        tagguard(&[
+            "scan",
+            "--format",
+            "json",
+            "--source",
+            &format!("file:{path}"),
+        ])
+    };
+    // Text after the page: an error naming the line, exit 2.
+    let out = scan(
+        "trailing.json",
+        &format!(
+            "{{\"ResourceTagMappingList\": [{{\"ResourceARN\": \"arn:aws:s3:::b1\", \"Tags\": {TAGGED}}}]}}\nDone.\n"
+        ),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("at line 2, column 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("text that is not JSON: 'Done.'"),
+        "{}",
+        stderr(&out)
+    );
+    // Other outputs of the CLI, and Python's repr.
+    let out = scan(
+        "text.txt",
+        "RESOURCETAGMAPPINGLIST\tarn:aws:s3:::b1\nTAGS\tOwner\tana\n",
+    );
+    assert!(
+        stderr(&out).contains("run it again with --output json"),
+        "{}",
+        stderr(&out)
+    );
+    let out = scan(
+        "repr.txt",
+        "{'ResourceTagMappingList': [{'ResourceARN': 'arn:aws:s3:::b1'}]}",
+    );
+    assert!(stderr(&out).contains("json.dump"), "{}", stderr(&out));
+    // Bad fields in single entries: issues of those entries; the rest is scanned.
+    let out = scan(
+        "fields.json",
+        &format!(
+            r#"{{"ResourceTagMappingList": [
+            {{"ResourceARN": "arn:aws:s3:::b1", "Tags": {{"CostCenter": "Finance", "Owner": "a@example.com"}}}},
+            {{"ResourceARN": "arn:aws:s3:::b2", "Tags": null}},
+            {{"ResourceARN": "arn:aws:s3:::b3", "Tags": [{{"Key": "CostCenter", "Value": 7}}]}},
+            {{"ResourceARN": "arn:aws:s3:::b4", "CreatedAt": 1714564800, "Tags": {TAGGED}}},
+            {{"ResourceARN": "arn:aws:s3:::b5", "Tags": [["CostCenter", "Finance"]]}},
+            {{"ResourceARN": "arn:aws:s3:::b1", "Tags": {TAGGED}}}
+        ]}}"#
+        ),
+    );
+    assert_eq!(out.status.code(), Some(1), "non-compliant (and partial)");
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["partial"], true, "one entry unread");
+    assert_eq!(json["total_resources"], 4, "b1 once, b2, b3, b4: {json}");
+    assert_eq!(json["compliant_resources"], 2, "b1 and b4: {json}");
+    let issues = json["tally"]["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("entry 5 (line 6)"),
+        "{issues:?}"
+    );
+    let notes = json["notes"].to_string();
+    assert!(notes.contains("1 entry repeats an ARN"), "{json}");
+    assert!(notes.contains("read as text"), "{json}");
+}
+
+/// Values from the estate are data where they are written: a CSV cell never starts a formula,
+/// Markdown never passes raw HTML or breaks its table.
+#[test]
+fn hostile_tag_values_are_written_safely_in_csv_and_markdown() {
+    let text = r#"{"ResourceTagMappingList": [
+        {"ResourceARN": "arn:aws:s3:::b1", "Tags": [
+            {"Key": "CostCenter", "Value": "=HYPERLINK(\"http://evil.example\",\"x\")"},
+            {"Key": "Owner", "Value": "<img src=x onerror=alert(1)>|`x`"}]},
+        {"ResourceARN": "arn:aws:s3:::b2", "Tags": [
+            {"Key": "CostCenter", "Value": "+1-2"}, {"Key": "Owner", "Value": "@SUM(A1)"}]}
+    ]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("file:{}", write(dir.path(), "hostile.json", text));
+    let out = tagguard(&["scan", "--format", "csv", "--source", &source]);
+    let csv_text = stdout(&out);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 7, "errors and warnings: {rows:?}");
+    let current = header.iter().position(|h| h == "current_value").unwrap();
+    let values: Vec<&str> = rows.iter().map(|r| &r[current]).collect();
+    for row in &rows {
+        for cell in row.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@']),
+                "a cell starts a formula: {cell}"
+            );
+        }
+    }
+    assert!(
+        values.contains(&"'=HYPERLINK(\"http://evil.example\",\"x\")"),
+        "{values:?}"
+    );
+    assert!(
+        values.contains(&"'+1-2") && values.contains(&"'@SUM(A1)"),
+        "{values:?}"
+    );
+
+    let out = tagguard(&["scan", "--format", "markdown", "--source", &source]);
+    let markdown = stdout(&out);
+    assert!(!markdown.contains("<img"), "{markdown}");
+    assert!(
+        markdown.contains("&lt;img src=x onerror=alert(1)&gt;\\|\\`x\\`"),
+        "{markdown}"
+    );
+    let rows: Vec<&str> = markdown
+        .lines()
+        .filter(|l| l.starts_with("| `arn:"))
+        .collect();
+    assert_eq!(rows.len(), 7);
+    for row in rows {
+        let cells = row.replace("\\|", "").matches('|').count();
+        assert_eq!(cells, 9, "eight cells, whatever the values: {row}");
+    }
+}
