@@ -752,3 +752,29 @@ fn hostile_tag_values_are_written_safely_in_csv_and_markdown() {
         assert_eq!(cells, 9, "eight cells, whatever the values: {row}");
     }
 }
+
+#[test]
+fn an_organizations_tag_policy_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "org.json",
+        r#"{
+    "tags": {
+        "costcenter": {
+            "tag_key": {"@@assign": "CostCenter"},
+            "tag_value": {"@@assign": ["100", "200", "300*"]},
+            "enforced_for": {"@@assign": ["secretsmanager:*"]}
+        }
+    }
+}"#,
+    );
+    let out = tagguard(&["policy", "check", &path]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("at line 2, column"), "{err}");
+    assert!(
+        err.contains("this is an AWS Organizations tag policy"),
+        "{err}"
+    );
+}

@@ -97,12 +97,11 @@ pub(crate) async fn fetch_other_types(
         .await
         .map_err(|e| classify("tag:GetResources", e))?;
     Ok(Page {
-        resources: resources_of(ctx, out.resource_tag_mapping_list()),
         next: out
             .pagination_token()
             .filter(|t| !t.is_empty())
             .map(str::to_string),
-        issues: Vec::new(),
+        ..page_of(ctx, out.resource_tag_mapping_list())
     })
 }
 
@@ -110,19 +109,29 @@ pub(crate) async fn fetch_other_types(
 /// those tagged at least once.
 pub(crate) async fn lookup(ctx: &ShardContext<'_>, arns: &[String]) -> Result<Page, SourceError> {
     let mappings = by_arns(ctx, ctx.region, arns).await?;
-    Ok(Page {
-        resources: resources_of(ctx, &mappings),
-        next: None,
-        issues: Vec::new(),
-    })
+    Ok(page_of(ctx, &mappings))
 }
 
-/// The resources of a `GetResources` answer that this shard keeps.
-fn resources_of(ctx: &ShardContext<'_>, mappings: &[ResourceTagMapping]) -> Vec<Resource> {
+/// The resources of a `GetResources` answer that this shard keeps; an ARN tagguard cannot
+/// read is an issue of the page, not a resource dropped in silence.
+fn page_of(ctx: &ShardContext<'_>, mappings: &[ResourceTagMapping]) -> Page {
     let mut resources = Vec::new();
+    let mut issues = Vec::new();
     for mapping in mappings {
-        let Some(Ok(arn)) = mapping.resource_arn().map(Arn::parse) else {
-            continue;
+        let arn = match mapping.resource_arn().map(Arn::parse) {
+            Some(Ok(arn)) => arn,
+            Some(Err(error)) => {
+                issues.push(ctx.issue(
+                    ctx.region,
+                    SERVICE,
+                    SourceError::new(
+                        crate::domain::ScanIssueKind::InvalidInput,
+                        format!("tag:GetResources returned an ARN tagguard cannot read: {error}"),
+                    ),
+                ));
+                continue;
+            }
+            None => continue,
         };
         let resource_type = arn.resource_type();
         // The native listers see these types, untagged resources included.
@@ -157,5 +166,9 @@ fn resources_of(ctx: &ShardContext<'_>, mappings: &[ResourceTagMapping]) -> Vec<
             attributes: ResourceAttributes::default(),
         });
     }
-    resources
+    Page {
+        resources,
+        next: None,
+        issues,
+    }
 }
