@@ -193,7 +193,7 @@ pub fn humanize(message: &str) -> String {
 }
 
 /// serde_json appends " at line L column C"; we report position separately.
-fn strip_position(message: &str) -> String {
+pub fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_string(),
         None => message.to_string(),

@@ -7,7 +7,7 @@ mod validate;
 
 pub use load::{
     DEFAULT_POLICY_JSON, LoadOptions, PolicyError, default_policy, humanize, io_reason,
-    load_policy, load_policy_with, parse_policy, parse_policy_with,
+    load_policy, load_policy_with, parse_policy, parse_policy_with, strip_position,
 };
 pub use model::{
     CompiledOptional, CompiledRequired, NamingRules, OptionalTagRule, Policy, PolicyDocument,

@@ -35,6 +35,7 @@ use super::{FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError};
 use crate::domain::{
     Arn, CostSource, Resource, ResourceAttributes, ScanIssue, ScanIssueKind, ScanScope, Tag, Usd,
 };
+use crate::policy::strip_position;
 
 /// Resources per page handed to the engine.
 const PAGE_SIZE: usize = 1_000;
@@ -420,14 +421,6 @@ fn timestamp(raw: &RawValue) -> Result<Option<DateTime<Utc>>, String> {
             ))
         }
         other => Err(format!("is {}, not a time", kind_of_value(other))),
-    }
-}
-
-/// serde_json appends " at line L column C"; messages give the place themselves.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
     }
 }
 

@@ -20,6 +20,12 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("utf-8 output")
 }
 
+/// Fails with the whole standard error when it lacks `text`.
+fn assert_stderr_has(output: &Output, text: &str) {
+    let err = stderr(output);
+    assert!(err.contains(text), "standard error lacks {text:?}:\n{err}");
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).expect("utf-8 output")
 }
@@ -286,11 +292,7 @@ fn a_partial_non_compliant_scan_says_it_is_partial() {
         Some(1),
         "non-compliant wins over partial"
     );
-    assert!(
-        stderr(&out).contains("the scan is partial: 1 issue(s)"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "the scan is partial: 1 issue(s)");
 }
 
 #[test]
@@ -386,11 +388,7 @@ fn a_scope_matching_nothing_does_not_pass_the_gate() {
     ] {
         let out = tagguard(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(
-            stderr(&out).contains("no resource in scope"),
-            "{}",
-            stderr(&out)
-        );
+        assert_stderr_has(&out, "no resource in scope");
     }
     let out = tagguard(&["scan", "--regions", "us-eats-1", "--allow-empty"]);
     assert_eq!(out.status.code(), Some(0));
@@ -438,40 +436,29 @@ fn a_closed_pipe_keeps_the_scan_exit_code() {
     assert!(!err.contains("Broken pipe"), "{err}");
 }
 
+/// A policy whose only rule names a type with a typo.
+const TYPO_POLICY: &str =
+    r#"{"version": "1", "required_tags": [{"name": "Owner", "applies_to": ["ec2:instanse"]}]}"#;
+
 #[test]
 fn policy_warnings_reach_the_user() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(
-        dir.path(),
-        "typo.json",
-        r#"{"version": "1", "required_tags": [{"name": "Owner", "applies_to": ["ec2:instanse"]}]}"#,
-    );
+    let path = write(dir.path(), "typo.json", TYPO_POLICY);
     let out = tagguard(&["policy", "check", &path]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(
-        stderr(&out).contains(
-            "'ec2:instanse' is not a resource type tagguard knows (did you mean 'ec2:instance'?)"
-        ),
-        "{}",
-        stderr(&out)
+    assert_stderr_has(
+        &out,
+        "'ec2:instanse' is not a resource type tagguard knows (did you mean 'ec2:instance'?)",
     );
 }
 
 #[test]
 fn strict_policy_loads_fail_on_warnings_and_wildcards_gate_scans() {
     let dir = tempfile::tempdir().unwrap();
-    let typo = write(
-        dir.path(),
-        "typo.json",
-        r#"{"version": "1", "required_tags": [{"name": "Owner", "applies_to": ["ec2:instanse"]}]}"#,
-    );
+    let typo = write(dir.path(), "typo.json", TYPO_POLICY);
     let out = tagguard(&["policy", "check", "--strict", &typo]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("field 'required_tags[0].applies_to[0]'"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "field 'required_tags[0].applies_to[0]'");
     // AWS's wildcard form checks every type of the service: the untagged instance fails.
     let wildcard = write(
         dir.path(),
@@ -639,26 +626,14 @@ fn each_bad_input_form_is_named_and_nothing_else_is_lost() {
         ),
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("at line 2, column 1"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("text that is not JSON: 'Done.'"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "at line 2, column 1");
+    assert_stderr_has(&out, "text that is not JSON: 'Done.'");
     // Other outputs of the CLI, and Python's repr.
     let out = scan(
         "text.txt",
         "RESOURCETAGMAPPINGLIST\tarn:aws:s3:::b1\nTAGS\tOwner\tana\n",
     );
-    assert!(
-        stderr(&out).contains("run it again with --output json"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "run it again with --output json");
     let out = scan(
         "repr.txt",
         "{'ResourceTagMappingList': [{'ResourceARN': 'arn:aws:s3:::b1'}]}",

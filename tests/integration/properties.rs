@@ -242,11 +242,7 @@ proptest! {
     ) {
         let policy = policy_with_case(false);
         // Region 4 is "none": a resource of no region, reported as global.
-        let entries: Vec<Entry> = estate
-            .iter()
-            .enumerate()
-            .map(|(i, (account, region, kind, tags))| Entry::new(i, ACCOUNTS[*account], REGIONS.get(*region).copied(), *kind, tags.clone()))
-            .collect();
+        let entries = entries_of(&estate);
         let scope = ScanScope {
             resource_types: types,
             regions: regions.into_iter().map(String::from).collect(),
@@ -293,11 +289,7 @@ proptest! {
         repeat in any::<bool>(),
     ) {
         let policy = policy_with_case(false);
-        let entries: Vec<Entry> = estate
-            .iter()
-            .enumerate()
-            .map(|(i, (account, region, kind, tags))| Entry::new(i, ACCOUNTS[*account], REGIONS.get(*region).copied(), *kind, tags.clone()))
-            .collect();
+        let entries = entries_of(&estate);
         let whole = Arc::new(snapshot(&entries));
         let mappings: Vec<serde_json::Value> = entries.iter().map(mapping).collect();
         let mut pages: Vec<Vec<serde_json::Value>> = vec![Vec::new()];
@@ -457,6 +449,24 @@ impl Entry {
             tags,
         }
     }
+}
+
+/// The entries of an estate drawn as (account, region, kind, tags) indexes; region 4 is
+/// "none": a resource of no region, reported as global.
+fn entries_of(estate: &[(usize, usize, usize, Vec<Tag>)]) -> Vec<Entry> {
+    estate
+        .iter()
+        .enumerate()
+        .map(|(i, (account, region, kind, tags))| {
+            Entry::new(
+                i,
+                ACCOUNTS[*account],
+                REGIONS.get(*region).copied(),
+                *kind,
+                tags.clone(),
+            )
+        })
+        .collect()
 }
 
 /// One entry of `get-resources`, plus tagguard's `Region` and `AccountId` for ARNs that lack
