@@ -155,7 +155,8 @@ struct ScanArgs {
     /// Never show a progress bar (it shows only when stderr is a terminal).
     #[arg(long)]
     no_progress: bool,
-    /// Accept a scan that finds no resource in scope (exit 0 instead of 2).
+    /// Accept a scan that finds no resource in scope, or none a required tag applies to (exit
+    /// 0 instead of 2).
     #[arg(long)]
     allow_empty: bool,
 }
@@ -699,6 +700,14 @@ fn exit_code(result: &ScanResult, allow_empty: bool) -> ExitCode {
     if result.totals.total_resources == 0 && !allow_empty {
         eprintln!(
             "tagguard: no resource in scope, so nothing was checked: check --source, --regions, --accounts and --resource-types (or pass --allow-empty)"
+        );
+        return ExitCode::from(2);
+    }
+    let judged = result.totals.compliant_resources + result.totals.non_compliant_resources;
+    if judged == 0 && !allow_empty {
+        eprintln!(
+            "tagguard: no required tag of the policy applies to any of the {} resources in scope, so nothing was checked: check the policy's applies_to (or pass --allow-empty)",
+            result.totals.total_resources
         );
         return ExitCode::from(2);
     }

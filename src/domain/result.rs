@@ -140,6 +140,9 @@ impl Violation {
             (V::ValueCaseMismatch, Expected::Canonical(canonical)) => format!(
                 "tag '{tag}' has value '{shown}', which differs only in case from '{canonical}'"
             ),
+            (V::ValueCaseMismatch, Expected::Pattern(pattern)) => format!(
+                "tag '{tag}' has value '{shown}', which matches '{pattern}' only when case is ignored"
+            ),
             (V::KeyTooLong, Expected::MaxLength(max)) => {
                 format!("tag key '{tag}' is longer than {max} characters")
             }

@@ -144,7 +144,8 @@ fn organizations_policy(text: &str, origin: &str) -> Option<PolicyError> {
          {\"version\": ..., \"required_tags\": [{\"name\": ..., \"allowed_values\": [...], \
          \"applies_to\": [...]}]}: each tag_key becomes a name, its tag_value list the \
          allowed_values, and report_required_tag_for the applies_to of a required tag \
-         (docs/policy.md)"
+         (enforced_for only blocks non-compliant tagging; it does not make a tag required, and \
+         a wildcard value such as 300* has no equivalent yet) (docs/policy.md)"
                 .to_string(),
         ),
     )
@@ -373,6 +374,13 @@ fn compile(
                 Some((compiled, Arc::from(pattern.as_str())))
             }
         };
+        let regex_exact_case = match (&rule.validation_regex, rules.case_sensitivity) {
+            (Some(pattern), false) => RegexBuilder::new(pattern)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .ok(),
+            _ => None,
+        };
         if let (Some(values), Some((regex, pattern))) = (&allowed, &regex)
             && let Some(value) = values.iter().find(|v| !regex.is_match(v))
         {
@@ -431,6 +439,7 @@ fn compile(
             name: Arc::from(rule.name.as_str()),
             allowed_values: allowed,
             regex,
+            regex_exact_case,
             applies_to,
         });
     }
@@ -531,9 +540,18 @@ fn resolve_type(entry: &str) -> Resolved {
     if text == "*" || text == "ALL_SUPPORTED" {
         return Resolved::All;
     }
-    if text.starts_with("AWS::") || text.starts_with("aws::") {
+    if text.starts_with("AWS::") || text.to_ascii_lowercase().starts_with("aws::") {
         if let Some(resource_type) = ResourceType::from_cloudformation(text) {
-            return Resolved::Type(resource_type, None);
+            let exact = FORMS
+                .iter()
+                .flat_map(|form| form.4.split(' '))
+                .any(|name| name == text);
+            let doubt = (!exact).then(|| {
+                format!(
+                    "'{text}' is read as the CloudFormation type of {resource_type}; CloudFormation writes its types with capitals (AWS::EC2::Instance)"
+                )
+            });
+            return Resolved::Type(resource_type, doubt);
         }
         let names = FORMS
             .iter()

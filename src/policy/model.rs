@@ -110,8 +110,12 @@ pub struct CompiledRequired {
     pub name: Arc<str>,
     /// Allowed values, shared into every `invalid_value` finding.
     pub allowed_values: Option<Arc<[String]>>,
-    /// The compiled regex and its source text.
+    /// The compiled regex and its source text (matching ignoring case when the policy does).
     pub regex: Option<(Regex, Arc<str>)>,
+    /// Without case sensitivity, the regex as written, case-sensitive: a value it rejects but
+    /// `regex` accepts gets a case warning, as a value matching an allowed value only ignoring
+    /// case does.
+    pub regex_exact_case: Option<Regex>,
     /// Types the rule applies to.
     pub applies_to: TypeSet,
 }

@@ -8,8 +8,8 @@
 //!    (error); value not matching `validation_regex` → `invalid_format` (error);
 //! 2. each optional tag that is present: value outside its `allowed_values` → `invalid_value`
 //!    (warning);
-//! 3. with `case_sensitivity: false`, a key or an allowed value that matches only when case is
-//!    ignored passes, with a `key_case_mismatch` / `value_case_mismatch` warning;
+//! 3. with `case_sensitivity: false`, a key, an allowed value or a regex that matches only when
+//!    case is ignored passes, with a `key_case_mismatch` / `value_case_mismatch` warning;
 //! 4. every tag but those with the reserved `aws:` prefix: key or value too long, or (when
 //!    special characters are not allowed) characters outside AWS's portable set → warnings.
 
@@ -81,16 +81,32 @@ impl Policy {
                     Severity::Error,
                 );
             }
-            if let Some((regex, pattern)) = &rule.regex
-                && !regex.is_match(&tag.value)
-            {
-                out.push(finding(
-                    ViolationType::InvalidFormat,
-                    Severity::Error,
-                    &rule.name,
-                    Some(&tag.value),
-                    Expected::Pattern(pattern.clone()),
-                ));
+            if let Some((regex, pattern)) = &rule.regex {
+                // The exact-case regex first: it is the one a compliant value passes.
+                let exact = rule
+                    .regex_exact_case
+                    .as_ref()
+                    .is_none_or(|exact| exact.is_match(&tag.value));
+                if !exact || !regex.is_match(&tag.value) {
+                    if !regex.is_match(&tag.value) {
+                        out.push(finding(
+                            ViolationType::InvalidFormat,
+                            Severity::Error,
+                            &rule.name,
+                            Some(&tag.value),
+                            Expected::Pattern(pattern.clone()),
+                        ));
+                    } else if rule.allowed_values.is_none() {
+                        // With allowed values, their case check has said it already.
+                        out.push(finding(
+                            ViolationType::ValueCaseMismatch,
+                            Severity::Warning,
+                            &rule.name,
+                            Some(&tag.value),
+                            Expected::Pattern(pattern.clone()),
+                        ));
+                    }
+                }
             }
         }
 

@@ -5,16 +5,18 @@ use std::io::{self, Write};
 
 use crate::domain::{Expected, ScanResult};
 
-/// A text cell made safe for spreadsheets: a cell starting with `=`, `+`, `-`, `@`, a tab or
-/// a carriage return is a formula to Excel, LibreOffice and Google Sheets (CSV injection), so
-/// it gets a leading `'`, which they show as text and do not print. Numbers are not passed
-/// through this: they are written by tagguard, never taken from input.
+/// A text cell made safe for spreadsheets and terminals: a cell starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return is a formula to Excel, LibreOffice and Google Sheets (CSV
+/// injection), so it gets a leading `'`, which they show as text and do not print; control
+/// and invisible characters (terminal escape sequences among them) are written as `<U+001B>`.
+/// Numbers are not passed through this: they are written by tagguard, never taken from input.
 pub(crate) fn text(cell: &str) -> Cow<'_, str> {
-    match cell.chars().next() {
-        Some(
-            '=' | '+' | '-' | '@' | '\t' | '\r' | '\u{FF1D}' | '\u{FF0B}' | '\u{FF0D}' | '\u{FF20}',
-        ) => Cow::Owned(format!("'{cell}")),
-        _ => Cow::Borrowed(cell),
+    let shown = crate::domain::text::show(cell);
+    match shown.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\u{FF1D}' | '\u{FF0B}' | '\u{FF0D}' | '\u{FF20}') => {
+            Cow::Owned(format!("'{shown}"))
+        }
+        _ => shown,
     }
 }
 

@@ -149,6 +149,41 @@ struct RawEntry<'a> {
     instance_type: Option<String>,
 }
 
+/// One tag of AWS's list form, each part kept as written.
+#[derive(Deserialize)]
+struct ListTag<'a> {
+    #[serde(rename = "Key", borrow, default)]
+    key: Option<&'a RawValue>,
+    #[serde(rename = "Value", borrow, default)]
+    value: Option<&'a RawValue>,
+}
+
+/// The tags of the map form, in the order written.
+struct Pairs<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Pairs<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of tag keys to values")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Pairs<'a>, M::Error> {
+                let mut pairs = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
+                    pairs.push((key, value));
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
 /// Builds the source from its entries, collecting issues and notes.
 struct Reader<'t> {
     origin: &'t str,
@@ -323,60 +358,88 @@ impl<'t> Reader<'t> {
             .push(resource);
     }
 
-    /// The tags of an entry: AWS's list of `{Key, Value}`, or a map; `null` is none.
+    /// The tags of an entry: AWS's list of `{Key, Value}`, or a map; `null` is none. A value
+    /// written as a number or `true`/`false` is read as the text written (`1.50` stays `1.50`).
     fn tags(&mut self, raw: &RawValue, arn: &Arn, place: Place) -> Result<Vec<Tag>, String> {
-        let value: Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
-        let mut text_value = |key: &str, value: &Value| -> Result<String, String> {
-            match value {
-                Value::String(text) => Ok(text.clone()),
-                Value::Null => Ok(String::new()),
-                Value::Number(_) | Value::Bool(_) => {
+        let mut text_value = |key: &str, value: Option<&RawValue>| -> Result<String, String> {
+            let Some(value) = value else {
+                return Ok(String::new());
+            };
+            let written = value.get().trim();
+            match written.as_bytes().first() {
+                Some(b'"') => serde_json::from_str(written).map_err(|e| e.to_string()),
+                Some(b'n') => Ok(String::new()),
+                Some(b'{' | b'[') => Err(format!("give '{key}' {}, not a string", kind_of(value))),
+                _ => {
                     self.text_values += 1;
                     if self.first_text_value.is_none() {
-                        self.first_text_value =
-                            Some(format!("'{key}' = {value} of '{}' ({place})", arn.as_str()));
+                        self.first_text_value = Some(format!(
+                            "'{key}' = {written} of '{}' ({place})",
+                            arn.as_str()
+                        ));
                     }
-                    Ok(value.to_string())
+                    Ok(written.to_string())
                 }
-                other => Err(format!(
-                    "give '{key}' {}, not a string",
-                    kind_of_value(other)
-                )),
             }
         };
-        match value {
-            Value::Null => Ok(Vec::new()),
-            Value::Object(map) => map
-                .iter()
-                .map(|(key, value)| Ok(Tag::new(key.clone(), text_value(key, value)?)))
-                .collect(),
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let key = match item.get("Key") {
-                        Some(Value::String(key)) => key.clone(),
-                        Some(other) => {
-                            return Err(format!(
-                                "give tag {} a Key that is {}, not a string",
+        match raw.get().trim_start().as_bytes().first() {
+            Some(b'n') => Ok(Vec::new()),
+            Some(b'{') => {
+                let Pairs(pairs) = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                pairs
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let text = text_value(&key, Some(value))?;
+                        Ok(Tag::new(key, text))
+                    })
+                    .collect()
+            }
+            Some(b'[') => {
+                let items: Vec<&RawValue> =
+                    serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        // serde would read a struct from a list too; a tag is an object.
+                        let parsed = if item.get().starts_with('{') {
+                            serde_json::from_str(item.get()).ok()
+                        } else {
+                            None
+                        };
+                        let tag: ListTag<'_> = parsed.ok_or_else(|| {
+                            format!(
+                                "give tag {} as {}: expected {{\"Key\": ..., \"Value\": ...}}",
                                 i + 1,
-                                kind_of_value(other)
-                            ));
-                        }
-                        None => {
-                            return Err(format!(
-                                "give tag {} no Key (expected {{\"Key\": ..., \"Value\": ...}})",
-                                i + 1
-                            ));
-                        }
-                    };
-                    let value = text_value(&key, item.get("Value").unwrap_or(&Value::Null))?;
-                    Ok(Tag::new(key, value))
-                })
-                .collect(),
-            other => Err(format!(
+                                kind_of(item)
+                            )
+                        })?;
+                        let key = match tag.key {
+                            Some(key) if key.get().starts_with('"') => {
+                                serde_json::from_str::<String>(key.get()).map_err(|e| e.to_string())?
+                            }
+                            Some(key) => {
+                                return Err(format!(
+                                    "give tag {} a Key that is {}, not a string",
+                                    i + 1,
+                                    kind_of(key)
+                                ));
+                            }
+                            None => {
+                                return Err(format!(
+                                    "give tag {} no Key (expected {{\"Key\": ..., \"Value\": ...}})",
+                                    i + 1
+                                ));
+                            }
+                        };
+                        let value = text_value(&key, tag.value)?;
+                        Ok(Tag::new(key, value))
+                    })
+                    .collect()
+            }
+            _ => Err(format!(
                 "is {}: expected a list of {{\"Key\": ..., \"Value\": ...}} or a {{\"key\": \"value\"}} map",
-                kind_of_value(&other)
+                kind_of(raw)
             )),
         }
     }
@@ -388,19 +451,30 @@ fn timestamp(raw: &RawValue) -> Result<Option<DateTime<Utc>>, String> {
     let value: Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
     match &value {
         Value::Null => Ok(None),
-        Value::Number(n) => {
-            let seconds = n.as_f64().ok_or("is not a number")?;
-            // Epoch milliseconds (JavaScript, some exports) are past year 5000 as seconds.
-            let seconds = if seconds.abs() > 1e11 {
-                seconds / 1000.0
+        Value::Number(_) => {
+            // From the text written, not a float: 1700000000.123 is 123 ms exactly.
+            let written = raw.get().trim();
+            let (whole, fraction) = written.split_once('.').unwrap_or((written, ""));
+            let seconds: i64 = whole
+                .parse()
+                .map_err(|_| format!("{written} is not epoch seconds"))?;
+            let digits: String = fraction.chars().take(9).collect();
+            if !digits.chars().all(|c| c.is_ascii_digit()) {
+                return Err(format!("{written} is not epoch seconds"));
+            }
+            let nanos: u32 = format!("{digits:0<9}").parse().unwrap_or(0);
+            // Epoch milliseconds (JavaScript, some exports) would be past year 5000 as seconds.
+            let (seconds, nanos) = if seconds.abs() >= 100_000_000_000 && fraction.is_empty() {
+                (
+                    seconds.div_euclid(1000),
+                    (seconds.rem_euclid(1000) as u32) * 1_000_000,
+                )
             } else {
-                seconds
+                (seconds, nanos)
             };
-            let whole = seconds.floor();
-            let nanos = ((seconds - whole) * 1e9).round() as u32;
-            DateTime::from_timestamp(whole as i64, nanos.min(999_999_999))
+            DateTime::from_timestamp(seconds, nanos)
                 .map(Some)
-                .ok_or_else(|| format!("{value} is out of range as epoch seconds"))
+                .ok_or_else(|| format!("{written} is out of range as epoch seconds"))
         }
         Value::String(text) => {
             let text = text.trim();
@@ -504,7 +578,7 @@ impl SnapshotSource {
             return Ok(source);
         }
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             SourceError::new(
                 ScanIssueKind::InvalidInput,
                 format!(
@@ -513,12 +587,36 @@ impl SnapshotSource {
                 ),
             )
         })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
+            let why = if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+                "it is UTF-16 text (what Windows PowerShell's > writes): save it as UTF-8, e.g. with | Out-File -Encoding utf8".to_string()
+            } else {
+                format!(
+                    "it is not UTF-8 text (byte {} is not)",
+                    e.utf8_error().valid_up_to()
+                )
+            };
+            SourceError::new(
+                ScanIssueKind::InvalidInput,
+                format!("cannot read snapshot '{shown}': {why}"),
+            )
+        })?;
         SnapshotSource::parse(&text, &shown)
     }
 
     /// Parses snapshot text; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<SnapshotSource, SourceError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // Files saved with a byte-order mark and then joined (`cat a.json b.json`) have one at
+        // the start of a line between pages: blanks of the same length keep every offset.
+        let unmarked;
+        let text = if text.contains("\n\u{feff}") {
+            unmarked = text.replace("\n\u{feff}", "\n   ");
+            unmarked.as_str()
+        } else {
+            text
+        };
         let invalid = |message: String| SourceError::new(ScanIssueKind::InvalidInput, message);
         let expected = "expected the output of 'aws resourcegroupstaggingapi get-resources' (JSON)";
         if text.trim().is_empty() {
@@ -539,16 +637,55 @@ impl SnapshotSource {
         let mut pages = 0usize;
         let mut loose = 0usize;
         let mut values = 0usize;
+        // Where reading (re)starts: after a bad line of loose entries, the next line.
+        let mut base = 0usize;
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
         loop {
-            let at = stream.byte_offset();
+            let at = base + stream.byte_offset();
             let raw = match stream.next() {
                 None => break,
                 Some(Ok(raw)) => raw,
                 Some(Err(e)) => {
+                    let slice = &text[base..];
+                    let first_line = text[..base].matches('\n').count() + 1;
+                    let line = first_line + e.line() - 1;
+                    // Loose entries are one per line: a bad line is an issue, and reading goes
+                    // on with the next.
+                    if loose > 0 && pages == 0 && !e.is_eof() {
+                        let line_start: usize = slice
+                            .split_inclusive('\n')
+                            .take(e.line() - 1)
+                            .map(str::len)
+                            .sum();
+                        let line_text = slice[line_start..].lines().next().unwrap_or("");
+                        let shown: String = line_text.chars().take(40).collect();
+                        reader.issue(format!(
+                            "snapshot '{origin}', line {line}: '{}' is not a JSON entry ({}); the line is skipped",
+                            crate::domain::text::show(&shown),
+                            strip_position(&e.to_string())
+                        ));
+                        match slice[line_start..].find('\n') {
+                            Some(end) => {
+                                base += line_start + end + 1;
+                                stream = serde_json::Deserializer::from_str(&text[base..])
+                                    .into_iter::<&RawValue>();
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
                     let hint = if values == 0 {
                         likely_cause(text)
                             .map_or_else(|| format!("; {expected}"), |cause| format!("; {cause}"))
+                    } else if e.is_eof() {
+                        format!(
+                            "; the input ends inside {}: was the file cut short?",
+                            if pages > 0 {
+                                format!("page {}", pages + 1)
+                            } else {
+                                "an entry".to_string()
+                            }
+                        )
                     } else {
                         let after = text[at..].trim_start();
                         let shown: String = after.chars().take(40).collect();
@@ -563,8 +700,7 @@ impl SnapshotSource {
                         )
                     };
                     return Err(invalid(format!(
-                        "snapshot '{origin}' at line {}, column {}: {}{hint}",
-                        e.line(),
+                        "snapshot '{origin}' at line {line}, column {}: {}{hint}",
                         e.column(),
                         strip_position(&e.to_string())
                     )));
@@ -695,6 +831,47 @@ impl SnapshotSource {
         &self.shards[key][*position]
     }
 
+    /// An issue for each region or account of a filter that no resource of the snapshot is in
+    /// (a typo, usually): resources of no region or account would pass such a filter alone,
+    /// and a gate must not pass on them.
+    fn filters_naming_nothing(&self, scope: &ScanScope) -> Vec<ScanIssue> {
+        let mut issues = Vec::new();
+        let regions: std::collections::BTreeSet<&str> =
+            self.shards.keys().map(|(_, region, _)| &**region).collect();
+        let accounts: std::collections::BTreeSet<&str> = self
+            .shards
+            .keys()
+            .map(|(account, _, _)| &**account)
+            .collect();
+        for (filter, asked, present, label) in [
+            ("--regions", &scope.regions, &regions, "regions"),
+            ("--accounts", &scope.accounts, &accounts, "accounts"),
+        ] {
+            let known: Vec<&str> = present
+                .iter()
+                .copied()
+                .filter(|v| *v != GLOBAL_REGION && *v != UNKNOWN_ACCOUNT)
+                .collect();
+            for wanted in asked {
+                if !present.contains(wanted.as_str()) {
+                    let hint = crate::domain::text::closest(wanted, known.iter().copied(), 2)
+                        .map(|k| format!("; did you mean '{k}'?"))
+                        .unwrap_or_default();
+                    issues.push(ScanIssue::unattributed(
+                        ScanIssueKind::InvalidInput,
+                        format!(
+                            "{filter} names '{}', which no resource of snapshot '{}' is in (its {label}: {}){hint}",
+                            crate::domain::text::show(wanted),
+                            self.name.trim_start_matches("file:"),
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        ),
+                    ));
+                }
+            }
+        }
+        issues
+    }
+
     /// Number of resources loaded.
     pub fn len(&self) -> usize {
         self.shards.values().map(Vec::len).sum()
@@ -717,6 +894,8 @@ impl ResourceSource for SnapshotSource {
         scope: &ScanScope,
         _cx: &FetchContext<'_>,
     ) -> Result<ShardPlan, SourceError> {
+        let mut issues = self.rejected.clone();
+        issues.extend(self.filters_naming_nothing(scope));
         let mut shards = Vec::new();
         for ((account, region, service), resources) in &self.shards {
             if !scope.admits_account(account) || !scope.admits_region(region) {
@@ -740,7 +919,7 @@ impl ResourceSource for SnapshotSource {
         }
         Ok(ShardPlan {
             shards,
-            issues: self.rejected.clone(),
+            issues,
             notes: self.notes.clone(),
         })
     }
@@ -1077,6 +1256,60 @@ mod tests {
         let mut ids: Vec<String> = scan(&source, &scope).into_iter().map(|r| r.id).collect();
         ids.sort();
         assert_eq!(ids, ["logs-bucket", "orders"]);
+    }
+
+    #[test]
+    fn written_text_is_kept_and_bad_lines_of_loose_entries_are_skipped() {
+        let text = "\u{feff}{\"ResourceARN\": \"arn:aws:s3:::a\", \"Tags\": {\"CostCenter\": 1.50}, \"CreatedAt\": 1700000000.123}\n\
+                    {\"ResourceARN\": \"arn:aws:s3:::b\", oops}\n\
+                    \u{feff}{\"ResourceARN\": \"arn:aws:s3:::c\", \"CreatedAt\": 1700000000123}\n";
+        let source = SnapshotSource::parse(text, "l.json").unwrap();
+        let all = scan(&source, &ScanScope::default());
+        let by_id = |id: &str| all.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(by_id("a").tags, [Tag::new("CostCenter", "1.50")]);
+        assert_eq!(
+            by_id("a").created_at.unwrap().to_rfc3339(),
+            "2023-11-14T22:13:20.123+00:00"
+        );
+        assert_eq!(
+            by_id("c").created_at,
+            by_id("a").created_at,
+            "milliseconds read as such"
+        );
+        assert_eq!(all.len(), 2);
+        let issues = plan(&source).issues;
+        assert_eq!(issues.len(), 1);
+        assert!(
+            issues[0].message.contains(
+                "line 2: '{\"ResourceARN\": \"arn:aws:s3:::b\", oops}' is not a JSON entry"
+            ),
+            "{}",
+            issues[0].message
+        );
+    }
+
+    #[test]
+    fn a_filter_naming_nothing_of_the_snapshot_is_an_issue() {
+        let source = SnapshotSource::parse(SAMPLE, "s.json").unwrap();
+        let scope = ScanScope {
+            regions: ["us-est-1".to_string()].into(),
+            ..ScanScope::default()
+        };
+        let issues = source.filters_naming_nothing(&scope);
+        assert_eq!(issues.len(), 1);
+        assert!(
+            issues[0].message.contains(
+                "--regions names 'us-est-1', which no resource of snapshot 's.json' is in"
+            ) && issues[0].message.contains("did you mean 'us-east-1'?"),
+            "{}",
+            issues[0].message
+        );
+        let fine = ScanScope {
+            regions: ["us-east-1".to_string()].into(),
+            accounts: ["123456789012".to_string()].into(),
+            ..ScanScope::default()
+        };
+        assert!(source.filters_naming_nothing(&fine).is_empty());
     }
 
     #[test]

@@ -148,6 +148,8 @@ struct RulePlan {
     applies_to: crate::policy::TypeSet,
     allowed: Option<Arc<[String]>>,
     regex: Option<Regex>,
+    /// Without case sensitivity, the regex as written (see `CompiledRequired`).
+    regex_exact_case: Option<Regex>,
     valid: Vec<String>,
     not_allowed: Vec<String>,
     bad_format: Vec<String>,
@@ -378,7 +380,14 @@ impl Generator {
         let mut required = Vec::new();
         for rule in policy.required_tags() {
             let regex = rule.regex.as_ref().map(|(r, _)| r.clone());
-            let matches = |v: &str| regex.as_ref().is_none_or(|r| r.is_match(v));
+            let regex_exact_case = rule.regex_exact_case.clone();
+            // Valid values pass the regex as written, case included.
+            let matches = |v: &str| {
+                regex_exact_case
+                    .as_ref()
+                    .or(regex.as_ref())
+                    .is_none_or(|r| r.is_match(v))
+            };
             let valid: Vec<String> = match &rule.allowed_values {
                 Some(values) => values.to_vec(),
                 None => VALUE_CANDIDATES
@@ -414,6 +423,7 @@ impl Generator {
                 applies_to: rule.applies_to.clone(),
                 allowed: rule.allowed_values.clone(),
                 regex,
+                regex_exact_case,
                 valid,
                 not_allowed,
                 bad_format,
@@ -800,10 +810,21 @@ impl Generator {
                 note(ViolationType::InvalidValue, Severity::Error, &rule.name);
             }
         }
-        if let Some(regex) = &rule.regex
-            && !regex.is_match(value)
-        {
-            note(ViolationType::InvalidFormat, Severity::Error, &rule.name);
+        if let Some(regex) = &rule.regex {
+            if !regex.is_match(value) {
+                note(ViolationType::InvalidFormat, Severity::Error, &rule.name);
+            } else if rule.allowed.is_none()
+                && rule
+                    .regex_exact_case
+                    .as_ref()
+                    .is_some_and(|exact| !exact.is_match(value))
+            {
+                note(
+                    ViolationType::ValueCaseMismatch,
+                    Severity::Warning,
+                    &rule.name,
+                );
+            }
         }
     }
 }

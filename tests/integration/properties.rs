@@ -186,14 +186,19 @@ proptest! {
         for f in policy.validate(&resource_type, &tags) {
             prop_assert!(!f.tag_name.is_empty());
             let detail_ok = match f.violation_type {
-                ViolationType::MissingRequiredTag => f.current_value.is_none() && f.expected == Expected::Nothing,
+                // A missing tag may name a key of the resource that looks like it.
+                ViolationType::MissingRequiredTag => f.expected == Expected::Nothing
+                    && f.current_value.as_deref().is_none_or(|key| tags.iter().any(|t| t.key == key)),
                 ViolationType::EmptyValue => f.current_value.is_some(),
                 ViolationType::InvalidValue => f.current_value.is_some()
                     && matches!(&f.expected, Expected::AllowedValues(v) if !v.is_empty()),
                 ViolationType::InvalidFormat => f.current_value.is_some()
                     && matches!(&f.expected, Expected::Pattern(p) if !p.is_empty()),
-                ViolationType::KeyCaseMismatch | ViolationType::ValueCaseMismatch => f.current_value.is_some()
+                ViolationType::KeyCaseMismatch => f.current_value.is_some()
                     && matches!(&f.expected, Expected::Canonical(_)),
+                // Against an allowed value, or a regex matched only ignoring case.
+                ViolationType::ValueCaseMismatch => f.current_value.is_some()
+                    && matches!(&f.expected, Expected::Canonical(_) | Expected::Pattern(_)),
                 ViolationType::KeyTooLong | ViolationType::ValueTooLong => matches!(f.expected, Expected::MaxLength(_)),
                 ViolationType::InvalidCharacters => f.current_value.is_some(),
             };
