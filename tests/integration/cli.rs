@@ -20,6 +20,17 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("utf-8 output")
 }
 
+/// `tagguard scan --format json` of the snapshot at `path`.
+fn scan_file_as_json(path: &str) -> Output {
+    tagguard(&[
+        "scan",
+        "--format",
+        "json",
+        "--source",
+        &format!("file:{path}"),
+    ])
+}
+
 /// Fails with the whole standard error when it lacks `text`.
 fn assert_stderr_has(output: &Output, text: &str) {
     let err = stderr(output);
@@ -547,13 +558,7 @@ fn pages_written_one_after_the_other_are_all_read_from_a_file_or_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "estate.json", &text);
     for out in [
-        tagguard(&[
-            "scan",
-            "--format",
-            "json",
-            "--source",
-            &format!("file:{path}"),
-        ]),
+        scan_file_as_json(&path),
         tagguard_with_stdin(&["scan", "--format", "json", "--source", "file:-"], &text),
     ] {
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -610,13 +615,7 @@ fn each_bad_input_form_is_named_and_nothing_else_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let scan = |name: &str, text: &str| {
         let path = write(dir.path(), name, text);
-        tagguard(&[
-            "scan",
-            "--format",
-            "json",
-            "--source",
-            &format!("file:{path}"),
-        ])
+        scan_file_as_json(&path)
     };
     // Text after the page: an error naming the line, exit 2.
     let out = scan(
