@@ -280,31 +280,31 @@ pub fn render_form(
     format!("arn:{partition}:{service}:{region}:{account}:{resource}")
 }
 
-/// How many placeholders a form's pattern has, and which of them is the id.
-pub fn form_placeholders(form: &FormRow) -> (usize, Option<usize>) {
-    let mut count = 0;
-    let mut id = None;
-    for token in tokenize(form.2) {
-        match token {
-            Token::Segment(is_id) | Token::Rest(is_id) => {
-                if is_id {
-                    id = Some(count);
-                }
-                count += 1;
-            }
-            Token::Literal(_) => {}
-        }
-    }
-    (count, id)
+/// One placeholder of a form's pattern, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placeholder {
+    /// It is the resource id.
+    pub is_id: bool,
+    /// It takes any text (`{*}`) rather than one segment without `/` or `:`.
+    pub is_rest: bool,
 }
 
-/// Whether a form's placeholder at `index` takes any text (`{*}`) rather than one segment.
-pub fn form_placeholder_is_rest(form: &FormRow, index: usize) -> bool {
+/// The placeholders of a form's pattern, in order.
+pub fn form_placeholders(form: &FormRow) -> Vec<Placeholder> {
     tokenize(form.2)
         .into_iter()
-        .filter(|t| !matches!(t, Token::Literal(_)))
-        .nth(index)
-        .is_some_and(|t| matches!(t, Token::Rest(_)))
+        .filter_map(|token| match token {
+            Token::Segment(is_id) => Some(Placeholder {
+                is_id,
+                is_rest: false,
+            }),
+            Token::Rest(is_id) => Some(Placeholder {
+                is_id,
+                is_rest: true,
+            }),
+            Token::Literal(_) => None,
+        })
+        .collect()
 }
 
 impl Arn {
@@ -595,7 +595,7 @@ mod tests {
     #[test]
     fn every_known_type_derives_from_an_arn_of_its_form() {
         for form in FORMS {
-            let (count, _) = form_placeholders(form);
+            let count = form_placeholders(form).len();
             let values: Vec<String> = (0..count).map(|i| format!("v{i}")).collect();
             let values: Vec<&str> = values.iter().map(String::as_str).collect();
             let text = render_form(form, "aws", "us-east-1", "123456789012", &values);

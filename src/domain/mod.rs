@@ -20,9 +20,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use arn::{Arn, ArnError, form_placeholder_is_rest, form_placeholders, render_form};
+pub use arn::{Arn, ArnError, Placeholder, form_placeholders, render_form};
 pub use filters::{ParsedScope, ScopeFieldNames, parse_scope};
 pub use money::{CostSource, Usd, UsdError};
+pub(crate) use result::Interner;
 pub use result::{
     ComplianceTotals, MergeError, Origin, ResourceRef, ScanIssue, ScanIssueKind, ScanMeta,
     ScanResult, Violation, ViolationRecord,
@@ -273,23 +274,23 @@ impl ResourceType {
     }
 
     /// The type a CloudFormation resource type (`AWS::EC2::Instance`) creates, if tagguard
-    /// knows it.
+    /// knows it; a name in another case (`aws::ec2::instance`) is read too.
     pub fn from_cloudformation(name: &str) -> Option<ResourceType> {
-        arn_forms::FORMS
-            .iter()
-            .find(|form| form.4.split(' ').any(|cfn| cfn == name))
-            .map(|form| ResourceType::from_parts(form.0, form.1))
-            .or_else(|| {
-                arn_forms::FORMS
-                    .iter()
-                    .find(|form| form.4.split(' ').any(|cfn| cfn.eq_ignore_ascii_case(name)))
-                    .map(|form| ResourceType::from_parts(form.0, form.1))
-            })
+        ResourceType::from_cloudformation_exactly(name).map(|(t, _)| t)
     }
 
-    /// Whether the type is of `service` (`ec2:instance` is of `ec2`).
-    pub fn is_of_service(&self, service: &str) -> bool {
-        self.service() == service
+    /// As `from_cloudformation`, saying whether the name was written exactly as
+    /// CloudFormation writes it.
+    pub fn from_cloudformation_exactly(name: &str) -> Option<(ResourceType, bool)> {
+        let find = |matches: &dyn Fn(&str) -> bool| {
+            arn_forms::FORMS
+                .iter()
+                .find(|form| form.4.split(' ').any(matches))
+                .map(|form| ResourceType::from_parts(form.0, form.1))
+        };
+        find(&|cfn| cfn == name)
+            .map(|t| (t, true))
+            .or_else(|| find(&|cfn| cfn.eq_ignore_ascii_case(name)).map(|t| (t, false)))
     }
 }
 

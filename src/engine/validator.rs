@@ -119,8 +119,7 @@ pub fn validate_batch(
     let mut tally = Tally::new(options);
     for resource in resources {
         scratch.clear();
-        policy.validate_into(&resource.resource_type, &resource.tags, scratch);
-        let applicable = policy.applies_to_type(&resource.resource_type);
+        let applicable = policy.validate_into(&resource.resource_type, &resource.tags, scratch);
         tally.observe(options, run, resource, applicable, scratch);
     }
     tally

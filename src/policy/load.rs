@@ -347,38 +347,38 @@ fn compile(
             &rule.allowed_values,
             rules.case_sensitivity,
         )?;
+        let build = |pattern: &str, ignore_case: bool| {
+            RegexBuilder::new(pattern)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .case_insensitive(ignore_case)
+                .build()
+        };
         let regex = match &rule.validation_regex {
             None => None,
             Some(pattern) => {
                 // Without case sensitivity, `Production` passes `^[a-z]+$` as it passes
                 // `allowed_values: ["production"]` (with a case warning, not a format error).
-                let compiled = RegexBuilder::new(pattern)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .case_insensitive(!rules.case_sensitivity)
-                    .build()
-                    .map_err(|e| {
-                        // The regex crate's message ends with a line "error: <what>".
-                        let reason = e.to_string();
-                        let reason = reason
-                            .lines()
-                            .last()
-                            .unwrap_or("invalid")
-                            .trim()
-                            .trim_start_matches("error: ")
-                            .to_string();
-                        check.error(
-                            &at("validation_regex"),
-                            format!("regex '{pattern}' does not compile: {reason}"),
-                        )
-                    })?;
+                let compiled = build(pattern, !rules.case_sensitivity).map_err(|e| {
+                    // The regex crate's message ends with a line "error: <what>".
+                    let reason = e.to_string();
+                    let reason = reason
+                        .lines()
+                        .last()
+                        .unwrap_or("invalid")
+                        .trim()
+                        .trim_start_matches("error: ")
+                        .to_string();
+                    check.error(
+                        &at("validation_regex"),
+                        format!("regex '{pattern}' does not compile: {reason}"),
+                    )
+                })?;
                 Some((compiled, Arc::from(pattern.as_str())))
             }
         };
+        // The same pattern compiled case-insensitively, so it compiles as written too.
         let regex_exact_case = match (&rule.validation_regex, rules.case_sensitivity) {
-            (Some(pattern), false) => RegexBuilder::new(pattern)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .ok(),
+            (Some(pattern), false) => build(pattern, false).ok(),
             _ => None,
         };
         if let (Some(values), Some((regex, pattern))) = (&allowed, &regex)
@@ -541,11 +541,7 @@ fn resolve_type(entry: &str) -> Resolved {
         return Resolved::All;
     }
     if text.starts_with("AWS::") || text.to_ascii_lowercase().starts_with("aws::") {
-        if let Some(resource_type) = ResourceType::from_cloudformation(text) {
-            let exact = FORMS
-                .iter()
-                .flat_map(|form| form.4.split(' '))
-                .any(|name| name == text);
+        if let Some((resource_type, exact)) = ResourceType::from_cloudformation_exactly(text) {
             let doubt = (!exact).then(|| {
                 format!(
                     "'{text}' is read as the CloudFormation type of {resource_type}; CloudFormation writes its types with capitals (AWS::EC2::Instance)"

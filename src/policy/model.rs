@@ -174,11 +174,6 @@ impl TypeSet {
                     .any(|s| **s == *resource_type.service()))
     }
 
-    /// Whether the set holds every type.
-    pub fn is_all(&self) -> bool {
-        self.all
-    }
-
     /// Whether the set holds no type at all (every entry of `applies_to` was unresolvable).
     pub fn is_empty(&self) -> bool {
         !self.all && self.types.is_empty() && self.services.is_empty()
@@ -187,11 +182,6 @@ impl TypeSet {
     /// The single types in the set.
     pub fn types(&self) -> &[ResourceType] {
         &self.types
-    }
-
-    /// The services all of whose types are in the set.
-    pub fn services(&self) -> &[Arc<str>] {
-        &self.services
     }
 }
 

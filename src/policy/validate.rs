@@ -22,22 +22,26 @@ use crate::domain::{
 };
 
 impl Policy {
-    /// Appends the findings for a resource of `resource_type` carrying `tags` to `out`.
-    /// Appends nothing when the resource is fully compliant, and then allocates nothing.
+    /// Appends the findings for a resource of `resource_type` carrying `tags` to `out`, and
+    /// says whether some required tag applies to the type (else the resource is not
+    /// applicable). Appends nothing when the resource is fully compliant, and then allocates
+    /// nothing.
     pub fn validate_into(
         &self,
         resource_type: &ResourceType,
         tags: &[Tag],
         out: &mut Vec<Finding>,
-    ) {
+    ) -> bool {
         let ignore_case = !self.document.tag_naming_rules.case_sensitivity;
         // Once per resource: with ASCII keys, case variants have the key's exact length.
         let keys_ascii = !ignore_case || tags.iter().all(|t| t.key.is_ascii());
 
+        let mut applicable = false;
         for rule in &self.required {
             if !rule.applies_to(resource_type) {
                 continue;
             }
+            applicable = true;
             let Some(TagMatch { tag, exact, others }) =
                 find_tag(tags, &rule.name, ignore_case, keys_ascii)
             else {
@@ -82,30 +86,32 @@ impl Policy {
                 );
             }
             if let Some((regex, pattern)) = &rule.regex {
-                // The exact-case regex first: it is the one a compliant value passes.
-                let exact = rule
-                    .regex_exact_case
-                    .as_ref()
-                    .is_none_or(|exact| exact.is_match(&tag.value));
-                if !exact || !regex.is_match(&tag.value) {
-                    if !regex.is_match(&tag.value) {
-                        out.push(finding(
-                            ViolationType::InvalidFormat,
-                            Severity::Error,
-                            &rule.name,
-                            Some(&tag.value),
-                            Expected::Pattern(pattern.clone()),
-                        ));
-                    } else if rule.allowed_values.is_none() {
-                        // With allowed values, their case check has said it already.
-                        out.push(finding(
-                            ViolationType::ValueCaseMismatch,
-                            Severity::Warning,
-                            &rule.name,
-                            Some(&tag.value),
-                            Expected::Pattern(pattern.clone()),
-                        ));
-                    }
+                // Each regex runs at most once; the exact-case one first, since it is the one
+                // a compliant value passes.
+                let case_only = match &rule.regex_exact_case {
+                    None if regex.is_match(&tag.value) => None,
+                    Some(exact) if exact.is_match(&tag.value) => None,
+                    Some(_) if regex.is_match(&tag.value) => Some(true),
+                    _ => Some(false),
+                };
+                match case_only {
+                    None => {}
+                    Some(false) => out.push(finding(
+                        ViolationType::InvalidFormat,
+                        Severity::Error,
+                        &rule.name,
+                        Some(&tag.value),
+                        Expected::Pattern(pattern.clone()),
+                    )),
+                    // With allowed values, their case check has said it already.
+                    Some(true) if rule.allowed_values.is_some() => {}
+                    Some(true) => out.push(finding(
+                        ViolationType::ValueCaseMismatch,
+                        Severity::Warning,
+                        &rule.name,
+                        Some(&tag.value),
+                        Expected::Pattern(pattern.clone()),
+                    )),
                 }
             }
         }
@@ -135,6 +141,7 @@ impl Policy {
         }
 
         self.check_naming(tags, out);
+        applicable
     }
 
     /// The findings for one resource, as a new vector.

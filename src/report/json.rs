@@ -23,83 +23,38 @@ impl ItemsPerLine {
     }
 }
 
+/// Methods that write with the compact formatter below [`INDENTED_LEVELS`] and the pretty one
+/// above; `+` opens a level first, `-` closes one after deciding.
+macro_rules! by_depth {
+    ($($step:tt $name:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $name<W: ?Sized + Write>(&mut self, w: &mut W $(, $arg: $ty)*) -> io::Result<()> {
+            by_depth!(@open $step self);
+            let deep = self.deep();
+            by_depth!(@close $step self);
+            if deep {
+                CompactFormatter.$name(w $(, $arg)*)
+            } else {
+                self.pretty.$name(w $(, $arg)*)
+            }
+        }
+    )*};
+    (@open + $self:ident) => { $self.depth += 1; };
+    (@open $other:tt $self:ident) => {};
+    (@close - $self:ident) => { $self.depth -= 1; };
+    (@close $other:tt $self:ident) => {};
+}
+
 impl Formatter for ItemsPerLine {
-    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.depth += 1;
-        if self.deep() {
-            CompactFormatter.begin_array(w)
-        } else {
-            self.pretty.begin_array(w)
-        }
-    }
-
-    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        let deep = self.deep();
-        self.depth -= 1;
-        if deep {
-            CompactFormatter.end_array(w)
-        } else {
-            self.pretty.end_array(w)
-        }
-    }
-
-    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        if self.deep() {
-            CompactFormatter.begin_array_value(w, first)
-        } else {
-            self.pretty.begin_array_value(w, first)
-        }
-    }
-
-    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        if self.deep() {
-            CompactFormatter.end_array_value(w)
-        } else {
-            self.pretty.end_array_value(w)
-        }
-    }
-
-    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.depth += 1;
-        if self.deep() {
-            CompactFormatter.begin_object(w)
-        } else {
-            self.pretty.begin_object(w)
-        }
-    }
-
-    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        let deep = self.deep();
-        self.depth -= 1;
-        if deep {
-            CompactFormatter.end_object(w)
-        } else {
-            self.pretty.end_object(w)
-        }
-    }
-
-    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        if self.deep() {
-            CompactFormatter.begin_object_key(w, first)
-        } else {
-            self.pretty.begin_object_key(w, first)
-        }
-    }
-
-    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        if self.deep() {
-            CompactFormatter.begin_object_value(w)
-        } else {
-            self.pretty.begin_object_value(w)
-        }
-    }
-
-    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        if self.deep() {
-            CompactFormatter.end_object_value(w)
-        } else {
-            self.pretty.end_object_value(w)
-        }
+    by_depth! {
+        + begin_array();
+        - end_array();
+        = begin_array_value(first: bool);
+        = end_array_value();
+        + begin_object();
+        - end_object();
+        = begin_object_key(first: bool);
+        = begin_object_value();
+        = end_object_value();
     }
 }
 

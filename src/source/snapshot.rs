@@ -28,12 +28,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError};
 use crate::domain::{
-    Arn, CostSource, Resource, ResourceAttributes, ScanIssue, ScanIssueKind, ScanScope, Tag, Usd,
+    Arn, CostSource, Interner, Resource, ResourceAttributes, ScanIssue, ScanIssueKind, ScanScope,
+    Tag, Usd,
 };
 use crate::policy::strip_position;
 
@@ -52,12 +52,19 @@ type ShardKey = (Arc<str>, Arc<str>, Arc<str>);
 pub struct SnapshotSource {
     name: String,
     shards: BTreeMap<ShardKey, Vec<Resource>>,
-    /// Where each ARN is: its shard and position, for lookups.
-    by_arn: HashMap<String, (ShardKey, usize)>,
+    /// Where each ARN is, for lookups.
+    by_arn: HashMap<String, Indexed>,
     /// Entries or fields that could not be read, reported with every scan.
     rejected: Vec<ScanIssue>,
     /// What was read in a way the user should know (duplicates, values read as text).
     notes: Vec<String>,
+}
+
+/// Where a resource is: its shard and position there, and the entry it was read from.
+struct Indexed {
+    key: ShardKey,
+    position: usize,
+    place: Place,
 }
 
 /// Where an entry is in the input, for messages: `page 2, entry 7 (line 40)`.
@@ -188,9 +195,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
 struct Reader<'t> {
     origin: &'t str,
     shards: BTreeMap<ShardKey, Vec<Resource>>,
-    interned: BTreeMap<String, Arc<str>>,
-    /// First place of each ARN, and whether its tags were the same each time it came again.
-    seen: HashMap<String, Place>,
+    interner: Interner,
+    /// Every ARN read: the index lookups use, and how repeats are found.
+    by_arn: HashMap<String, Indexed>,
     duplicates: Vec<(String, Place, Place)>,
     duplicate_count: usize,
     rejected: Vec<ScanIssue>,
@@ -204,15 +211,6 @@ impl<'t> Reader<'t> {
             ScanIssueKind::InvalidInput,
             message,
         ));
-    }
-
-    fn intern(&mut self, text: &str) -> Arc<str> {
-        if let Some(shared) = self.interned.get(text) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = Arc::from(text);
-        self.interned.insert(text.to_string(), shared.clone());
-        shared
     }
 
     /// Reads one entry (a `ResourceTagMappingList` element) at `place`.
@@ -271,15 +269,14 @@ impl<'t> Reader<'t> {
                 return;
             }
         };
-        if let Some(first) = self.seen.get(arn.as_str()) {
+        if let Some(first) = self.by_arn.get(arn.as_str()) {
             self.duplicate_count += 1;
             if self.duplicates.len() < DUPLICATES_NAMED {
                 self.duplicates
-                    .push((arn.as_str().to_string(), *first, place));
+                    .push((arn.as_str().to_string(), first.place, place));
             }
             return;
         }
-        self.seen.insert(arn.as_str().to_string(), place);
 
         let created_at = entry.created_at.and_then(|raw| match timestamp(raw) {
             Ok(time) => time,
@@ -323,16 +320,16 @@ impl<'t> Reader<'t> {
             }
         };
         let region = match (arn.region(), entry.region.as_deref()) {
-            ("", Some(r)) if !r.trim().is_empty() => self.intern(r.trim()),
-            ("", _) => self.intern(GLOBAL_REGION),
-            (r, _) => self.intern(r),
+            ("", Some(r)) if !r.trim().is_empty() => self.interner.text(r.trim()),
+            ("", _) => self.interner.text(GLOBAL_REGION),
+            (r, _) => self.interner.text(r),
         };
         let account = match (arn.account_id(), entry.account_id.as_deref()) {
-            ("", Some(a)) if !a.trim().is_empty() => self.intern(a.trim()),
-            ("", _) => self.intern(UNKNOWN_ACCOUNT),
-            (a, _) => self.intern(a),
+            ("", Some(a)) if !a.trim().is_empty() => self.interner.text(a.trim()),
+            ("", _) => self.interner.text(UNKNOWN_ACCOUNT),
+            (a, _) => self.interner.text(a),
         };
-        let service = self.intern(arn.service());
+        let service = self.interner.text(arn.service());
         let resource = Resource {
             resource_type: arn.resource_type(),
             id: arn.resource_id().to_string(),
@@ -352,10 +349,17 @@ impl<'t> Reader<'t> {
                 ..ResourceAttributes::default()
             },
         };
-        self.shards
-            .entry((account, region, service))
-            .or_default()
-            .push(resource);
+        let key = (account, region, service);
+        let resources = self.shards.entry(key.clone()).or_default();
+        self.by_arn.insert(
+            resource.arn.clone(),
+            Indexed {
+                key,
+                position: resources.len(),
+                place,
+            },
+        );
+        resources.push(resource);
     }
 
     /// The tags of an entry: AWS's list of `{Key, Value}`, or a map; `null` is none. A value
@@ -448,12 +452,11 @@ impl<'t> Reader<'t> {
 /// A `CreatedAt`: RFC 3339, a date-time without zone (UTC), a date, or epoch seconds (or
 /// milliseconds, for numbers too large to be seconds); `null` is unknown.
 fn timestamp(raw: &RawValue) -> Result<Option<DateTime<Utc>>, String> {
-    let value: Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
-    match &value {
-        Value::Null => Ok(None),
-        Value::Number(_) => {
+    let written = raw.get().trim();
+    match written.as_bytes().first() {
+        Some(b'n') => Ok(None),
+        Some(b'0'..=b'9' | b'-') => {
             // From the text written, not a float: 1700000000.123 is 123 ms exactly.
-            let written = raw.get().trim();
             let (whole, fraction) = written.split_once('.').unwrap_or((written, ""));
             let seconds: i64 = whole
                 .parse()
@@ -476,7 +479,8 @@ fn timestamp(raw: &RawValue) -> Result<Option<DateTime<Utc>>, String> {
                 .map(Some)
                 .ok_or_else(|| format!("{written} is out of range as epoch seconds"))
         }
-        Value::String(text) => {
+        Some(b'"') => {
+            let text: String = serde_json::from_str(written).map_err(|e| e.to_string())?;
             let text = text.trim();
             if let Ok(time) = DateTime::parse_from_rfc3339(text) {
                 return Ok(Some(time.with_timezone(&Utc)));
@@ -494,7 +498,7 @@ fn timestamp(raw: &RawValue) -> Result<Option<DateTime<Utc>>, String> {
                 crate::domain::text::show(text)
             ))
         }
-        other => Err(format!("is {}, not a time", kind_of_value(other))),
+        _ => Err(format!("is {}, not a time", kind_of(raw))),
     }
 }
 
@@ -506,17 +510,6 @@ fn kind_of(raw: &RawValue) -> &'static str {
         Some(b't' | b'f') => "true or false",
         Some(b'n') => "null",
         _ => "a number",
-    }
-}
-
-fn kind_of_value(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "true or false",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -626,8 +619,8 @@ impl SnapshotSource {
         let mut reader = Reader {
             origin,
             shards: BTreeMap::new(),
-            interned: BTreeMap::new(),
-            seen: HashMap::new(),
+            interner: Interner::default(),
+            by_arn: HashMap::new(),
             duplicates: Vec::new(),
             duplicate_count: 0,
             rejected: Vec::new(),
@@ -806,16 +799,11 @@ impl SnapshotSource {
             }
         }
         let Reader {
-            shards, rejected, ..
+            shards,
+            by_arn,
+            rejected,
+            ..
         } = reader;
-        let mut by_arn = HashMap::new();
-        for (key, resources) in &shards {
-            for (position, resource) in resources.iter().enumerate() {
-                by_arn
-                    .entry(resource.arn.clone())
-                    .or_insert_with(|| (key.clone(), position));
-            }
-        }
         Ok(SnapshotSource {
             name: format!("file:{origin}"),
             shards,
@@ -827,7 +815,7 @@ impl SnapshotSource {
 
     /// The resource of an indexed ARN.
     fn resource(&self, arn: &str) -> &Resource {
-        let (key, position) = &self.by_arn[arn];
+        let Indexed { key, position, .. } = &self.by_arn[arn];
         &self.shards[key][*position]
     }
 
@@ -932,8 +920,8 @@ impl ResourceSource for SnapshotSource {
     ) -> Result<ShardPlan, SourceError> {
         let mut wanted: BTreeMap<&ShardKey, Vec<String>> = BTreeMap::new();
         for arn in &scope.arns {
-            if let Some((key, position)) = self.by_arn.get(arn)
-                && scope.admits(&self.shards[key][*position])
+            if let Some(Indexed { key, .. }) = self.by_arn.get(arn)
+                && scope.admits(self.resource(arn))
             {
                 wanted.entry(key).or_default().push(arn.clone());
             }

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use tagguard::domain::arn_forms::{FORMS, FormScope};
-use tagguard::domain::{Arn, form_placeholder_is_rest, form_placeholders, render_form};
+use tagguard::domain::{Arn, form_placeholders, render_form};
 
 const TABLE: &str = include_str!("../data/arn-formats.tsv");
 
@@ -78,9 +78,12 @@ proptest! {
         rests in prop::collection::vec(rest(), 6),
     ) {
         let form = &FORMS[index];
-        let (count, id_at) = form_placeholders(form);
-        let values: Vec<&str> = (0..count)
-            .map(|i| if form_placeholder_is_rest(form, i) { rests[i].as_str() } else { segments[i].as_str() })
+        let placeholders = form_placeholders(form);
+        let id_at = placeholders.iter().position(|p| p.is_id);
+        let values: Vec<&str> = placeholders
+            .iter()
+            .enumerate()
+            .map(|(i, p)| if p.is_rest { rests[i].as_str() } else { segments[i].as_str() })
             .collect();
         let text = render_form(form, partition, &region, &account, &values);
         let arn = Arn::parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;

@@ -31,6 +31,15 @@ fn scan_file_as_json(path: &str) -> Output {
     ])
 }
 
+/// `tagguard scan --format json` of `source` with `extra` options, and the JSON it printed.
+fn scan_source_as_json(source: &str, extra: &[&str]) -> (Output, Value) {
+    let mut args = vec!["scan", "--format", "json", "--source", source];
+    args.extend_from_slice(extra);
+    let out = tagguard(&args);
+    let json = serde_json::from_str(&stdout(&out)).expect("JSON on standard output");
+    (out, json)
+}
+
 /// Fails with the whole standard error when it lacks `text`.
 fn assert_stderr_has(output: &Output, text: &str) {
     let err = stderr(output);
@@ -582,31 +591,34 @@ fn account_filters_keep_resources_of_no_account_as_region_filters_keep_global_on
     );
     let dir = tempfile::tempdir().unwrap();
     let source = format!("file:{}", write(dir.path(), "estate.json", &text));
-    let out = tagguard(&[
-        "scan",
-        "--format",
-        "json",
-        "--source",
-        &source,
-        "--accounts",
-        "111111111111",
-    ]);
-    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (_, json) = scan_source_as_json(&source, &["--accounts", "111111111111"]);
     assert_eq!(json["total_resources"], 4, "{json}");
     assert!(json["tally"]["by_resource_type"]["apigateway:restapis"]["total"] == 1);
-    let out = tagguard(&[
-        "scan",
-        "--format",
-        "json",
-        "--source",
-        &source,
-        "--regions",
-        "eu-west-1",
-    ]);
-    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (_, json) = scan_source_as_json(&source, &["--regions", "eu-west-1"]);
     assert_eq!(
         json["total_resources"], 2,
         "the bucket and the zone: {json}"
+    );
+    // A filter naming a region or account of no resource (a typo) must not pass a gate on the
+    // resources of no region or account alone.
+    for filter in [["--regions", "us-est-1"], ["--accounts", "111111111112"]] {
+        let (out, json) = scan_source_as_json(&source, &filter);
+        assert_ne!(out.status.code(), Some(0), "{filter:?}: {}", stderr(&out));
+        assert_eq!(json["partial"], true, "{json}");
+        let issue = json["tally"]["issues"][0]["message"].as_str().unwrap();
+        assert!(issue.contains("did you mean"), "{issue}");
+    }
+    // A policy no resource's type is in checks nothing: that is not a pass either.
+    let queues = write(
+        dir.path(),
+        "queues.json",
+        r#"{"version": "1", "required_tags": [{"name": "Owner", "applies_to": ["sqs:queue"]}]}"#,
+    );
+    let out = tagguard(&["scan", "--source", &source, "--policy", &queues]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(
+        &out,
+        "no required tag of the policy applies to any of the 5 resources",
     );
 }
 

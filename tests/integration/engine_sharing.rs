@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tagguard::config::Config;
-use tagguard::domain::{CostSource, Resource, ResourceAttributes, ResourceType, ScanScope, Tag};
+use tagguard::domain::{
+    CostSource, Resource, ResourceAttributes, ResourceType, ScanResult, ScanScope, Tag,
+};
 use tagguard::engine::{EngineHandle, ScanRequest};
+use tagguard::policy::Policy;
 use tagguard::source::{FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError};
 
 use crate::support::policy;
@@ -108,6 +111,27 @@ impl ResourceSource for PagedSource {
 /// organisation-wide scan waited for nearly all of it (here: 5,000 shards of a second each,
 /// over 32 slots, about 2.5 minutes). The small scan needs a few milliseconds of work; it
 /// must be answered within a second.
+/// A scan of `shards` one-page shards of 5 resources, and how long it took to answer.
+async fn small_scan(
+    engine: &EngineHandle,
+    policy: &Arc<Policy>,
+    shards: usize,
+) -> (ScanResult, Duration) {
+    let started = std::time::Instant::now();
+    let small = Arc::new(PagedSource::new(
+        "small",
+        shards,
+        1,
+        5,
+        Duration::from_millis(10),
+    ));
+    let result = engine
+        .scan(ScanRequest::new(small, policy.clone()))
+        .await
+        .unwrap();
+    (result, started.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_scan_started_during_a_huge_one_is_answered_at_once() {
     let policy = policy();
@@ -131,19 +155,7 @@ async fn a_small_scan_started_during_a_huge_one_is_answered_at_once() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(engine.status().await.fetchers > 0);
 
-    let started = std::time::Instant::now();
-    let small = Arc::new(PagedSource::new(
-        "small",
-        1,
-        1,
-        5,
-        Duration::from_millis(10),
-    ));
-    let result = engine
-        .scan(ScanRequest::new(small, policy.clone()))
-        .await
-        .unwrap();
-    let waited = started.elapsed();
+    let (result, waited) = small_scan(&engine, &policy, 1).await;
     assert_eq!(result.totals.total_resources, 5);
     assert!(
         waited < Duration::from_secs(1),
@@ -178,20 +190,8 @@ async fn a_small_scan_starts_at_once_even_while_two_huge_ones_run() {
     let status = engine.status().await;
     // The first took the 24 shared slots; the second, with none, one of the reserved ones.
     assert_eq!(status.fetchers, 25, "{status:?}");
-    let started = std::time::Instant::now();
-    let small = Arc::new(PagedSource::new(
-        "small",
-        3,
-        1,
-        5,
-        Duration::from_millis(10),
-    ));
-    let result = engine
-        .scan(ScanRequest::new(small, policy.clone()))
-        .await
-        .unwrap();
+    let (result, waited) = small_scan(&engine, &policy, 3).await;
     assert_eq!(result.totals.total_resources, 15);
-    let waited = started.elapsed();
     assert!(
         waited < Duration::from_secs(1),
         "the small scan waited {waited:?}"
