@@ -31,6 +31,125 @@ pub struct Config {
     /// Limits on tool calls per client session.
     #[serde(default)]
     pub guardrails: Guardrails,
+    /// Retries of AWS calls: the SDK's own, then the fetcher's of a page.
+    #[serde(default)]
+    pub retries: RetryConfig,
+    /// Timeouts of AWS calls, and the optional whole-scan deadline.
+    #[serde(default)]
+    pub timeouts: TimeoutConfig,
+    /// How limiters slow down when AWS throttles, and recover.
+    #[serde(default)]
+    pub pacing: PacingConfig,
+}
+
+/// How AWS calls are retried: first by the SDK (each call), then by the fetcher (a page whose
+/// call failed past the SDK's attempts with an answer that says "try later").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// The SDK's retry mode: `standard` or `adaptive` (the SDK's own client-side rate limiter on
+    /// top of tagguard's limiters).
+    pub mode: RetryMode,
+    /// Attempts the SDK makes of one call, the first included.
+    pub max_attempts: u32,
+    /// The SDK's first backoff, in milliseconds (then exponential, with jitter).
+    pub initial_backoff_ms: u64,
+    /// The SDK's longest backoff, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Retries of one page by the fetcher after the SDK gave up on a throttled or failed (5xx)
+    /// call.
+    pub page_retries: u32,
+    /// The fetcher's first backoff before retrying a page, in milliseconds (doubling, full
+    /// jitter).
+    pub page_backoff_ms: u64,
+    /// The fetcher's longest backoff, in milliseconds.
+    pub page_max_backoff_ms: u64,
+    /// Page retries one shard may spend in all; past it, the shard ends as an issue.
+    pub shard_retry_budget: u32,
+}
+
+/// The SDK's retry modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryMode {
+    /// Exponential backoff with jitter, and a retry quota.
+    Standard,
+    /// Standard, plus the SDK's client-side rate limiter.
+    Adaptive,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            mode: RetryMode::Standard,
+            max_attempts: 4,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 5_000,
+            page_retries: 6,
+            page_backoff_ms: 500,
+            page_max_backoff_ms: 15_000,
+            shard_retry_budget: 100,
+        }
+    }
+}
+
+/// Timeouts of AWS calls. A call that hangs ends within `operation_seconds`, retries included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutConfig {
+    /// Opening a connection, in milliseconds.
+    pub connect_ms: u64,
+    /// One attempt of a call, from sending to the whole answer, in seconds.
+    pub attempt_seconds: u64,
+    /// One call, every attempt and backoff included, in seconds.
+    pub operation_seconds: u64,
+    /// A whole scan, in seconds (0: no deadline). Shards not read by then end as `timeout`
+    /// issues and the result is partial. `--deadline` and the tools' `deadline_seconds`
+    /// override it.
+    pub scan_deadline_seconds: u64,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            connect_ms: 3_100,
+            attempt_seconds: 10,
+            operation_seconds: 30,
+            scan_deadline_seconds: 0,
+        }
+    }
+}
+
+impl TimeoutConfig {
+    /// The scan deadline, if any.
+    pub fn scan_deadline(&self) -> Option<std::time::Duration> {
+        (self.scan_deadline_seconds > 0)
+            .then(|| std::time::Duration::from_secs(self.scan_deadline_seconds))
+    }
+}
+
+/// How a limiter reacts to throttling: its rate drops by `slow_down_factor` (at most once per
+/// `1 / rate`, since calls already in flight report the same pressure), never below
+/// `floor_fraction` of its quota, and climbs back linearly to the quota in `recovery_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacingConfig {
+    /// The rate after a throttle, as a fraction of the rate before (0 < f < 1).
+    pub slow_down_factor: f64,
+    /// The lowest rate, as a fraction of the quota (0 < f ≤ 1).
+    pub floor_fraction: f64,
+    /// Seconds from the floor back to the full quota without throttling.
+    pub recovery_seconds: f64,
+}
+
+impl Default for PacingConfig {
+    fn default() -> Self {
+        PacingConfig {
+            slow_down_factor: 0.5,
+            floor_fraction: 0.05,
+            recovery_seconds: 20.0,
+        }
+    }
 }
 
 /// The scan-result cache.
@@ -204,10 +323,44 @@ impl Default for Config {
 impl Config {
     /// Parses TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             file: origin.to_string(),
             message: e.to_string().trim().replace('\n', " "),
-        })
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            file: origin.to_string(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Values TOML's types admit but that make no sense.
+    fn check(&self) -> Result<(), String> {
+        let pacing = &self.pacing;
+        if !(pacing.slow_down_factor > 0.0 && pacing.slow_down_factor < 1.0) {
+            return Err("pacing.slow_down_factor must be between 0 and 1 (exclusive)".into());
+        }
+        if !(pacing.floor_fraction > 0.0 && pacing.floor_fraction <= 1.0) {
+            return Err("pacing.floor_fraction must be above 0 and at most 1".into());
+        }
+        if !(pacing.recovery_seconds.is_finite() && pacing.recovery_seconds > 0.0) {
+            return Err("pacing.recovery_seconds must be above 0".into());
+        }
+        if self.retries.max_attempts == 0 {
+            return Err("retries.max_attempts must be at least 1 (the first attempt)".into());
+        }
+        let t = &self.timeouts;
+        if t.connect_ms == 0 || t.attempt_seconds == 0 || t.operation_seconds == 0 {
+            return Err(
+                "timeouts.connect_ms, attempt_seconds and operation_seconds must be above 0".into(),
+            );
+        }
+        if t.operation_seconds < t.attempt_seconds {
+            return Err(
+                "timeouts.operation_seconds must be at least timeouts.attempt_seconds".into(),
+            );
+        }
+        Ok(())
     }
 
     /// Loads a file, or the embedded default when `path` is `None`, then applies the

@@ -407,6 +407,7 @@ async fn open_source(
     from: &SourceArgs,
     resource_types: &[String],
     policy: &Arc<Policy>,
+    config: &Config,
 ) -> Result<(Arc<dyn ResourceSource>, ScanScope)> {
     let spec = from
         .source
@@ -428,6 +429,8 @@ async fn open_source(
             organization: from.accounts.iter().any(|a| a == "organization"),
             role_name: from.role_name.clone(),
             external_id: from.external_id.clone(),
+            retries: config.retries,
+            timeouts: config.timeouts,
         }),
         other => other,
     };
@@ -438,7 +441,7 @@ async fn open_source(
 async fn scan(args: ScanArgs) -> Result<ExitCode> {
     let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
-    let (source, scope) = open_source(&args.from, &args.resource_types, &policy).await?;
+    let (source, scope) = open_source(&args.from, &args.resource_types, &policy, &config).await?;
     let store = open_store(&args.common, &config);
     let engine = EngineHandle::start(config).await?;
     // A gate wants a fresh answer: the cache is neither read nor written; the scan is recorded.
@@ -530,7 +533,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     if let Some(addr) = args.http {
         check_bind(addr, &options)?;
     }
-    let (source, default_scope) = open_source(&args.from, &[], &policy).await?;
+    let (source, default_scope) = open_source(&args.from, &[], &policy, &config).await?;
     let store = open_store(&args.common, &config);
     let (cache_ttl, guardrails) = (
         Duration::from_secs(config.cache.ttl_seconds),

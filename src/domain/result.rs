@@ -389,8 +389,10 @@ pub enum ScanIssueKind {
     Throttled,
     /// The region is disabled or not opted in.
     RegionDisabled,
-    /// The endpoint could not be reached.
+    /// The endpoint could not be reached, or kept failing on its side.
     EndpointUnavailable,
+    /// The endpoint did not answer in time (a call past its timeout, or the scan's deadline).
+    Timeout,
     /// The source's input was unreadable or malformed.
     InvalidInput,
     /// The fetcher (or the planning) crashed; the rest of the scan went on.
@@ -404,6 +406,7 @@ super::string_enum!(ScanIssueKind "an issue kind" {
     Throttled => "throttled",
     RegionDisabled => "region_disabled",
     EndpointUnavailable => "endpoint_unavailable",
+    Timeout => "timeout",
     InvalidInput => "invalid_input",
     FetcherCrashed => "fetcher_crashed",
     Other => "other",
@@ -423,7 +426,7 @@ pub struct ScanIssue {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
     /// The class of error: access_denied, throttled, region_disabled, endpoint_unavailable,
-    /// invalid_input, fetcher_crashed, other.
+    /// timeout, invalid_input, fetcher_crashed, other.
     pub kind: ScanIssueKind,
     /// The IAM action that was denied, for access-denied errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -593,6 +596,14 @@ pub struct ScanMeta {
     /// (AWS only).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub api_calls: BTreeMap<String, u64>,
+    /// Of those calls, the attempts AWS answered with throttling, per operation: how hard AWS
+    /// pushed back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub throttled_calls: BTreeMap<String, u64>,
+    /// Retries per operation: the SDK's attempts after the first, and the fetchers' retries of
+    /// a page whose call failed past them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retried_calls: BTreeMap<String, u64>,
     /// Limits of the source that the counts are subject to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -633,8 +644,14 @@ impl ScanMeta {
         self.duration_ms = self.duration_ms.max(other.duration_ms);
         self.shards_total += other.shards_total;
         self.shards_succeeded += other.shards_succeeded;
-        for (call, n) in other.api_calls {
-            *self.api_calls.entry(call).or_default() += n;
+        for (mine, theirs) in [
+            (&mut self.api_calls, other.api_calls),
+            (&mut self.throttled_calls, other.throttled_calls),
+            (&mut self.retried_calls, other.retried_calls),
+        ] {
+            for (call, n) in theirs {
+                *mine.entry(call).or_default() += n;
+            }
         }
         let notes: BTreeSet<String> = self.notes.drain(..).chain(other.notes).collect();
         self.notes = notes.into_iter().collect();

@@ -146,6 +146,13 @@ impl Actor for Aggregator {
             }
             AggregatorMsg::BatchValidated(outcome) => state.merge(outcome),
             AggregatorMsg::Issues(issues) => state.issues.extend(issues),
+            // A shard ends once: its fetcher's own end may race the supervisor's (a deadline
+            // that passed as the fetcher finished); the first wins.
+            AggregatorMsg::ShardEnded(end)
+                if state
+                    .shard_tallies
+                    .get(&end.shard)
+                    .is_some_and(|t| t.ended.is_some()) => {}
             AggregatorMsg::ShardEnded(end) => {
                 if let Some(issue) = end.issue {
                     state.shards_failed += 1;
@@ -236,6 +243,8 @@ impl AggregatorState {
             shards_total: self.shards.len() as u64,
             shards_succeeded: self.shards.len() as u64 - self.shards_failed,
             api_calls: args.calls.snapshot(),
+            throttled_calls: args.calls.throttled(),
+            retried_calls: args.calls.retries(),
             notes: std::mem::take(&mut self.notes),
         };
         let mut tally = std::mem::take(&mut self.tally);

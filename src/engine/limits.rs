@@ -1,9 +1,12 @@
-//! Rate limiters: one governor token bucket per (account, region, API key), shared by every scan.
+//! Rate limiters: one adaptive governor limiter per (account, region, API key), shared by every
+//! scan; throttling reported for a key slows its limiter down (see [`super::pacing`]).
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::Quota;
+
+use super::pacing::AdaptiveLimiter;
 
 use crate::config::{Config, RateLimit};
 
@@ -27,7 +30,7 @@ pub fn quota(limit: RateLimit) -> Quota {
 /// same bucket, as they draw on the same AWS quota.
 pub struct LimiterRegistry {
     config: Arc<Config>,
-    limiters: DashMap<LimiterKey, Arc<DefaultDirectRateLimiter>>,
+    limiters: DashMap<LimiterKey, Arc<AdaptiveLimiter>>,
 }
 
 impl LimiterRegistry {
@@ -40,12 +43,20 @@ impl LimiterRegistry {
     }
 
     /// The limiter for `key`, created on first use.
-    pub fn get(&self, key: LimiterKey) -> Arc<DefaultDirectRateLimiter> {
+    pub fn get(&self, key: LimiterKey) -> Arc<AdaptiveLimiter> {
+        if let Some(limiter) = self.limiters.get(&key) {
+            return limiter.clone();
+        }
         let limit = self.config.rate_limit(&key.quota_key);
         self.limiters
             .entry(key)
-            .or_insert_with(|| Arc::new(RateLimiter::direct(quota(limit))))
+            .or_insert_with(|| Arc::new(AdaptiveLimiter::new(limit, &self.config.pacing)))
             .clone()
+    }
+
+    /// The limiter of `key` if it exists.
+    pub fn find(&self, key: &LimiterKey) -> Option<Arc<AdaptiveLimiter>> {
+        self.limiters.get(key).map(|l| l.clone())
     }
 
     /// Number of limiters created so far.
@@ -64,6 +75,7 @@ mod tests {
     use std::num::NonZeroU32;
     use std::time::Duration;
 
+    use governor::RateLimiter;
     use governor::clock::FakeRelativeClock;
 
     use super::*;

@@ -55,6 +55,7 @@
 mod aggregator;
 mod fetcher;
 mod limits;
+mod pacing;
 mod planner;
 mod supervisor;
 mod validator;
@@ -72,6 +73,7 @@ use crate::policy::Policy;
 use crate::source::{ResourceSource, ShardPlan, SourceError};
 
 pub use limits::{LimiterKey, LimiterRegistry, quota};
+pub use pacing::{AdaptiveLimiter, PacingRule};
 use supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 pub use validator::validate_batch;
 
@@ -116,6 +118,9 @@ pub struct ScanRequest {
     /// Shards planned elsewhere (one part of a split plan): fetched as they are, without
     /// planning. `None`: the source plans the scope.
     pub plan: Option<ShardPlan>,
+    /// When set, the scan answers within this time: shards not read by then end as
+    /// `timeout` issues (their resources read so far stay), and a scan still planning fails.
+    pub deadline: Option<Duration>,
 }
 
 impl ScanRequest {
@@ -128,7 +133,14 @@ impl ScanRequest {
             severity: SeverityFilter::All,
             analyses: Analyses::default(),
             plan: None,
+            deadline: None,
         }
+    }
+
+    /// Answers within `deadline` (see [`ScanRequest::deadline`]).
+    pub fn with_deadline(mut self, deadline: Option<Duration>) -> ScanRequest {
+        self.deadline = deadline;
+        self
     }
 
     /// Restricts the scan to `scope`.
@@ -256,6 +268,7 @@ impl EngineHandle {
         let args = SupervisorArgs {
             engine: config.engine.clone(),
             limiters: limiters.clone(),
+            retries: config.retries,
         };
         let (supervisor, _join) = Actor::spawn(None, Supervisor, args)
             .await
@@ -327,6 +340,16 @@ impl crate::source::Throttle for EngineThrottle {
             quota_key: api.to_string(),
         });
         limiter.until_ready().await;
+    }
+
+    fn throttled(&self, account: &str, region: &str, api: &str) {
+        self.limiters
+            .get(LimiterKey {
+                account_id: Arc::from(account),
+                region: Arc::from(region),
+                quota_key: api.to_string(),
+            })
+            .throttled();
     }
 }
 

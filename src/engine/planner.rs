@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::EngineThrottle;
 use crate::domain::ScanScope;
 use crate::source::{ApiCallCounter, FetchContext, ResourceSource, ShardPlan, SourceError};
 
@@ -24,7 +23,7 @@ pub struct PlannerArgs {
     /// The scope to plan (with ARNs: a lookup).
     pub scope: ScanScope,
     /// Paces planning calls.
-    pub throttle: Arc<EngineThrottle>,
+    pub throttle: Arc<dyn crate::source::Throttle>,
     /// Counts them for the scan.
     pub calls: ApiCallCounter,
     /// Where the plan goes; taken when it is sent.
@@ -59,7 +58,7 @@ impl Actor for Planner {
         PlannerMsg::Plan: PlannerMsg,
         state: &mut PlannerArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let cx = FetchContext::new(&*state.throttle, &state.calls);
+        let cx = FetchContext::new(&state.throttle, &state.calls);
         let plan = if state.scope.arns.is_empty() {
             state.source.plan(&state.scope, &cx).await
         } else {

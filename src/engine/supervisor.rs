@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ractor::factory::{FactoryArguments, worker_builder};
@@ -24,8 +24,8 @@ use super::validator::{ValidateBatch, ValidatorFactory, ValidatorWorker};
 use super::{
     EngineError, EngineStatus, EngineThrottle, ScanProgress, ScanRequest, ScanTicket, ShardEnded,
 };
-use crate::config::EngineConfig;
-use crate::domain::{ScanId, ScanIssueKind, TagStatsSpec, TallyOptions};
+use crate::config::{EngineConfig, RetryConfig};
+use crate::domain::{ScanId, ScanIssue, ScanIssueKind, TagStatsSpec, TallyOptions};
 use crate::source::{ApiCallCounter, Shard, ShardPlan, SourceError};
 
 /// The supervisor actor (configuration comes in its arguments).
@@ -37,6 +37,8 @@ pub struct SupervisorArgs {
     pub engine: EngineConfig,
     /// Rate limiters, shared with the handle.
     pub limiters: Arc<LimiterRegistry>,
+    /// How fetchers retry failed pages.
+    pub retries: RetryConfig,
 }
 
 /// Messages to the supervisor.
@@ -49,6 +51,8 @@ pub enum SupervisorMsg {
     Cancel(ScanId),
     /// Report what the engine is doing.
     Status(RpcReplyPort<EngineStatus>),
+    /// A scan's deadline has passed.
+    Deadline(ScanId),
 }
 
 /// One scan in flight.
@@ -65,6 +69,23 @@ struct RunningScan {
     pending: VecDeque<(usize, Shard)>,
     /// Fetchers of this scan running now.
     running: usize,
+}
+
+/// The issue of a shard a deadline ended: what was read stays in the result.
+fn past_deadline(shard: &Shard, deadline: Duration, started: bool, resources: u64) -> ScanIssue {
+    let what = if started {
+        "before this shard was read to the end"
+    } else {
+        "before this shard could start"
+    };
+    SourceError::new(
+        ScanIssueKind::Timeout,
+        format!(
+            "the scan's deadline of {} s passed {what}",
+            deadline.as_secs_f64()
+        ),
+    )
+    .into_issue(shard, resources)
 }
 
 /// What a scan-level actor is to its scan.
@@ -87,7 +108,8 @@ struct FetcherEntry {
 /// The supervisor's state.
 pub struct SupervisorState {
     engine: EngineConfig,
-    throttle: Arc<EngineThrottle>,
+    retries: RetryConfig,
+    throttle: Arc<dyn crate::source::Throttle>,
     next_scan: u64,
     scans: HashMap<ScanId, RunningScan>,
     fetchers: HashMap<ActorId, FetcherEntry>,
@@ -112,6 +134,7 @@ impl Actor for Supervisor {
         let next_scan = Utc::now().timestamp_micros().max(1) as u64;
         Ok(SupervisorState {
             engine: args.engine,
+            retries: args.retries,
             throttle: Arc::new(EngineThrottle {
                 limiters: args.limiters,
             }),
@@ -148,6 +171,10 @@ impl Actor for Supervisor {
                     fetchers: state.fetchers.len(),
                     shards_waiting: state.scans.values().map(|s| s.pending.len()).sum(),
                 });
+            }
+            SupervisorMsg::Deadline(scan) => {
+                state.deadline_passed(scan);
+                state.launch_fetchers(&myself).await;
             }
         }
         Ok(())
@@ -267,6 +294,9 @@ impl SupervisorState {
                 }
             },
         };
+        if let Some(deadline) = request.deadline {
+            myself.send_after(deadline, move || SupervisorMsg::Deadline(scan_id));
+        }
         self.scans.insert(
             scan_id,
             RunningScan {
@@ -487,6 +517,8 @@ impl SupervisorState {
             scope: scan.scope.clone(),
             permits: scan.permits.clone(),
             counters: counters.clone(),
+            retries: self.retries,
+            retries_spent: 0,
         };
         let aggregator = scan.aggregator.clone();
         match Actor::spawn_linked(None, Fetcher, args, myself.get_cell()).await {
@@ -515,6 +547,63 @@ impl SupervisorState {
                 }));
             }
         }
+    }
+
+    /// A scan's deadline passed: a scan still planning fails (no shard is known); otherwise
+    /// its running fetchers are stopped and every shard not read to the end, running or
+    /// waiting, ends as a `timeout` issue, so the scan answers at once with what was read.
+    fn deadline_passed(&mut self, scan_id: ScanId) {
+        let Some(scan) = self.scans.get_mut(&scan_id) else {
+            return; // already ended
+        };
+        let Some(deadline) = scan.request.deadline else {
+            return;
+        };
+        // Still planning: no plan has reached the supervisor (its planner may linger a moment
+        // after sending one, so the planner alone does not tell).
+        let planning = scan.pending.is_empty() && scan.running == 0;
+        if let Some(planner) = scan.planner.take().filter(|_| planning) {
+            planner.kill();
+            let error = SourceError::new(
+                ScanIssueKind::Timeout,
+                format!(
+                    "the scan's deadline of {} s passed while planning",
+                    deadline.as_secs_f64()
+                ),
+            );
+            let _ = scan
+                .aggregator
+                .send_message(AggregatorMsg::PlanFailed(error));
+            return;
+        }
+        tracing::info!(scan = %scan_id, "deadline passed; unread shards end as issues");
+        let doomed: Vec<ActorId> = self
+            .fetchers
+            .iter()
+            .filter(|(_, f)| f.scan == scan_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in doomed {
+            if let Some(entry) = self.fetchers.remove(&id) {
+                entry.cell.kill();
+                let resources = entry.counters.resources.load(Ordering::Acquire);
+                let end = ShardEnded {
+                    shard: entry.shard_index,
+                    batches_sent: entry.counters.batches_sent.load(Ordering::Acquire),
+                    issue: Some(past_deadline(&entry.shard, deadline, true, resources)),
+                };
+                let _ = scan.aggregator.send_message(AggregatorMsg::ShardEnded(end));
+            }
+        }
+        for (shard_index, shard) in scan.pending.drain(..) {
+            let end = ShardEnded {
+                shard: shard_index,
+                batches_sent: 0,
+                issue: Some(past_deadline(&shard, deadline, false, 0)),
+            };
+            let _ = scan.aggregator.send_message(AggregatorMsg::ShardEnded(end));
+        }
+        scan.running = 0;
     }
 
     /// Ends a scan: kills its planner, fetchers and pool; tells the aggregator why when there

@@ -152,7 +152,19 @@ pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
     if !result.meta.api_calls.is_empty() {
         writeln!(out)?;
         let total: u64 = result.meta.api_calls.values().sum();
-        writeln!(out, "AWS API calls     {}", thousands(total))?;
+        let throttled: u64 = result.meta.throttled_calls.values().sum();
+        let retried: u64 = result.meta.retried_calls.values().sum();
+        if throttled + retried > 0 {
+            writeln!(
+                out,
+                "AWS API calls     {} ({} throttled, {} retries)",
+                thousands(total),
+                thousands(throttled),
+                thousands(retried)
+            )?;
+        } else {
+            writeln!(out, "AWS API calls     {}", thousands(total))?;
+        }
     }
 
     if !result.tally.issues.is_empty() {

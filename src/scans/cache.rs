@@ -214,6 +214,8 @@ mod tests {
             shards_total: 0,
             shards_succeeded: 0,
             api_calls: Default::default(),
+            throttled_calls: Default::default(),
+            retried_calls: Default::default(),
             notes: Vec::new(),
         };
         Arc::new(ScanResult::new(meta, Tally::default()))

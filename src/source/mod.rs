@@ -128,6 +128,9 @@ pub trait Throttle: Send + Sync {
     /// Waits until a call to `api` (`ec2`, `tagging`, `local`, ...) in `region` of `account`
     /// may be made.
     async fn until_ready(&self, account: &str, region: &str, api: &str);
+
+    /// A call to `api` in `region` of `account` was throttled: later calls should slow down.
+    fn throttled(&self, _account: &str, _region: &str, _api: &str) {}
 }
 
 /// A throttle that never waits: for tests, benchmarks and embedders that pace calls themselves.
@@ -139,32 +142,65 @@ impl Throttle for Unthrottled {
 }
 
 /// API calls of one scan, per `service:Operation` (retries counted, as AWS counts them
-/// against quotas). Cheap to clone; clones share the counts.
+/// against quotas), with how many of them AWS throttled and how many were retries. Cheap to
+/// clone; clones share the counts.
 #[derive(Debug, Clone, Default)]
 pub struct ApiCallCounter {
     counts: Arc<DashMap<String, AtomicU64>>,
+    throttled: Arc<DashMap<String, AtomicU64>>,
+    retries: Arc<DashMap<String, AtomicU64>>,
+}
+
+/// Adds one to `operation`'s count in `counts`.
+fn bump(counts: &DashMap<String, AtomicU64>, operation: &str) {
+    if let Some(count) = counts.get(operation) {
+        count.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    counts
+        .entry(operation.to_string())
+        .or_default()
+        .fetch_add(1, Ordering::Relaxed);
+}
+
+/// The non-zero counts of `counts`.
+fn read(counts: &DashMap<String, AtomicU64>) -> BTreeMap<String, u64> {
+    counts
+        .iter()
+        .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 impl ApiCallCounter {
     /// Counts one call of `operation` (`ec2:DescribeInstances`).
     pub fn record(&self, operation: &str) {
-        if let Some(count) = self.counts.get(operation) {
-            count.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.counts
-            .entry(operation.to_string())
-            .or_default()
-            .fetch_add(1, Ordering::Relaxed);
+        bump(&self.counts, operation);
     }
 
-    /// The counts so far.
+    /// Counts one call of `operation` that AWS answered with throttling.
+    pub fn record_throttled(&self, operation: &str) {
+        bump(&self.throttled, operation);
+    }
+
+    /// Counts one retry of `operation` (by the SDK, or of its page by the fetcher).
+    pub fn record_retry(&self, operation: &str) {
+        bump(&self.retries, operation);
+    }
+
+    /// The call counts so far.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.counts
-            .iter()
-            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect()
+        read(&self.counts)
+    }
+
+    /// The throttled calls so far, per operation.
+    pub fn throttled(&self) -> BTreeMap<String, u64> {
+        read(&self.throttled)
+    }
+
+    /// The retries so far, per operation.
+    pub fn retries(&self) -> BTreeMap<String, u64> {
+        read(&self.retries)
     }
 }
 
@@ -172,14 +208,32 @@ impl ApiCallCounter {
 /// call counter (so that each scan reports its own calls, whatever runs beside it).
 #[derive(Clone, Copy)]
 pub struct FetchContext<'a> {
-    throttle: &'a dyn Throttle,
+    throttle: &'a Arc<dyn Throttle>,
     calls: &'a ApiCallCounter,
 }
 
+/// The throttle of [`FetchContext::unthrottled`].
+static UNTHROTTLED: std::sync::LazyLock<Arc<dyn Throttle>> =
+    std::sync::LazyLock::new(|| Arc::new(Unthrottled));
+
 impl<'a> FetchContext<'a> {
     /// A context pacing with `throttle` and counting into `calls`.
-    pub fn new(throttle: &'a dyn Throttle, calls: &'a ApiCallCounter) -> FetchContext<'a> {
+    pub fn new(throttle: &'a Arc<dyn Throttle>, calls: &'a ApiCallCounter) -> FetchContext<'a> {
         FetchContext { throttle, calls }
+    }
+
+    /// A context that never waits, counting into `calls`.
+    pub fn unthrottled(calls: &'a ApiCallCounter) -> FetchContext<'a> {
+        FetchContext {
+            throttle: &UNTHROTTLED,
+            calls,
+        }
+    }
+
+    /// The throttle itself, for what outlives the context (an SDK interceptor that reports
+    /// throttled calls).
+    pub fn throttle(&self) -> Arc<dyn Throttle> {
+        self.throttle.clone()
     }
 
     /// Waits until a call to `api` in `region` of `account` may be made.
@@ -240,6 +294,13 @@ pub struct SourceError {
     /// What went wrong, quoting the offending input; no credentials, no local paths beyond
     /// what the user typed.
     pub message: String,
+    /// Whether trying again later may succeed: AWS answered "too many requests" or failed on
+    /// its side (5xx). The fetcher retries such a page after a backoff; other failures end the
+    /// shard at once.
+    pub retryable: bool,
+    /// The operation that failed (`ec2:DescribeInstances`), when known: retries are counted
+    /// against it.
+    pub operation: Option<String>,
 }
 
 impl SourceError {
@@ -249,6 +310,8 @@ impl SourceError {
             kind,
             missing_permission: None,
             message: message.into(),
+            retryable: false,
+            operation: None,
         }
     }
 

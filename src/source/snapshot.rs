@@ -1019,7 +1019,7 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             let calls = crate::source::ApiCallCounter::default();
-            let cx = FetchContext::new(&crate::source::Unthrottled, &calls);
+            let cx = FetchContext::unthrottled(&calls);
             let plan = if scope.arns.is_empty() {
                 source.plan(scope, &cx).await.unwrap()
             } else {
@@ -1066,7 +1066,7 @@ mod tests {
             .build()
             .unwrap();
         let calls = crate::source::ApiCallCounter::default();
-        let cx = FetchContext::new(&crate::source::Unthrottled, &calls);
+        let cx = FetchContext::unthrottled(&calls);
         runtime
             .block_on(source.plan(&ScanScope::default(), &cx))
             .unwrap()

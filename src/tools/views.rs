@@ -30,6 +30,12 @@ pub struct ScanInfo {
     pub shards_succeeded: u64,
     /// AWS API calls made for this scan, per `service:Operation` (empty for offline sources).
     pub api_calls: BTreeMap<String, u64>,
+    /// Of those, the calls AWS throttled, per operation.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub throttled_calls: BTreeMap<String, u64>,
+    /// Retries per operation (the SDK's and the fetchers').
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub retried_calls: BTreeMap<String, u64>,
 }
 
 impl From<&ScanMeta> for ScanInfo {
@@ -43,6 +49,8 @@ impl From<&ScanMeta> for ScanInfo {
             shards_total: meta.shards_total,
             shards_succeeded: meta.shards_succeeded,
             api_calls: meta.api_calls.clone(),
+            throttled_calls: meta.throttled_calls.clone(),
+            retried_calls: meta.retried_calls.clone(),
         }
     }
 }

@@ -12,9 +12,7 @@ use tagguard::domain::{
 };
 use tagguard::engine::{Analyses, EngineHandle, ScanRequest};
 use tagguard::policy::{Policy, eq_ignore_case};
-use tagguard::source::{
-    ApiCallCounter, FetchContext, ResourceSource, ShardPlan, SnapshotSource, Unthrottled,
-};
+use tagguard::source::{ApiCallCounter, FetchContext, ResourceSource, ShardPlan, SnapshotSource};
 use tagguard::store::{Retention, Store};
 
 use crate::support::{estate, policy_with_case, scan, violation_keys};
@@ -350,7 +348,7 @@ proptest! {
                 .await
                 .unwrap();
             let calls = ApiCallCounter::default();
-            let plan = source.plan(&ScanScope::default(), &FetchContext::new(&Unthrottled, &calls)).await.unwrap();
+            let plan = source.plan(&ScanScope::default(), &FetchContext::unthrottled(&calls)).await.unwrap();
             let mut plans = vec![ShardPlan::default(); parts];
             for (i, shard) in plan.shards.into_iter().enumerate() {
                 plans[deal[i % deal.len()] % parts].shards.push(shard);

@@ -1,28 +1,60 @@
-//! Counting AWS API calls per operation, retries included: an SDK interceptor on every client,
-//! counting into the [`ApiCallCounter`] of the scan that made the call.
+//! Watching every AWS API call: an SDK interceptor on every client that counts each attempt
+//! into the [`ApiCallCounter`] of the scan that made it (retries included, as AWS counts them
+//! against quotas), counts the attempts AWS throttled and the retries, and tells the limiter of
+//! the call's (account, region, API) about each throttle, so that every scan in the process
+//! slows down.
 
+use std::sync::Arc;
+
+use aws_config::Region;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::source::ApiCallCounter;
+use super::errors::is_throttle;
+use crate::source::{ApiCallCounter, FetchContext, Throttle};
 
-/// The interceptor: counts each attempt into one scan's counter, keyed like IAM actions.
-#[derive(Debug, Clone)]
-pub struct CountCalls(ApiCallCounter);
+/// The interceptor: counts into one scan's counter and reports throttles to the engine's
+/// limiters, for calls made in one account.
+#[derive(Clone)]
+pub struct CountCalls {
+    calls: ApiCallCounter,
+    throttle: Arc<dyn Throttle>,
+    account: Arc<str>,
+}
+
+impl std::fmt::Debug for CountCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountCalls")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
 
 impl CountCalls {
-    /// Counts into `calls` (clones share the counts).
-    pub fn new(calls: &ApiCallCounter) -> CountCalls {
-        CountCalls(calls.clone())
+    /// Watches calls made in `account` (empty before the caller's account is known) for the
+    /// scan of `cx`.
+    pub fn new(cx: &FetchContext<'_>, account: &str) -> CountCalls {
+        CountCalls {
+            calls: cx.calls().clone(),
+            throttle: cx.throttle(),
+            account: Arc::from(account),
+        }
     }
 
-    fn record(&self, service: &str, operation: &str) {
-        self.0
-            .record(&format!("{}:{operation}", iam_prefix(service)));
+    /// The operation's name, keyed like IAM actions, and its limiter's key.
+    fn names(cfg: &ConfigBag) -> Option<(String, String)> {
+        let metadata = cfg.load::<Metadata>()?;
+        Some((
+            format!("{}:{}", iam_prefix(metadata.service()), metadata.name()),
+            quota_key(metadata.service()),
+        ))
     }
 }
 
@@ -31,6 +63,15 @@ impl CountCalls {
 fn iam_prefix(service: &str) -> String {
     match service.to_ascii_lowercase().as_str() {
         "resource groups tagging api" => "tag".to_string(),
+        other => other.replace(' ', ""),
+    }
+}
+
+/// The rate-limit key of a service from the SDK's service name: the key its calls are paced
+/// with (`tagging` for the tagging API, else the lower-case name).
+fn quota_key(service: &str) -> String {
+    match service.to_ascii_lowercase().as_str() {
+        "resource groups tagging api" => super::tagging::SERVICE.to_string(),
         other => other.replace(' ', ""),
     }
 }
@@ -47,8 +88,41 @@ impl Intercept for CountCalls {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(metadata) = cfg.load::<Metadata>() {
-            self.record(metadata.service(), metadata.name());
+        if let Some((operation, _)) = CountCalls::names(cfg) {
+            self.calls.record(&operation);
+            if cfg
+                .load::<RequestAttempts>()
+                .is_some_and(|a| a.attempts() > 1)
+            {
+                self.calls.record_retry(&operation);
+            }
+        }
+        Ok(())
+    }
+
+    /// After each attempt: a throttled answer is counted, and slows the call's limiter down.
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(response) = context.response() else {
+            return Ok(());
+        };
+        let status = response.status().as_u16();
+        if status < 400 {
+            return Ok(());
+        }
+        let body = response.body().bytes().unwrap_or_default();
+        if !is_throttle(status, response.headers().get("x-amzn-errortype"), body) {
+            return Ok(());
+        }
+        if let Some((operation, key)) = CountCalls::names(cfg) {
+            self.calls.record_throttled(&operation);
+            let region = cfg.load::<Region>().map(|r| r.as_ref().to_string());
+            self.throttle
+                .throttled(&self.account, region.as_deref().unwrap_or(""), &key);
         }
         Ok(())
     }
@@ -59,14 +133,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_are_keyed_like_iam_actions() {
-        let counter = ApiCallCounter::default();
-        let calls = CountCalls::new(&counter);
-        calls.record("Resource Groups Tagging API", "GetResources");
-        calls.record("Resource Groups Tagging API", "GetResources");
-        calls.record("EC2", "DescribeInstances");
-        let snapshot = counter.snapshot();
-        assert_eq!(snapshot["tag:GetResources"], 2);
-        assert_eq!(snapshot["ec2:DescribeInstances"], 1);
+    fn names_are_keyed_like_iam_actions_and_limiters() {
+        assert_eq!(iam_prefix("Resource Groups Tagging API"), "tag");
+        assert_eq!(quota_key("Resource Groups Tagging API"), "tagging");
+        assert_eq!(iam_prefix("EC2"), "ec2");
+        assert_eq!(quota_key("ECS"), "ecs");
     }
 }

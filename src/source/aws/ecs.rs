@@ -1,10 +1,12 @@
 //! ECS services: `ListClusters`, then per cluster `ListServices` (100 per page) and
-//! `DescribeServices` with `include=TAGS` (10 per call); lookups describe the services asked
+//! `DescribeServices` with `include=TAGS` (10 per call, the API's most; a page's calls go out
+//! together, each paced); lookups describe the services asked
 //! for, cluster by cluster (the cluster is in the service's ARN).
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{ServiceLister, ShardContext, classify, client, tag, tag_value, to_chrono};
@@ -15,6 +17,12 @@ use crate::source::{Page, SourceError};
 
 /// Lists ECS services.
 pub struct EcsLister;
+
+/// Services one `DescribeServices` call takes at most.
+const SERVICES_PER_DESCRIBE: usize = 10;
+
+/// `DescribeServices` calls of one listing page in flight at once: a page of 100 services.
+const DESCRIBES_AT_ONCE: usize = 10;
 
 /// Where the listing is: the clusters (listed once, on the first page), which one, and the
 /// `ListServices` token inside it. Serialised as the shard's page token.
@@ -134,16 +142,28 @@ async fn describe(
 ) -> Result<(Vec<Resource>, Vec<ScanIssue>), SourceError> {
     let mut resources = Vec::new();
     let mut issues = Vec::new();
-    for chunk in services.chunks(10) {
-        ctx.pace("ecs").await;
-        let described = client
-            .describe_services()
-            .cluster(cluster)
-            .set_services(Some(chunk.to_vec()))
-            .include(aws_sdk_ecs::types::ServiceField::Tags)
-            .send()
-            .await
-            .map_err(|e| classify("ecs:DescribeServices", e))?;
+    // The calls of one listing page go out together, in order, each paced by the limiter.
+    let chunks: Vec<Vec<String>> = services
+        .chunks(SERVICES_PER_DESCRIBE)
+        .map(<[String]>::to_vec)
+        .collect();
+    let answers: Vec<_> = futures::stream::iter(chunks)
+        .map(|chunk| async move {
+            ctx.pace("ecs").await;
+            client
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk))
+                .include(aws_sdk_ecs::types::ServiceField::Tags)
+                .send()
+                .await
+                .map_err(|e| classify("ecs:DescribeServices", e))
+        })
+        .buffered(DESCRIBES_AT_ONCE)
+        .collect()
+        .await;
+    for described in answers {
+        let described = described?;
         for failure in described.failures() {
             // A service deleted between the two calls is gone, not lost; anything else is.
             if failure.reason() != Some("MISSING") {

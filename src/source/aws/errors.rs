@@ -10,34 +10,98 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::domain::ScanIssueKind;
 use crate::source::SourceError;
 
+/// Every error code AWS services answer when a caller goes too fast. Each is retried.
+pub const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "LimitExceededException",
+    "EC2ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "BandwidthLimitExceeded",
+    "PriorRequestNotComplete",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+];
+
+/// Error codes of failures on AWS's side (usually with a 5xx status). Each is retried.
+const SERVER_CODES: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalServiceException",
+    "InternalServiceError",
+    "ServerException",
+    "ServiceException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "Unavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// Whether `code` is one of AWS's throttling error codes.
+pub fn is_throttling_code(code: &str) -> bool {
+    THROTTLING_CODES.contains(&code)
+}
+
 /// Classifies the failure of a call to `action` (an IAM action such as `ec2:DescribeInstances`).
 pub fn classify<E>(action: &str, error: SdkError<E, HttpResponse>) -> SourceError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    match &error {
+    let mut classified = match &error {
         SdkError::DispatchFailure(failure) => {
             let detail = failure
                 .as_connector_error()
                 .map(|e| source_chain(e))
                 .unwrap_or_else(|| "the request could not be sent".to_string());
-            SourceError::new(
-                ScanIssueKind::EndpointUnavailable,
-                format!("{action}: endpoint unreachable: {detail}"),
-            )
+            if failure.is_timeout() {
+                SourceError::new(
+                    ScanIssueKind::Timeout,
+                    format!("{action}: the endpoint did not accept a connection in time: {detail}"),
+                )
+            } else {
+                SourceError::new(
+                    ScanIssueKind::EndpointUnavailable,
+                    format!("{action}: endpoint unreachable: {detail}"),
+                )
+            }
         }
         SdkError::TimeoutError(_) => SourceError::new(
-            ScanIssueKind::EndpointUnavailable,
-            format!("{action}: the request timed out"),
+            ScanIssueKind::Timeout,
+            format!("{action}: the endpoint did not answer in time (past the configured timeouts)"),
         ),
         SdkError::ServiceError(context) => {
             let err = context.err();
+            let status = context.raw().status().as_u16();
             match err.code() {
-                Some(code) => from_code(action, code, err.message().unwrap_or("")),
-                None => from_status(action, context.raw().status().as_u16()),
+                Some(code) => {
+                    from_code_and_status(action, code, err.message().unwrap_or(""), status)
+                }
+                None => from_status(action, status),
             }
         }
-        SdkError::ResponseError(context) => from_status(action, context.raw().status().as_u16()),
+        SdkError::ResponseError(context) => {
+            let status = context.raw().status().as_u16();
+            if (500..600).contains(&status) || status == 429 {
+                from_status(action, status)
+            } else {
+                // An answer the SDK could not read (a proxy's page, a cut-off body).
+                SourceError::new(
+                    ScanIssueKind::EndpointUnavailable,
+                    format!(
+                        "{action}: unreadable answer (HTTP {status}): {}",
+                        source_chain(&error)
+                    ),
+                )
+            }
+        }
         other => {
             let code = other.code().unwrap_or("");
             if !code.is_empty() {
@@ -49,7 +113,9 @@ where
                 )
             }
         }
-    }
+    };
+    classified.operation = Some(action.to_string());
+    classified
 }
 
 /// Classifies an answer without an error code by its HTTP status.
@@ -70,7 +136,25 @@ fn from_status(action: &str, status: u16) -> SourceError {
         kind,
         missing_permission: (kind == ScanIssueKind::AccessDenied).then(|| action.to_string()),
         message: format!("{action}: {what} (HTTP {status})"),
+        retryable: status == 429 || (500..600).contains(&status),
+        operation: Some(action.to_string()),
     }
+}
+
+/// Classifies an AWS error code that came with an HTTP status: a code tagguard does not know
+/// is retried when the status says the failure was AWS's (5xx) or a throttle (429).
+fn from_code_and_status(action: &str, code: &str, message: &str, status: u16) -> SourceError {
+    let mut classified = from_code(action, code, message);
+    if classified.kind == ScanIssueKind::Other && (status == 429 || (500..600).contains(&status)) {
+        classified.kind = if status == 429 {
+            ScanIssueKind::Throttled
+        } else {
+            ScanIssueKind::EndpointUnavailable
+        };
+        classified.retryable = true;
+        classified.message = format!("{action} failed (HTTP {status}, {code}: {message})");
+    }
+    classified
 }
 
 /// Classifies an AWS error code.
@@ -82,14 +166,7 @@ pub fn from_code(action: &str, code: &str, message: &str) -> SourceError {
         | "UnauthorizedAccess"
         | "AuthorizationError"
         | "AccessDeniedForDependencyException" => ScanIssueKind::AccessDenied,
-        "Throttling"
-        | "ThrottlingException"
-        | "RequestLimitExceeded"
-        | "TooManyRequestsException"
-        | "RequestThrottled"
-        | "RequestThrottledException"
-        | "SlowDown"
-        | "ProvisionedThroughputExceededException" => ScanIssueKind::Throttled,
+        code if is_throttling_code(code) => ScanIssueKind::Throttled,
         "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => ScanIssueKind::AccessDenied,
         "RegionDisabledException" => ScanIssueKind::RegionDisabled,
         // Opt-in regions answer these when they are not enabled for the account.
@@ -97,12 +174,7 @@ pub fn from_code(action: &str, code: &str, message: &str) -> SourceError {
         | "AuthFailure"
         | "InvalidClientTokenId"
         | "UnrecognizedClientException" => ScanIssueKind::RegionDisabled,
-        "InternalError"
-        | "InternalFailure"
-        | "InternalServerError"
-        | "ServiceUnavailable"
-        | "ServiceUnavailableException"
-        | "Unavailable" => ScanIssueKind::EndpointUnavailable,
+        code if SERVER_CODES.contains(&code) => ScanIssueKind::EndpointUnavailable,
         _ => ScanIssueKind::Other,
     };
     let detail = if message.is_empty() {
@@ -120,6 +192,9 @@ pub fn from_code(action: &str, code: &str, message: &str) -> SourceError {
                 "{action}: the region is not enabled for this account, or the credentials are not valid there ({detail})"
             )
         }
+        ScanIssueKind::EndpointUnavailable => {
+            format!("{action} failed on AWS's side, past the retry budget ({detail})")
+        }
         _ => format!("{action} failed ({detail})"),
     };
     SourceError {
@@ -127,7 +202,44 @@ pub fn from_code(action: &str, code: &str, message: &str) -> SourceError {
         missing_permission: (kind == ScanIssueKind::AccessDenied && !code.contains("Expired"))
             .then(|| action.to_string()),
         message: text,
+        retryable: matches!(
+            kind,
+            ScanIssueKind::Throttled | ScanIssueKind::EndpointUnavailable
+        ),
+        operation: Some(action.to_string()),
     }
+}
+
+/// The AWS error code of a raw answer, from the `x-amzn-ErrorType` header, a JSON body's
+/// `__type` or `code`, or an XML body's first `<Code>`; for the SDK interceptor, which sees
+/// answers before they are typed.
+pub fn error_code_of(error_type_header: Option<&str>, body: &[u8]) -> Option<String> {
+    let clean = |code: &str| {
+        // `aws.protocols#ThrottlingException` and `Code:http://internal…` forms.
+        let code = code.rsplit('#').next().unwrap_or(code);
+        code.split(':').next().unwrap_or(code).trim().to_string()
+    };
+    if let Some(value) = error_type_header {
+        return Some(clean(value));
+    }
+    let text = std::str::from_utf8(body).ok()?.trim_start();
+    if text.starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(text).ok()?;
+        let code = ["__type", "code", "Code"]
+            .iter()
+            .find_map(|k| json.get(*k).and_then(|v| v.as_str()))?;
+        return Some(clean(code));
+    }
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = text[start..].find("</Code>")? + start;
+    Some(clean(&text[start..end]))
+}
+
+/// Whether a raw answer is a throttle: HTTP 429, or any throttling code.
+pub fn is_throttle(status: u16, error_type_header: Option<&str>, body: &[u8]) -> bool {
+    status == 429
+        || (status >= 400
+            && error_code_of(error_type_header, body).is_some_and(|c| is_throttling_code(&c)))
 }
 
 /// The failure to assume the role `role` (an ARN), classified from the credential provider's
@@ -210,5 +322,78 @@ mod tests {
             from_code("ecs:ListClusters", "ValidationException", "").kind,
             ScanIssueKind::Other
         );
+    }
+
+    #[test]
+    fn every_throttling_code_is_retried_and_nothing_the_caller_must_fix_is() {
+        for code in THROTTLING_CODES {
+            let e = from_code("tag:GetResources", code, "Rate exceeded");
+            assert_eq!(e.kind, ScanIssueKind::Throttled, "{code}");
+            assert!(e.retryable, "{code}");
+        }
+        for code in [
+            "InternalError",
+            "InternalFailure",
+            "ServiceUnavailable",
+            "InternalServiceException",
+        ] {
+            let e = from_code("ec2:DescribeInstances", code, "");
+            assert_eq!(e.kind, ScanIssueKind::EndpointUnavailable, "{code}");
+            assert!(e.retryable, "{code}");
+        }
+        for code in [
+            "AccessDenied",
+            "UnauthorizedOperation",
+            "OptInRequired",
+            "InvalidParameterValue",
+            "InvalidParameterException",
+            "ValidationException",
+            "ExpiredToken",
+        ] {
+            assert!(
+                !from_code("ec2:DescribeInstances", code, "").retryable,
+                "{code}"
+            );
+        }
+        // A code tagguard does not know is retried only when AWS said the fault was its own.
+        assert!(from_code_and_status("x:Y", "Mystery", "", 503).retryable);
+        assert!(!from_code_and_status("x:Y", "Mystery", "", 400).retryable);
+        assert!(from_status("x:Y", 502).retryable);
+        assert!(from_status("x:Y", 429).retryable);
+        assert!(!from_status("x:Y", 403).retryable);
+    }
+
+    #[test]
+    fn codes_are_read_from_every_wire_format() {
+        let none = None;
+        let xml_ec2 = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>1</RequestID></Response>"#;
+        assert_eq!(
+            error_code_of(none, xml_ec2).as_deref(),
+            Some("RequestLimitExceeded")
+        );
+        assert!(is_throttle(503, none, xml_ec2));
+        let query = br#"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"#;
+        assert!(is_throttle(400, none, query));
+        let json =
+            br#"{"__type":"com.amazonaws.tagging#ThrottledException","Message":"Rate exceeded"}"#;
+        assert_eq!(
+            error_code_of(none, json).as_deref(),
+            Some("ThrottledException")
+        );
+        assert!(is_throttle(400, none, json));
+        let lambda = Some("TooManyRequestsException:http://internal");
+        assert!(is_throttle(429, lambda, b"{}"));
+        assert!(
+            is_throttle(400, lambda, b""),
+            "the header alone names the code"
+        );
+        let server = br#"<Error><Code>InternalError</Code></Error>"#;
+        assert!(!is_throttle(500, none, server));
+        assert!(
+            !is_throttle(200, none, br#"<Code>Throttling</Code>"#),
+            "a success is no throttle"
+        );
+        assert!(!is_throttle(400, none, b"not xml or json"));
     }
 }

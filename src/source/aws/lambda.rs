@@ -1,5 +1,6 @@
-//! Lambda functions: `ListFunctions`, 50 per page, then the tags of that page's functions from
-//! the tagging API in one call (the Lambda API has no bulk tag call). Functions never tagged
+//! Lambda functions: two `ListFunctions` pages of 50 (its most) per page of the shard, then
+//! the tags of those 100 functions from the tagging API in one call (its most ARNs; the Lambda
+//! API has no bulk tag call). Functions never tagged
 //! are absent from the tagging API and count as untagged. The Lambda API gives no creation
 //! time, only `LastModified`, so `created_at` stays unknown. Lookups take tags from the
 //! tagging API by ARN list and ask `GetFunction` only for the functions it did not return
@@ -15,6 +16,12 @@ use crate::source::{Page, SourceError};
 
 /// Lists Lambda functions.
 pub struct LambdaLister;
+
+/// Functions one `ListFunctions` call returns at most.
+const FUNCTIONS_PER_LISTING: i32 = 50;
+
+/// `ListFunctions` calls per page of the shard: their functions fill one tagging call.
+const LISTINGS_PER_PAGE: usize = 2;
 
 fn function_resource(
     ctx: &ShardContext<'_>,
@@ -65,16 +72,30 @@ impl ServiceLister for LambdaLister {
         ctx: &ShardContext<'_>,
         token: Option<String>,
     ) -> Result<Page, SourceError> {
-        ctx.pace("lambda").await;
-        let out = client!(aws_sdk_lambda, &ctx.config, ctx.calls)
-            .list_functions()
-            .max_items(50)
-            .set_marker(token)
-            .send()
-            .await
-            .map_err(|e| classify("lambda:ListFunctions", e))?;
-        let functions: Vec<_> = out
-            .functions()
+        // Two listing pages (ListFunctions serves at most 50) for one tagging call (which
+        // takes up to 100 ARNs).
+        let client = client!(aws_sdk_lambda, &ctx.config, ctx.calls);
+        let mut listed = Vec::new();
+        let mut marker = token;
+        for _ in 0..LISTINGS_PER_PAGE {
+            ctx.pace("lambda").await;
+            let out = client
+                .list_functions()
+                .max_items(FUNCTIONS_PER_LISTING)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| classify("lambda:ListFunctions", e))?;
+            marker = out
+                .next_marker()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            listed.extend(out.functions.unwrap_or_default());
+            if marker.is_none() {
+                break;
+            }
+        }
+        let functions: Vec<_> = listed
             .iter()
             .filter(|f| f.function_arn().is_some() && f.function_name().is_some())
             .collect();
@@ -100,10 +121,7 @@ impl ServiceLister for LambdaLister {
         }
         Ok(Page {
             resources,
-            next: out
-                .next_marker()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string),
+            next: marker,
             issues: Vec::new(),
         })
     }

@@ -32,6 +32,7 @@ mod tagging;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -41,6 +42,7 @@ use dashmap::DashMap;
 use futures::StreamExt;
 
 use super::{FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError};
+use crate::config::{RetryConfig, RetryMode, TimeoutConfig};
 use crate::domain::{Arn, ResourceType, ScanIssue, ScanIssueKind, ScanScope, Tag};
 
 pub use calls::CountCalls;
@@ -66,6 +68,10 @@ pub struct AwsOptions {
     pub role_name: String,
     /// External id for `AssumeRole`, when the role requires one.
     pub external_id: Option<String>,
+    /// The SDK's retries of every call (the fetcher's page retries are the engine's).
+    pub retries: RetryConfig,
+    /// Connect, attempt and operation timeouts of every call.
+    pub timeouts: TimeoutConfig,
 }
 
 impl Default for AwsOptions {
@@ -75,8 +81,35 @@ impl Default for AwsOptions {
             organization: false,
             role_name: "OrganizationAccountAccessRole".to_string(),
             external_id: None,
+            retries: RetryConfig::default(),
+            timeouts: TimeoutConfig::default(),
         }
     }
+}
+
+/// `base` with the configured retries and timeouts, which every client built from it (and
+/// the role credentials' STS calls) then follows.
+fn with_call_settings(
+    base: SdkConfig,
+    retries: &RetryConfig,
+    timeouts: &TimeoutConfig,
+) -> SdkConfig {
+    let retry = match retries.mode {
+        RetryMode::Standard => aws_config::retry::RetryConfig::standard(),
+        RetryMode::Adaptive => aws_config::retry::RetryConfig::adaptive(),
+    }
+    .with_max_attempts(retries.max_attempts.max(1))
+    .with_initial_backoff(Duration::from_millis(retries.initial_backoff_ms))
+    .with_max_backoff(Duration::from_millis(retries.max_backoff_ms.max(1)));
+    let timeout = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(timeouts.connect_ms))
+        .operation_attempt_timeout(Duration::from_secs(timeouts.attempt_seconds))
+        .operation_timeout(Duration::from_secs(timeouts.operation_seconds))
+        .build();
+    base.to_builder()
+        .retry_config(retry)
+        .timeout_config(timeout)
+        .build()
 }
 
 /// One service's lister: lists its resources in one account and region, page by page, and
@@ -206,7 +239,7 @@ impl AwsSource {
     /// The source on an explicit SDK configuration.
     pub fn with_config(base: SdkConfig, options: AwsOptions) -> AwsSource {
         AwsSource {
-            base,
+            base: with_call_settings(base, &options.retries, &options.timeouts),
             options,
             listers: listers(),
             access: DashMap::new(),
@@ -231,14 +264,10 @@ impl AwsSource {
     }
 
     /// The caller's account and partition.
-    async fn caller(
-        &self,
-        cx: &FetchContext<'_>,
-        calls: &CountCalls,
-    ) -> Result<(String, String), SourceError> {
+    async fn caller(&self, cx: &FetchContext<'_>) -> Result<(String, String), SourceError> {
         let config = self.base.to_builder().region(self.home_region()).build();
         cx.pace("", self.home_region().as_ref(), "sts").await;
-        let out = client!(aws_sdk_sts, &config, calls)
+        let out = client!(aws_sdk_sts, &config, CountCalls::new(cx, ""))
             .get_caller_identity()
             .send()
             .await
@@ -271,17 +300,17 @@ impl AwsSource {
     async fn organization_accounts(
         &self,
         cx: &FetchContext<'_>,
-        calls: &CountCalls,
     ) -> Result<Vec<String>, SourceError> {
         let home = self.home_region();
         let config = self.base.to_builder().region(home.clone()).build();
-        let client = client!(aws_sdk_organizations, &config, calls);
+        let client = client!(aws_sdk_organizations, &config, CountCalls::new(cx, ""));
         let mut accounts = Vec::new();
         let mut token = None;
         loop {
             cx.pace("", home.as_ref(), "organizations").await;
             let out = client
                 .list_accounts()
+                .max_results(20) // the API's most
                 .set_next_token(token)
                 .send()
                 .await
@@ -312,12 +341,11 @@ impl AwsSource {
         account: &str,
         config: &SdkConfig,
         cx: &FetchContext<'_>,
-        calls: &CountCalls,
     ) -> Result<Vec<String>, SourceError> {
         let home = self.home_region();
         let config = config.to_builder().region(home.clone()).build();
         cx.pace(account, home.as_ref(), "ec2").await;
-        let out = client!(aws_sdk_ec2, &config, calls)
+        let out = client!(aws_sdk_ec2, &config, CountCalls::new(cx, account))
             .describe_regions()
             .all_regions(false)
             .send()
@@ -385,7 +413,6 @@ impl AwsSource {
         access: Arc<str>,
         scope: &ScanScope,
         cx: &FetchContext<'_>,
-        calls: &CountCalls,
     ) -> Result<AccountAccess, SourceError> {
         let config = self.account_config(&access).await?;
         let regions = if !scope.regions.is_empty() {
@@ -396,7 +423,7 @@ impl AwsSource {
                 .cloned()
                 .collect()
         } else if self.options.all_regions {
-            self.enabled_regions(account, &config, cx, calls).await?
+            self.enabled_regions(account, &config, cx).await?
         } else {
             vec![self.home_region().to_string()]
         };
@@ -409,13 +436,12 @@ impl AwsSource {
         &self,
         scope: &ScanScope,
         cx: &FetchContext<'_>,
-        calls: &CountCalls,
     ) -> Result<PlannedAccounts, SourceError> {
-        let (caller, partition) = self.caller(cx, calls).await?;
+        let (caller, partition) = self.caller(cx).await?;
         let accounts: Vec<String> = if !scope.accounts.is_empty() {
             scope.accounts.iter().cloned().collect()
         } else if self.options.organization {
-            self.organization_accounts(cx, calls).await?
+            self.organization_accounts(cx).await?
         } else {
             vec![caller.clone()]
         };
@@ -424,7 +450,7 @@ impl AwsSource {
                 .map(|account| {
                     let access = self.access_of(&account, &caller, &partition);
                     async move {
-                        let plan = self.plan_account(&account, access, scope, cx, calls).await;
+                        let plan = self.plan_account(&account, access, scope, cx).await;
                         (account, plan)
                     }
                 })
@@ -596,8 +622,7 @@ impl ResourceSource for AwsSource {
         scope: &ScanScope,
         cx: &FetchContext<'_>,
     ) -> Result<ShardPlan, SourceError> {
-        let calls = CountCalls::new(cx.calls());
-        let planned = self.plan_accounts(scope, cx, &calls).await?;
+        let planned = self.plan_accounts(scope, cx).await?;
         let mut notes = vec![COST_NOTE.to_string()];
         self.note_no_region(scope, &mut notes);
 
@@ -617,8 +642,7 @@ impl ResourceSource for AwsSource {
         scope: &ScanScope,
         cx: &FetchContext<'_>,
     ) -> Result<ShardPlan, SourceError> {
-        let calls = CountCalls::new(cx.calls());
-        let planned = self.plan_accounts(scope, cx, &calls).await?;
+        let planned = self.plan_accounts(scope, cx).await?;
         let partition: Arc<str> = Arc::from(planned.partition.as_str());
         let mut notes = vec![COST_NOTE.to_string()];
         // (account, region, service) → (types, ARNs).
@@ -708,7 +732,7 @@ impl ResourceSource for AwsSource {
             region: &region,
             keep_regions: &shard.keep_regions,
             partition,
-            calls: CountCalls::new(cx.calls()),
+            calls: CountCalls::new(cx, &shard.account_id),
             s3_custom_endpoint: self.s3_custom_endpoint(),
             resource_types: &shard.resource_types,
             skip_types: &shard.skip_types,

@@ -1,8 +1,10 @@
-//! S3 buckets: listed once per account (`ListBuckets`), each placed in its own region
-//! (`BucketRegion` when AWS returns it, else `GetBucketLocation`, 16 at a time), kept when that
-//! region is planned, with tags from the tagging API in bulk per region (100 ARNs per call).
-//! Never-tagged buckets count as untagged. A bucket whose region or tags cannot be read is
-//! reported as an issue, and the other buckets are scanned. Lookups list the account's
+//! S3 buckets: listed once per account (`ListBuckets`, 10,000 per page), each placed in its own
+//! region (`BucketRegion` when AWS returns it, else `GetBucketLocation`, 16 at a time), kept
+//! when that region is planned, with tags from the tagging API in bulk per region (the regions
+//! at once). Never-tagged buckets count as untagged. A call that AWS throttled or failed past
+//! the SDK's retries fails the page, which its fetcher retries; a bucket whose region or tags
+//! still cannot be read (access denied, a region that does not answer) is reported as an
+//! issue naming that region, and the other buckets are scanned. Lookups list the account's
 //! buckets once (a bucket ARN names no account or region) and read only those asked for.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +19,12 @@ use crate::source::{Page, SourceError};
 
 /// Bucket location requests in flight at once.
 const LOCATION_CONCURRENCY: usize = 16;
+
+/// Regions whose buckets' tags are read at once.
+const REGION_CONCURRENCY: usize = 8;
+
+/// The most buckets one `ListBuckets` page may hold (`max-buckets`).
+const BUCKETS_PER_PAGE: i32 = 10_000;
 
 /// Lists S3 buckets.
 pub struct S3Lister;
@@ -59,7 +67,7 @@ impl ServiceLister for S3Lister {
     ) -> Result<Page, SourceError> {
         let client = s3_client(ctx);
         let (buckets, next) = list_buckets(ctx, &client, token).await?;
-        let mut page = read_buckets(ctx, &client, buckets).await;
+        let mut page = read_buckets(ctx, &client, buckets).await?;
         page.next = next;
         Ok(page)
     }
@@ -81,7 +89,7 @@ impl ServiceLister for S3Lister {
                 break;
             }
         }
-        Ok(read_buckets(ctx, &client, mine).await)
+        read_buckets(ctx, &client, mine).await
     }
 }
 
@@ -103,7 +111,7 @@ async fn list_buckets(
     ctx.pace("s3").await;
     let out = client
         .list_buckets()
-        .max_buckets(1000)
+        .max_buckets(BUCKETS_PER_PAGE)
         .set_continuation_token(token)
         .send()
         .await
@@ -130,12 +138,13 @@ async fn list_buckets(
 }
 
 /// Places each bucket in its region, keeps those of the planned regions, and reads their
-/// tags (by ARN list, per region). A bucket whose region or tags cannot be read is an issue.
+/// tags (in bulk, per region). A call AWS asked to retry later fails the page (its fetcher
+/// retries it); a bucket whose region or tags cannot be read otherwise is an issue.
 async fn read_buckets(
     ctx: &ShardContext<'_>,
     client: &aws_sdk_s3::Client,
     mut buckets: Vec<Bucket>,
-) -> Page {
+) -> Result<Page, SourceError> {
     let mut issues: Vec<ScanIssue> = Vec::new();
     // Where ListBuckets leaves the region out, ask each bucket (there is no bulk call).
     let unplaced: Vec<String> = buckets
@@ -167,6 +176,7 @@ async fn read_buckets(
             Ok(region) => {
                 located.insert(name, region);
             }
+            Err(error) if error.retryable => return Err(error),
             Err(mut error) => {
                 error.message = format!("bucket '{name}' was not scanned: {}", error.message);
                 issues.push(ctx.issue(super::GLOBAL_REGION, "s3", error));
@@ -188,14 +198,23 @@ async fn read_buckets(
             by_region.entry(region).or_default().push(bucket);
         }
     }
+    let read: Vec<_> = futures::stream::iter(by_region)
+        .map(|(region, buckets)| async move {
+            let arns: Vec<String> = buckets
+                .iter()
+                .map(|b| format!("arn:{}:s3:::{}", ctx.partition, b.name))
+                .collect();
+            let tags = tagging::tags_in_bulk(ctx, &region, "s3", &arns).await;
+            (region, buckets, arns, tags)
+        })
+        .buffered(REGION_CONCURRENCY)
+        .collect()
+        .await;
     let mut resources = Vec::new();
-    for (region, buckets) in by_region {
-        let arns: Vec<String> = buckets
-            .iter()
-            .map(|b| format!("arn:{}:s3:::{}", ctx.partition, b.name))
-            .collect();
-        let mut tags = match tagging::tags_for(ctx, &region, &arns).await {
+    for (region, buckets, arns, tags) in read {
+        let mut tags = match tags {
             Ok(tags) => tags,
+            Err(error) if error.retryable => return Err(error),
             Err(mut error) => {
                 error.message = format!(
                     "the tags of {} buckets in {region} could not be read, so they were not scanned: {}",
@@ -228,11 +247,11 @@ async fn read_buckets(
             });
         }
     }
-    Page {
+    Ok(Page {
         resources,
         next: None,
         issues,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,11 @@ pub const SERVICE: &str = "tagging";
 /// ARNs per `GetResources` call: the API's limit for `ResourceARNList`.
 const ARNS_PER_CALL: usize = 100;
 
+/// The largest pages `GetResources` serves when listing: `ResourcesPerPage` at most 100,
+/// `TagsPerPage` at most 500 (the API reference; neither may go with `ResourceARNList`).
+const RESOURCES_PER_PAGE: i32 = 100;
+const TAGS_PER_PAGE: i32 = 500;
+
 /// Tags as the SDK gives them, converted.
 fn tags_of(mapping: &ResourceTagMapping) -> Vec<Tag> {
     mapping
@@ -41,8 +46,55 @@ pub(crate) async fn tags_for(
     Ok(tags)
 }
 
+/// Tags of the resources `arns` of service `service` (`s3`) in `region`: by ARN list when
+/// they fit in one call, else by listing the service's tagged resources in the region in the
+/// largest pages and keeping those asked for, which takes fewer calls when most of a region's
+/// resources are wanted (a listing shard's).
+pub(crate) async fn tags_in_bulk(
+    ctx: &ShardContext<'_>,
+    region: &str,
+    service: &str,
+    arns: &[String],
+) -> Result<HashMap<String, Vec<Tag>>, SourceError> {
+    if arns.len() <= ARNS_PER_CALL {
+        return tags_for(ctx, region, arns).await;
+    }
+    let wanted: std::collections::HashSet<&str> = arns.iter().map(String::as_str).collect();
+    let client = client!(
+        aws_sdk_resourcegroupstagging,
+        &ctx.config_in(region),
+        ctx.calls
+    );
+    let mut tags = HashMap::with_capacity(arns.len());
+    let mut token: Option<String> = None;
+    loop {
+        ctx.pace_in(region, SERVICE).await;
+        let out = client
+            .get_resources()
+            .resource_type_filters(service)
+            .resources_per_page(RESOURCES_PER_PAGE)
+            .tags_per_page(TAGS_PER_PAGE)
+            .set_pagination_token(token)
+            .send()
+            .await
+            .map_err(|e| classify("tag:GetResources", e))?;
+        for mapping in out.resource_tag_mapping_list() {
+            if let Some(arn) = mapping.resource_arn().filter(|a| wanted.contains(a)) {
+                tags.insert(arn.to_string(), tags_of(mapping));
+            }
+        }
+        token = out
+            .pagination_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if token.is_none() {
+            return Ok(tags);
+        }
+    }
+}
+
 /// `GetResources` for `arns` in `region`, 100 ARNs per call, following every
-/// `PaginationToken`, since the API pages ARN lists too.
+/// `PaginationToken`: AWS answers an ARN list in one page, but emulators page it.
 async fn by_arns(
     ctx: &ShardContext<'_>,
     region: &str,
@@ -90,7 +142,8 @@ pub(crate) async fn fetch_other_types(
     ctx.pace(SERVICE).await;
     let out = client!(aws_sdk_resourcegroupstagging, &ctx.config, ctx.calls)
         .get_resources()
-        .resources_per_page(100)
+        .resources_per_page(RESOURCES_PER_PAGE)
+        .tags_per_page(TAGS_PER_PAGE)
         .set_resource_type_filters((!filters.is_empty()).then_some(filters))
         .set_pagination_token(token)
         .send()
