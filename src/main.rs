@@ -159,6 +159,28 @@ struct ScanArgs {
     /// 0 instead of 2).
     #[arg(long)]
     allow_empty: bool,
+    /// Answer within this time (`90`, `90s`, `5m`, `1h`) with what was read by then: parts not
+    /// read end as `timeout` issues, the result is partial (exit 2 unless violations were
+    /// found). Default: the config's `timeouts.scan_deadline_seconds` (none).
+    #[arg(long, value_name = "DURATION", value_parser = parse_deadline, env = "TAGGUARD_DEADLINE")]
+    deadline: Option<Duration>,
+}
+
+/// A deadline as seconds, or with an `s`, `m` or `h` suffix; above zero.
+fn parse_deadline(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, 's')) => (&text[..i], 1),
+        Some((i, 'm')) => (&text[..i], 60),
+        Some((i, 'h')) => (&text[..i], 3600),
+        _ => (text, 1),
+    };
+    match digits.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n.saturating_mul(unit))),
+        _ => Err(format!(
+            "'{text}' is not a deadline: give seconds above zero, or a number with s, m or h (90s, 5m)"
+        )),
+    }
 }
 
 #[derive(Args)]
@@ -443,6 +465,7 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
     let config = Config::load(args.common.config.as_deref())?;
     let (source, scope) = open_source(&args.from, &args.resource_types, &policy, &config).await?;
     let store = open_store(&args.common, &config);
+    let deadline = args.deadline.or(config.timeouts.scan_deadline());
     let engine = EngineHandle::start(config).await?;
     // A gate wants a fresh answer: the cache is neither read nor written; the scan is recorded.
     let service = Arc::new(ScanService::new(
@@ -455,6 +478,7 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
     let mut question = ScanQuestion {
         severity: args.severity,
         cache: CachePolicy::Bypass,
+        deadline,
         ..ScanQuestion::new(scope, Origin::Cli)
     };
     // What the gaps cost rides on the same pass.
@@ -535,12 +559,14 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let (source, default_scope) = open_source(&args.from, &[], &policy, &config).await?;
     let store = open_store(&args.common, &config);
-    let (cache_ttl, guardrails) = (
+    let (cache_ttl, guardrails, deadline) = (
         Duration::from_secs(config.cache.ttl_seconds),
         config.guardrails,
+        config.timeouts.scan_deadline(),
     );
     let engine = EngineHandle::start(config).await?;
-    let service = ScanService::new(engine.clone(), policy, source, store.clone(), cache_ttl);
+    let service = ScanService::new(engine.clone(), policy, source, store.clone(), cache_ttl)
+        .with_default_deadline(deadline);
     let env = ToolEnv::new(Arc::new(service))
         .with_default_scope(default_scope)
         .with_guardrails(guardrails);

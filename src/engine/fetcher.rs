@@ -89,7 +89,7 @@ pub fn page_backoff(config: &RetryConfig, retry: u32, entropy: u64) -> Duration 
 
 /// A well-mixed number from the clock and `seed` (splitmix64), for jitter: no generator
 /// state to share between fetchers.
-fn entropy(seed: u64) -> u64 {
+pub(super) fn entropy(seed: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

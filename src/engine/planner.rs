@@ -1,12 +1,14 @@
 //! The planner: one short-lived actor per scan that asks the source for the scan's shards,
 //! linked to the supervisor, so that planning is supervised like fetching: a panic while
 //! planning reaches the supervisor as a failure and ends the scan with an error, instead of
-//! leaving it waiting for a plan that never comes.
+//! leaving it waiting for a plan that never comes. Planning that fails with an answer that
+//! means "try later" (throttled, 5xx) is retried like a page (see [`super::fetcher`]).
 
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::fetcher::{entropy, page_backoff};
 use crate::domain::ScanScope;
 use crate::source::{ApiCallCounter, FetchContext, ResourceSource, ShardPlan, SourceError};
 
@@ -28,6 +30,8 @@ pub struct PlannerArgs {
     pub calls: ApiCallCounter,
     /// Where the plan goes; taken when it is sent.
     pub deliver: Option<Deliver>,
+    /// How failed planning is retried.
+    pub retries: crate::config::RetryConfig,
 }
 
 /// Messages to a planner.
@@ -59,10 +63,25 @@ impl Actor for Planner {
         state: &mut PlannerArgs,
     ) -> Result<(), ActorProcessingErr> {
         let cx = FetchContext::new(&state.throttle, &state.calls);
-        let plan = if state.scope.arns.is_empty() {
-            state.source.plan(&state.scope, &cx).await
-        } else {
-            state.source.plan_lookup(&state.scope, &cx).await
+        let mut retry = 0;
+        let plan = loop {
+            let plan = if state.scope.arns.is_empty() {
+                state.source.plan(&state.scope, &cx).await
+            } else {
+                state.source.plan_lookup(&state.scope, &cx).await
+            };
+            match plan {
+                Err(error) if error.retryable && retry < state.retries.page_retries => {
+                    if let Some(operation) = &error.operation {
+                        state.calls.record_retry(operation);
+                    }
+                    let delay = page_backoff(&state.retries, retry, entropy(u64::from(retry)));
+                    tracing::debug!(retry, ?delay, error = %error.message, "planning failed; retrying");
+                    retry += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                plan => break plan,
+            }
         };
         if let Some(deliver) = state.deliver.take() {
             deliver(plan);

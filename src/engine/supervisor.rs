@@ -401,6 +401,7 @@ impl SupervisorState {
             scope: request.scope.clone(),
             throttle: self.throttle.clone(),
             calls: calls.clone(),
+            retries: self.retries,
             deliver: Some(Box::new(move |plan| {
                 // A stopped supervisor has no use for the plan.
                 let _ = supervisor.send_message(SupervisorMsg::Planned(scan_id, plan));

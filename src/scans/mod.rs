@@ -75,6 +75,9 @@ pub struct ScanQuestion {
     pub origin: Origin,
     /// Whether the cache may answer.
     pub cache: CachePolicy,
+    /// Answer within this time, with what was read by then (`None`: the service's default,
+    /// from `timeouts.scan_deadline_seconds`).
+    pub deadline: Option<std::time::Duration>,
 }
 
 impl ScanQuestion {
@@ -87,6 +90,7 @@ impl ScanQuestion {
             analyses: Analyses::default(),
             origin,
             cache: CachePolicy::Use,
+            deadline: None,
         }
     }
 
@@ -162,6 +166,7 @@ pub struct ScanService {
     store: Option<Store>,
     cache: ScanCache,
     flights: DashMap<String, Arc<Flight>>,
+    default_deadline: Option<std::time::Duration>,
 }
 
 impl ScanService {
@@ -181,7 +186,14 @@ impl ScanService {
             source,
             store,
             flights: DashMap::new(),
+            default_deadline: None,
         }
+    }
+
+    /// Scans answer within `deadline` unless a question sets its own.
+    pub fn with_default_deadline(mut self, deadline: Option<std::time::Duration>) -> ScanService {
+        self.default_deadline = deadline;
+        self
     }
 
     /// The engine scans run on.
@@ -230,10 +242,11 @@ impl ScanService {
         // The same scan answers the same question: the key (source, the scope with its ARNs,
         // policy), what is listed, the analyses, and whether it is recorded.
         let flight_key = format!(
-            "{key}|{}|{:?}|{}",
+            "{key}|{}|{:?}|{}|{:?}",
             question.severity,
             question.analyses,
             question.origin.is_recorded(),
+            question.deadline,
         );
         let flight = self.join_or_start(&flight_key, &question, &key);
         let answer = self.wait(ctx, &flight_key, &flight).await?;
@@ -298,7 +311,8 @@ impl ScanService {
         let request = ScanRequest::new(self.source.clone(), self.policy.clone())
             .with_scope(question.scope.clone())
             .with_severity(question.severity)
-            .with_analyses(question.analyses);
+            .with_analyses(question.analyses)
+            .with_deadline(question.deadline.or(self.default_deadline));
         let ticket = self.engine.start_scan(request).await?;
         {
             let mut state = lock(&flight.scan);

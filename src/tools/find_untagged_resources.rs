@@ -42,6 +42,12 @@ pub struct FindUntaggedParams {
     /// Scan again even if a recent scan of the same scope is cached (default false).
     #[serde(default)]
     pub force_refresh: bool,
+    /// Answer within this many seconds with what was read by then: parts not read end as
+    /// `timeout` issues and the answer is `partial` (default: the server's configured deadline,
+    /// usually none).
+    #[schemars(range(min = 1, max = 86_400))]
+    #[serde(default)]
+    pub deadline_seconds: Option<u64>,
 }
 
 /// One resource lacking required tags.
@@ -153,7 +159,15 @@ impl TypedTool for FindUntaggedResources {
                 )));
             }
         }
-        let answer = scope_scan(env, ctx, Self::NAME, scope, params.force_refresh).await?;
+        let answer = scope_scan(
+            env,
+            ctx,
+            Self::NAME,
+            scope,
+            params.force_refresh,
+            params.deadline_seconds,
+        )
+        .await?;
         let result = &answer.result;
         let mut report = UntaggedReport {
             total_found: 0,

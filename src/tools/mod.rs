@@ -605,9 +605,18 @@ pub(crate) async fn scope_scan(
     tool: &str,
     scope: ScanScope,
     force_refresh: bool,
+    deadline_seconds: Option<u64>,
 ) -> Result<ScanAnswer, ToolError> {
     let mut question = ScanQuestion::new(scope, crate::domain::Origin::Tool(tool.to_string()));
     question.analyses.cost = true;
+    question.deadline = match deadline_seconds {
+        Some(0) => {
+            return Err(ToolError::InvalidInput(
+                "deadline_seconds must be at least 1".to_string(),
+            ));
+        }
+        seconds => seconds.map(std::time::Duration::from_secs),
+    };
     if force_refresh {
         question.cache = crate::scans::CachePolicy::Refresh;
     }

@@ -16,20 +16,20 @@ use serde_json::Value;
 use tagguard::domain::{ResourceType, Severity, Tag};
 use tagguard::policy::default_policy;
 
-const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+pub(crate) const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
 /// The five types with native listers: scans limited to them see exactly what the tests create.
-const NATIVE_TYPES: &str = "ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service";
+pub(crate) const NATIVE_TYPES: &str = "ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service";
 
 /// The emulator's address, set by `scripts/test.sh`. Without it the test fails loudly.
-fn moto() -> String {
+pub(crate) fn moto() -> String {
     std::env::var("TAGGUARD_TEST_MOTO").expect(
         "TAGGUARD_TEST_MOTO is not set: the AWS tests need the moto server that scripts/test.sh installs and starts; run the suite with scripts/test.sh",
     )
 }
 
 /// A fresh 12-digit account id per call, unique within the run.
-fn unique_account() -> String {
+pub(crate) fn unique_account() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id() as u64 % 100_000;
@@ -72,7 +72,7 @@ async fn base_config() -> SdkConfig {
         .await
 }
 
-async fn config_in(account: &str, region: &str) -> SdkConfig {
+pub(crate) async fn config_in(account: &str, region: &str) -> SdkConfig {
     base_config()
         .await
         .to_builder()
@@ -85,11 +85,11 @@ async fn config_in(account: &str, region: &str) -> SdkConfig {
 
 /// What was created: enough to predict what the scan must report.
 #[derive(Debug, Clone)]
-struct Created {
-    arn: String,
-    resource_type: ResourceType,
-    region: String,
-    tags: Vec<Tag>,
+pub(crate) struct Created {
+    pub arn: String,
+    pub resource_type: ResourceType,
+    pub region: String,
+    pub tags: Vec<Tag>,
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
@@ -130,7 +130,7 @@ fn tag_sets(is_bucket: bool) -> Vec<Vec<Tag>> {
 
 /// Creates `per_type` resources of each of the five types in `region` of the account of
 /// `config`, and returns them.
-async fn create_estate(
+pub(crate) async fn create_estate(
     config: &SdkConfig,
     account: &str,
     region: &str,
@@ -354,7 +354,7 @@ async fn create_service(
 type Key = (String, String, String, String);
 
 /// What the built-in policy says of what was created: violations and per-type counts.
-fn expected(created: &[Created]) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
+pub(crate) fn expected(created: &[Created]) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
     let policy = default_policy();
     let mut violations = BTreeSet::new();
     let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -379,6 +379,16 @@ fn expected(created: &[Created]) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>
 
 /// Runs `tagguard scan --source aws` against moto with the given credentials.
 fn scan_cli(credentials: &Credentials, args: &[&str]) -> (Option<i32>, Value, String) {
+    scan_cli_at(&moto(), credentials, args)
+}
+
+/// Runs `tagguard scan --source aws` against the AWS endpoint `endpoint` (moto, or a proxy in
+/// front of it).
+pub(crate) fn scan_cli_at(
+    endpoint: &str,
+    credentials: &Credentials,
+    args: &[&str],
+) -> (Option<i32>, Value, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tagguard"));
     command
         .env("TAGGUARD_DATA_DIR", crate::support::data_dir())
@@ -391,7 +401,7 @@ fn scan_cli(credentials: &Credentials, args: &[&str]) -> (Option<i32>, Value, St
             "--no-progress",
         ])
         .args(args)
-        .env("AWS_ENDPOINT_URL", moto())
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
         .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
         .env("AWS_REGION", "us-east-1")
@@ -412,7 +422,7 @@ fn scan_cli(credentials: &Credentials, args: &[&str]) -> (Option<i32>, Value, St
     (out.status.code(), json, stderr)
 }
 
-fn found(json: &Value) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
+pub(crate) fn found(json: &Value) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
     let violations = json["tally"]["violations"]
         .as_array()
         .unwrap()
@@ -444,7 +454,7 @@ fn found(json: &Value) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {
 }
 
 /// The scan found exactly what was created: no issue, the same per-type counts and violations.
-fn assert_exact(json: &Value, created: &[Created]) {
+pub(crate) fn assert_exact(json: &Value, created: &[Created]) {
     assert_eq!(
         json["tally"]["issues"].as_array().unwrap().len(),
         0,
@@ -457,7 +467,7 @@ fn assert_exact(json: &Value, created: &[Created]) {
     assert_eq!(got_violations, want_violations);
 }
 
-fn caller_credentials() -> Credentials {
+pub(crate) fn caller_credentials() -> Credentials {
     Credentials::new("testing", "testing", None, None, "tests")
 }
 

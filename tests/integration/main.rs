@@ -2,6 +2,7 @@
 
 mod arn_formats;
 mod audit;
+mod aws_faults;
 mod aws_moto;
 mod cli;
 mod engine_faults;
