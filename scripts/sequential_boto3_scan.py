@@ -16,7 +16,7 @@ absent from `GetResources` answers and count as untagged. No policy is evaluated
 Prints one JSON line: {"resources": N, "per_type": {...}, "untagged": {...}, "calls": {...},
 "wall_seconds": x}; calls are HTTP requests (retries included) named as tagguard names them,
 and wall_seconds runs from the first client's creation to the last answer.
-Usage: sequential_boto3_scan.py ENDPOINT REGION [REGION ...]
+Usage: .venv/bin/python scripts/sequential_boto3_scan.py ENDPOINT REGION [REGION ...]
 """
 import json
 import os

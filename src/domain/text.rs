@@ -54,6 +54,18 @@ pub fn name_char(c: char) -> String {
     format!("U+{:04X} ({what})", c as u32)
 }
 
+/// The text cut to at most `width` characters, an ellipsis marking a cut: for echoing input
+/// that may be huge.
+pub fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
 /// The text with every invisible character written as `<U+XXXX>`, so that printing it shows
 /// what is there and control characters never reach a terminal or a log raw.
 pub fn show(text: &str) -> Cow<'_, str> {

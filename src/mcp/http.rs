@@ -418,18 +418,29 @@ impl Front {
         let limit = self.options.max_request_bytes;
         let body = match Limited::new(request.into_body(), limit).collect().await {
             Ok(body) => body.to_bytes(),
-            Err(_) => {
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
                 return rpc_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    INVALID_REQUEST,
-                    &format!("request body larger than {limit} bytes"),
+                    PARSE_ERROR,
+                    &format!("parse error: request body larger than {limit} bytes"),
+                );
+            }
+            Err(_) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    PARSE_ERROR,
+                    "parse error: the request body could not be read to its end",
                 );
             }
         };
         let text = match std::str::from_utf8(&body) {
             Ok(text) => text,
             Err(_) => {
-                return rpc_error(StatusCode::BAD_REQUEST, PARSE_ERROR, "body is not UTF-8");
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    PARSE_ERROR,
+                    "parse error: the body is not UTF-8",
+                );
             }
         };
         let message = match parse_message(text) {

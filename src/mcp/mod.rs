@@ -154,7 +154,10 @@ impl McpServer {
             return Some(error_response(
                 &id,
                 METHOD_NOT_FOUND,
-                &format!("method not found: '{method}'"),
+                &format!(
+                    "method not found: '{}'",
+                    crate::domain::text::show(&crate::domain::text::truncate(&method, 100))
+                ),
             ));
         };
         if !session.is_initialized() && method != "initialize" && method != "ping" {

@@ -1,18 +1,19 @@
 //! The stdio transport: one JSON-RPC message per line in, one per line out, nothing else on
 //! stdout (logs go to stderr). Requests run concurrently, so a long scan can be cancelled.
+//! Lines are read as bytes: a line that is not UTF-8, or longer than the limit, is answered
+//! with a JSON-RPC parse error (-32700, id null) and the next line is read; only the end of
+//! input (or a read error of the input itself) ends the session.
 
 use std::future::Future;
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use super::McpServer;
-use super::protocol::{INVALID_REQUEST, Incoming, error_response, parse_message};
+use super::protocol::{Incoming, PARSE_ERROR, error_response, parse_message};
 
 /// How long requests still running when stdin closes may take to finish and be answered
 /// (`echo '{...}' | tagguard serve --stdio` closes stdin at once and still wants its answer).
@@ -50,13 +51,13 @@ where
 
     // One session per process; its id names it in the audit log.
     let session = server.new_session(format!("stdio-{}", uuid::Uuid::new_v4().simple()));
-    let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(max_line_bytes));
+    let mut lines = LineReader::new(input, max_line_bytes);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     let mut signalled = false;
     loop {
         let line = tokio::select! {
-            line = lines.next() => line,
+            line = lines.next_line() => line,
             _ = &mut shutdown => {
                 signalled = true;
                 break;
@@ -64,26 +65,40 @@ where
             // Reap finished requests as we go, so the set stays small.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
-        let line = match line {
-            None => break,
-            Some(Ok(line)) => line,
-            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+        let bytes = match line {
+            Ok(Line::End) => break,
+            Ok(Line::Text(bytes)) => bytes,
+            Ok(Line::TooLong) => {
                 let _ = out_tx.send(error_response(
                     &Value::Null,
-                    INVALID_REQUEST,
-                    &format!("message longer than {max_line_bytes} bytes"),
+                    PARSE_ERROR,
+                    &format!("parse error: message longer than {max_line_bytes} bytes"),
                 ));
                 continue;
             }
-            Some(Err(LinesCodecError::Io(e))) => {
+            Err(e) => {
                 tracing::warn!(error = %e, "stdin failed; stopping");
                 break;
+            }
+        };
+        let line = match std::str::from_utf8(&bytes) {
+            Ok(line) => line.strip_suffix('\r').unwrap_or(line),
+            Err(e) => {
+                let _ = out_tx.send(error_response(
+                    &Value::Null,
+                    PARSE_ERROR,
+                    &format!(
+                        "parse error: the message is not UTF-8 (invalid byte at offset {})",
+                        e.valid_up_to()
+                    ),
+                ));
+                continue;
             }
         };
         if line.trim().is_empty() {
             continue;
         }
-        let message = match parse_message(&line) {
+        let message = match parse_message(line) {
             Ok(message) => message,
             Err(error) => {
                 let _ = out_tx.send(error);
@@ -136,5 +151,115 @@ where
     match written {
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(e)),
+    }
+}
+
+/// One line of input.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line, without its newline.
+    Text(Vec<u8>),
+    /// A line longer than the limit; its bytes were skipped.
+    TooLong,
+    /// The end of input.
+    End,
+}
+
+/// Reads lines of bytes of at most `max` bytes each, skipping the rest of longer ones without
+/// keeping them. Cancel-safe: what was read of a line stays in the reader when a `select!`
+/// drops [`LineReader::next_line`].
+struct LineReader<R> {
+    input: BufReader<R>,
+    max: usize,
+    line: Vec<u8>,
+    too_long: bool,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    fn new(input: R, max: usize) -> LineReader<R> {
+        LineReader {
+            input: BufReader::new(input),
+            max,
+            line: Vec::new(),
+            too_long: false,
+        }
+    }
+
+    /// The next line.
+    async fn next_line(&mut self) -> std::io::Result<Line> {
+        loop {
+            let available = self.input.fill_buf().await?;
+            if available.is_empty() {
+                // A last line without a newline still counts.
+                return Ok(if self.too_long {
+                    self.too_long = false;
+                    Line::TooLong
+                } else if self.line.is_empty() {
+                    Line::End
+                } else {
+                    Line::Text(std::mem::take(&mut self.line))
+                });
+            }
+            let (chunk, ends) = match available.iter().position(|b| *b == b'\n') {
+                Some(at) => (&available[..at], true),
+                None => (available, false),
+            };
+            let taken = chunk.len() + usize::from(ends);
+            if !self.too_long {
+                if self.line.len() + chunk.len() > self.max {
+                    self.too_long = true;
+                    self.line = Vec::new();
+                } else {
+                    self.line.extend_from_slice(chunk);
+                }
+            }
+            self.input.consume(taken);
+            if ends {
+                if std::mem::take(&mut self.too_long) {
+                    return Ok(Line::TooLong);
+                }
+                return Ok(Line::Text(std::mem::take(&mut self.line)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_lines_are_skipped_and_the_next_is_read() {
+        let input: &[u8] = b"short\nthis one is too long\n\xff\xfe\nlast";
+        let mut lines = LineReader::new(input, 8);
+        assert_eq!(
+            lines.next_line().await.unwrap(),
+            Line::Text(b"short".to_vec())
+        );
+        assert_eq!(lines.next_line().await.unwrap(), Line::TooLong);
+        assert_eq!(
+            lines.next_line().await.unwrap(),
+            Line::Text(vec![0xff, 0xfe])
+        );
+        assert_eq!(
+            lines.next_line().await.unwrap(),
+            Line::Text(b"last".to_vec())
+        );
+        assert_eq!(lines.next_line().await.unwrap(), Line::End);
+    }
+
+    #[tokio::test]
+    async fn a_line_split_across_reads_is_whole() {
+        let (mut writer, reader) = tokio::io::duplex(4);
+        let mut lines = LineReader::new(reader, 1000);
+        let feed = tokio::spawn(async move {
+            writer.write_all(b"{\"a\": 12345}\n").await.unwrap();
+        });
+        assert_eq!(
+            lines.next_line().await.unwrap(),
+            Line::Text(b"{\"a\": 12345}".to_vec())
+        );
+        feed.await.unwrap();
+        assert_eq!(lines.next_line().await.unwrap(), Line::End);
     }
 }

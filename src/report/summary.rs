@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::{percent, thousands};
 use crate::domain::ScanResult;
-use crate::domain::text::show;
+use crate::domain::text::{show, truncate};
 
 /// Writes the summary.
 pub fn write(result: &ScanResult, out: &mut dyn Write) -> io::Result<()> {
@@ -191,15 +191,5 @@ pub(crate) fn plural(n: u64, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{} {noun}s", thousands(n))
-    }
-}
-
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(width - 1).collect();
-        cut.push('…');
-        cut
     }
 }

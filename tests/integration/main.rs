@@ -9,6 +9,7 @@ mod engine_faults;
 mod engine_ground_truth;
 mod engine_sharing;
 mod mcp_clients;
+mod mcp_fuzz;
 mod properties;
 mod scans;
 mod store;
