@@ -27,7 +27,9 @@ use tagguard::scans::{CachePolicy, ProgressSink, RunContext, ScanQuestion, ScanS
 use tagguard::source::aws::AwsOptions;
 use tagguard::source::{ResourceSource, SourceSpec, SyntheticSpec};
 use tagguard::store::history::{GroupBy, HistoryQuery, history_report};
-use tagguard::store::{AuditQuery, AuditStatus, Retention, Store, default_data_dir};
+use tagguard::store::{
+    AuditQuery, AuditStatus, Retention, Spool, Store, StoreError, default_data_dir,
+};
 use tagguard::tools::{ToolEnv, ToolRegistry};
 
 /// mimalloc: scans allocate and free millions of small strings; the system allocator spent
@@ -464,17 +466,24 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
     let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
     let (source, scope) = open_source(&args.from, &args.resource_types, &policy, &config).await?;
-    let store = open_store(&args.common, &config);
+    let (store, spool) = open_recorder(
+        &args.common,
+        &config,
+        "the scan is handed to it for its history",
+    );
     let deadline = args.deadline.or(config.timeouts.scan_deadline());
     let engine = EngineHandle::start(config).await?;
     // A gate wants a fresh answer: the cache is neither read nor written; the scan is recorded.
-    let service = Arc::new(ScanService::new(
-        engine.clone(),
-        policy,
-        source,
-        store.clone(),
-        Duration::ZERO,
-    ));
+    let service = Arc::new(
+        ScanService::new(
+            engine.clone(),
+            policy,
+            source,
+            store.clone(),
+            Duration::ZERO,
+        )
+        .with_spool(spool),
+    );
     let mut question = ScanQuestion {
         severity: args.severity,
         cache: CachePolicy::Bypass,
@@ -558,7 +567,11 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         check_bind(addr, &options)?;
     }
     let (source, default_scope) = open_source(&args.from, &[], &policy, &config).await?;
-    let store = open_store(&args.common, &config);
+    let (store, spool) = open_recorder(
+        &args.common,
+        &config,
+        "this server's scans are handed to it for its history; its tool calls are not audited and its cache is in memory only",
+    );
     let (cache_ttl, guardrails, deadline) = (
         Duration::from_secs(config.cache.ttl_seconds),
         config.guardrails,
@@ -566,7 +579,8 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     );
     let engine = EngineHandle::start(config).await?;
     let service = ScanService::new(engine.clone(), policy, source, store.clone(), cache_ttl)
-        .with_default_deadline(deadline);
+        .with_default_deadline(deadline)
+        .with_spool(spool);
     let env = ToolEnv::new(Arc::new(service))
         .with_default_scope(default_scope)
         .with_guardrails(guardrails);
@@ -601,14 +615,40 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     outcome.map(|()| ExitCode::SUCCESS)
 }
 
-/// Opens the store of the data directory the options and config name. A store that cannot be
-/// opened costs the history, not the scan: a warning, and nothing is recorded.
-fn open_store(common: &Common, config: &Config) -> Option<Store> {
-    let dir = common
+/// The data directory the options and config name.
+fn data_dir(common: &Common, config: &Config) -> PathBuf {
+    common
         .data_dir
         .clone()
         .or_else(|| config.store.data_dir.clone())
-        .unwrap_or_else(default_data_dir);
+        .unwrap_or_else(default_data_dir)
+}
+
+/// Where a scanning command records: the store, or, when another tagguard process owns it,
+/// the spool through which that process records this one's scans.
+fn open_recorder(common: &Common, config: &Config, what: &str) -> (Option<Store>, Option<Spool>) {
+    let dir = data_dir(common, config);
+    match Store::open(&dir, Retention::from(&config.store)) {
+        Ok(store) => (Some(store), None),
+        Err(StoreError::InUse { .. }) => {
+            eprintln!(
+                "tagguard: note: another tagguard process owns the store of this data directory: {what}"
+            );
+            (None, Some(Spool::of(&dir)))
+        }
+        Err(error) => {
+            eprintln!(
+                "tagguard: warning: {error}; this run is not recorded in the history (the data directory is set by --data-dir, TAGGUARD_DATA_DIR or store.data_dir)"
+            );
+            (None, None)
+        }
+    }
+}
+
+/// Opens the store of the data directory the options and config name, to read it. A store
+/// that cannot be opened is a warning.
+fn open_store(common: &Common, config: &Config) -> Option<Store> {
+    let dir = data_dir(common, config);
     match Store::open(&dir, Retention::from(&config.store)) {
         Ok(store) => Some(store),
         Err(error) => {

@@ -167,6 +167,7 @@ pub struct ScanService {
     cache: ScanCache,
     flights: DashMap<String, Arc<Flight>>,
     default_deadline: Option<std::time::Duration>,
+    spool: Option<crate::store::Spool>,
 }
 
 impl ScanService {
@@ -187,7 +188,15 @@ impl ScanService {
             store,
             flights: DashMap::new(),
             default_deadline: None,
+            spool: None,
         }
+    }
+
+    /// Scans are handed to the process that owns the store through `spool` when this
+    /// service has no store of its own (another process owns it).
+    pub fn with_spool(mut self, spool: Option<crate::store::Spool>) -> ScanService {
+        self.spool = spool;
+        self
     }
 
     /// Scans answer within `deadline` unless a question sets its own.
@@ -330,15 +339,35 @@ impl ScanService {
             }
         }));
         let mut result = ticket.result().await?;
-        if question.origin.is_recorded()
-            && let Some(store) = &self.store
-            && let Err(error) = store.record_scan(&result, &question.origin).await
-        {
-            // History is a record, not the answer: the caller still gets the scan.
-            tracing::warn!(%error, "scan not recorded");
-            result.meta.notes.push(format!(
-                "this scan was not recorded in the history: {error}"
-            ));
+        if question.origin.is_recorded() {
+            let recorded = match (&self.store, &self.spool) {
+                (Some(store), _) => store
+                    .record_scan(&result, &question.origin)
+                    .await
+                    .map(|_| ()),
+                (None, Some(spool)) => {
+                    let handed = {
+                        let (spool, result, origin) =
+                            (spool.clone(), result.clone(), question.origin.clone());
+                        tokio::task::spawn_blocking(move || spool.hand_in(&result, &origin))
+                            .await
+                            .unwrap_or_else(|e| Err(crate::store::StoreError::Io(e.to_string())))
+                    };
+                    handed.map(|_| {
+                        result.meta.notes.push(
+                            "another tagguard process owns the history: this scan was handed to it (the spool of the data directory) and is recorded there within seconds".to_string(),
+                        );
+                    })
+                }
+                (None, None) => Ok(()),
+            };
+            if let Err(error) = recorded {
+                // History is a record, not the answer: the caller still gets the scan.
+                tracing::warn!(%error, "scan not recorded");
+                result.meta.notes.push(format!(
+                    "this scan was not recorded in the history: {error}"
+                ));
+            }
         }
         let result = Arc::new(result);
         if question.cacheable() {

@@ -19,6 +19,7 @@
 pub mod audit;
 mod findings;
 pub mod history;
+mod spool;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -40,8 +41,9 @@ use crate::domain::{
 };
 pub use audit::{AuditQuery, AuditRecord, AuditStatus};
 pub use findings::FINDINGS_PER_CHUNK;
+pub use spool::{SPOOL_DIR, Spool};
 pub use tables::SCHEMA_VERSION;
-use tables::{AUDIT, CACHE, FINDINGS, META, SCANS, SCOPE_SCANS};
+use tables::{AUDIT, CACHE, FINDINGS, META, SCANS, SCOPE_SCANS, SPOOLED};
 
 /// Summaries are never pruned younger than this (a year of monthly trends, and a month more).
 pub const MIN_SUMMARY_DAYS: u32 = 400;
@@ -68,6 +70,12 @@ pub enum StoreError {
         found: u64,
         /// Ours.
         supported: u64,
+    },
+    /// Another process has the file open (a `tagguard serve` using the same data directory).
+    #[error("the store '{file}' is in use by another tagguard process")]
+    InUse {
+        /// The file's name.
+        file: String,
     },
     /// A read or write failed.
     #[error("store {0}")]
@@ -216,6 +224,8 @@ enum WriteJob {
         summary: Box<ScanSummary>,
         /// Encoded chunks (see `findings.rs`).
         findings: Vec<Vec<u8>>,
+        /// The spool file it comes from, recorded with it.
+        spooled_as: Option<String>,
         done: oneshot::Sender<Result<u64, StoreError>>,
     },
     Audit {
@@ -273,15 +283,20 @@ impl Store {
             reason,
         };
         std::fs::create_dir_all(data_dir).map_err(|e| open_error(e.kind().to_string()))?;
-        let db =
-            Database::create(data_dir.join(STORE_FILE)).map_err(|e| open_error(e.to_string()))?;
+        let db = Database::create(data_dir.join(STORE_FILE)).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { file: file.clone() },
+            e => open_error(e.to_string()),
+        })?;
         migrate(&db, &file)?;
+        let spool = Spool::of(data_dir);
+        // What other processes handed in while no one owned the store.
+        merge_spool(&db, &spool, retention)?;
         let db = Arc::new(db);
         let (tx, rx) = std_mpsc::channel();
         let writer_db = db.clone();
         let thread = std::thread::Builder::new()
             .name("tagguard-store".to_string())
-            .spawn(move || write_loop(&writer_db, rx, retention))
+            .spawn(move || write_loop(&writer_db, rx, retention, &spool))
             .map_err(|e| open_error(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -316,6 +331,7 @@ impl Store {
         self.write(|done| WriteJob::Scan {
             summary,
             findings,
+            spooled_as: None,
             done,
         })
         .await
@@ -556,6 +572,8 @@ fn migrate(db: &Database, file: &str) -> Result<(), StoreError> {
             .map_err(|e| io_error("migration", e))?;
         txn.open_table(SCOPE_SCANS)
             .map_err(|e| io_error("migration", e))?;
+        txn.open_table(SPOOLED)
+            .map_err(|e| io_error("migration", e))?;
     }
     txn.commit().map_err(|e| io_error("migration", e))
 }
@@ -590,9 +608,75 @@ fn migrate_to_2(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The writer thread: each round takes every queued job and commits them as one transaction.
-fn write_loop(db: &Database, jobs: std_mpsc::Receiver<WriteJob>, retention: Retention) {
-    while let Ok(first) = jobs.recv() {
+/// How often the writer looks for scans other processes spooled, when idle.
+const SPOOL_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Records the scans waiting in the spool, a batch per transaction, and deletes each file
+/// once its scan is committed. Returns how many were stored.
+fn merge_spool(db: &Database, spool: &Spool, retention: Retention) -> Result<usize, StoreError> {
+    let mut stored = 0;
+    for files in spool.waiting().chunks(32) {
+        let mut batch: Vec<WriteJob> = Vec::new();
+        let mut merged: Vec<&Path> = Vec::new();
+        for (name, path) in files {
+            let Some(spooled) = spool.read(path) else {
+                continue;
+            };
+            let (done, _) = oneshot::channel();
+            batch.push(WriteJob::Scan {
+                summary: Box::new(ScanSummary::of(&spooled.result, &spooled.origin)),
+                findings: findings::encode_findings(&spooled.result),
+                spooled_as: Some(name.clone()),
+                done,
+            });
+            merged.push(path);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        commit_batch(db, &mut batch, retention)?;
+        stored += batch.len();
+        for path in merged {
+            spool.remove(path);
+        }
+    }
+    if stored > 0 {
+        tracing::info!(scans = stored, "merged scans other processes spooled");
+    }
+    Ok(stored)
+}
+
+/// The writer thread: each round takes every queued job and commits them as one transaction;
+/// at most every [`SPOOL_POLL`], busy or idle, it merges the spool.
+fn write_loop(
+    db: &Database,
+    jobs: std_mpsc::Receiver<WriteJob>,
+    retention: Retention,
+    spool: &Spool,
+) {
+    let merge = |merged_at: &mut std::time::Instant| {
+        *merged_at = std::time::Instant::now();
+        if let Err(error) = merge_spool(db, spool, retention) {
+            tracing::warn!(%error, "the spool could not be merged; will try again");
+        }
+    };
+    let mut merged_at = std::time::Instant::now();
+    loop {
+        // A writer kept busy still merges once per poll interval.
+        if merged_at.elapsed() >= SPOOL_POLL {
+            merge(&mut merged_at);
+        }
+        let first = match jobs.recv_timeout(SPOOL_POLL) {
+            Ok(job) => job,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                merge(&mut merged_at);
+                continue;
+            }
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                merge(&mut merged_at);
+                return;
+            }
+        };
         let mut batch = vec![first];
         // Up to 256 jobs per commit; whatever arrived meanwhile rides along.
         while batch.len() < 256 {
@@ -629,14 +713,28 @@ fn commit_batch(
         let mut index = txn
             .open_table(SCOPE_SCANS)
             .map_err(|e| io_error("write", e))?;
+        let mut spooled = txn.open_table(SPOOLED).map_err(|e| io_error("write", e))?;
         let mut scopes_written = std::collections::BTreeSet::new();
         for job in batch.iter_mut() {
-            let (summary, rows) = match job {
+            let (summary, rows, spooled_as) = match job {
                 WriteJob::Scan {
                     summary,
                     findings: rows,
+                    spooled_as,
                     ..
-                } => (summary, rows),
+                } => {
+                    if let Some(name) = spooled_as {
+                        // Merged before, and the file outlived the merge: not again.
+                        if let Some(id) = spooled
+                            .get(name.as_str())
+                            .map_err(|e| io_error("write", e))?
+                        {
+                            summary.scan_id = id.value();
+                            continue;
+                        }
+                    }
+                    (summary, rows, spooled_as)
+                }
                 WriteJob::Audit { record, .. } => {
                     // Records made in the same microsecond keep their order, one apart.
                     record.key = record.at.timestamp_micros().max(0) as u64;
@@ -678,6 +776,11 @@ fn commit_batch(
             scans
                 .insert(summary.scan_id, encode(&**summary).as_slice())
                 .map_err(|e| io_error("write", e))?;
+            if let Some(name) = spooled_as {
+                spooled
+                    .insert(name.as_str(), summary.scan_id)
+                    .map_err(|e| io_error("write", e))?;
+            }
             for (number, chunk) in rows.iter().enumerate() {
                 findings
                     .insert((summary.scan_id, number as u32), chunk.as_slice())

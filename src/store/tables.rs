@@ -31,3 +31,8 @@ pub const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("cache");
 /// The recorded scans whose findings are kept, by (source and scope key, scan id): so that
 /// findings are kept per scope, and pruning reads only those. Since schema version 2.
 pub const SCOPE_SCANS: TableDefinition<(&str, u64), ()> = TableDefinition::new("scope_scans");
+
+/// Spool files merged, by name, with the id their scan was stored under: a file found again
+/// (a merge cut short before it was deleted) is not stored twice. A table added without a
+/// version bump: older code ignores it.
+pub const SPOOLED: TableDefinition<&str, u64> = TableDefinition::new("spooled");

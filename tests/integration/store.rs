@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 use tagguard::domain::{Origin, ScanId, ScanResult, ScanScope, SeverityFilter};
 use tagguard::store::history::{GroupBy, HistoryQuery, Trend, history_report};
-use tagguard::store::{Retention, SCHEMA_VERSION, STORE_FILE, Store, StoreError};
+use tagguard::store::{Retention, SCHEMA_VERSION, SPOOL_DIR, STORE_FILE, Spool, Store, StoreError};
 
 use crate::support::{estate, policy, scan};
 
@@ -384,4 +384,146 @@ async fn drift_names_exactly_what_changed_between_two_scans() {
         (change.before.as_deref(), change.after.as_deref()),
         (Some("Mkt"), Some("Sales-x"))
     );
+}
+
+/// A scan handed in through the spool is stored once when a process opens the store, even
+/// when the same file turns up again (a merge cut short before the file was deleted).
+#[tokio::test]
+async fn a_spooled_scan_is_merged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = scan_at(60, 4, Utc::now()).await;
+    let spool = Spool::of(dir.path());
+    let name = spool.hand_in(&result, &Origin::Cli).expect("spooled");
+    let file = dir.path().join(SPOOL_DIR).join(&name);
+    let kept = std::fs::read(&file).unwrap();
+    for round in 0..2 {
+        let store = Store::open(dir.path(), Retention::default()).expect("opens and merges");
+        let stored = store.recent_scans(10).await.unwrap();
+        assert_eq!(stored.len(), 1, "round {round}: stored once");
+        assert_eq!(stored[0].scan_id, result.meta.scan_id.0);
+        assert_eq!(stored[0].totals.total_resources, 60);
+        assert!(!file.exists(), "merged files are deleted");
+        let findings = store.findings(stored[0].scan_id).await.unwrap().unwrap();
+        assert_eq!(
+            findings.len() as u64,
+            result.totals.error_count + result.totals.warning_count
+        );
+        store.close();
+        // The file comes back, as after a crash between the commit and the deletion.
+        std::fs::write(&file, &kept).unwrap();
+    }
+    // An unreadable file is set aside, not merged and not lost.
+    std::fs::write(
+        dir.path().join(SPOOL_DIR).join("1-2-x.scan.json"),
+        b"{not json",
+    )
+    .unwrap();
+    let store = Store::open(dir.path(), Retention::default()).expect("opens");
+    assert_eq!(store.recent_scans(10).await.unwrap().len(), 1);
+    assert!(
+        dir.path()
+            .join(SPOOL_DIR)
+            .join("unreadable/1-2-x.scan.json")
+            .exists()
+    );
+}
+
+/// `tagguard scan`s run while `tagguard serve` owns the data directory are recorded all the
+/// same: handed to the server through the spool and merged while it runs, each once.
+#[test]
+fn scans_run_beside_a_server_are_recorded_by_it_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tagguard"))
+        .args([
+            "serve",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--size",
+            "80",
+        ])
+        .env("TAGGUARD_DATA_DIR", dir.path())
+        .env_remove("TAGGUARD_SOURCE")
+        .env_remove("TAGGUARD_AUTH_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut log = BufReader::new(server.stderr.take().unwrap()).lines();
+    let first = log
+        .next()
+        .expect("the server says where it serves")
+        .unwrap();
+    assert!(first.contains("serving MCP"), "{first}");
+    // Concurrent scans of other sizes (distinct scans) in the same data directory.
+    let scans: Vec<_> = (0..4)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_tagguard"))
+                .args([
+                    "scan",
+                    "--size",
+                    &(40 + i).to_string(),
+                    "--format",
+                    "json",
+                    "--no-progress",
+                ])
+                .env("TAGGUARD_DATA_DIR", dir.path())
+                .env_remove("TAGGUARD_SOURCE")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("a scan starts")
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for scan in scans {
+        let out = scan.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("another tagguard process owns the store"),
+            "{stderr}"
+        );
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let notes = json["notes"].to_string();
+        assert!(notes.contains("handed to it"), "{notes}");
+        ids.push(json["scan_id"].as_str().unwrap().to_string());
+    }
+    // The server merges the spool while it runs.
+    let spool = dir.path().join(SPOOL_DIR);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&spool).map_or(0, |d| d.filter(|e| e.is_ok()).count()) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not merge the spool"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(server.wait().unwrap().success());
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(dir.path(), Retention::default()).expect("the file opens");
+        let stored: Vec<String> = store
+            .recent_scans(100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| ScanId(s.scan_id).to_string())
+            .collect();
+        let mut want = ids.clone();
+        want.sort();
+        let mut got = stored.clone();
+        got.sort();
+        assert_eq!(got, want, "each scan once, none lost");
+    });
 }
