@@ -6,7 +6,9 @@
 # (the same estate read by plain sequential boto3), so the order is A B ... boto3, A B ... boto3.
 # Each scan also shows moto's own CPU time during it (user+system of the moto_server process,
 # its threads and any children), and the end gives per-command medians and, per run, the ratio
-# of each binary's wall time to the baseline's.
+# of each binary's wall time to the baseline's. FAULTS=1 adds, per binary and run, the same scan
+# through the fault-injecting proxy of the tests (tests/fault_proxy.py): once with 30 % of the
+# calls throttled and 5 % failing with 500, once with eu-west-1 hanging (default timeouts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PER_TYPE=${PER_TYPE:-100}
@@ -47,16 +49,28 @@ cpu_ticks() {
 }
 # Seconds of moto CPU between two tick counts.
 moto_cpu() { python3 -c "print(f'{($2 - $1) / $clk_tck:.2f}')"; }
-for run in 1 2 3; do
-  for bin in $TAGGUARD_BINS; do
-    ticks=$(cpu_ticks "$moto_pid")
-    start=$(date +%s.%N)
-    "$bin" scan --source aws --regions us-east-1,eu-west-1 --data-dir "$data/$(basename "$bin")" \
-      --resource-types ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service \
-      --format json --no-progress > "$out" || true
-    end=$(date +%s.%N)
-    cpu=$(moto_cpu "$ticks" "$(cpu_ticks "$moto_pid")")
-    python3 - "$start" "$end" "$bin" "$out" "$cpu" "$run" "$results" <<'PY'
+proxy=""
+if [ "${FAULTS:-0}" = 1 ]; then
+  proxy_log=$(mktemp)
+  python3 tests/fault_proxy.py --upstream "$AWS_ENDPOINT_URL" --port 0 --seed 7 > "$proxy_log" &
+  proxy_pid=$!
+  trap 'kill $moto_pid $proxy_pid 2>/dev/null || true; rm -rf "$data" "$out" "$results" "$proxy_log"' EXIT
+  until grep -q '^listening on ' "$proxy_log"; do sleep 0.1; done
+  proxy=$(sed -n 's/^listening on //p' "$proxy_log")
+fi
+# Sets the proxy's fault rules (JSON).
+faults() { curl -fsS -X POST -H 'Content-Type: application/json' -d "$1" "$proxy/__faults/config" >/dev/null; }
+# One tagguard scan: binary, label, endpoint, run.
+scan_with() {
+  local bin=$1 label=$2 endpoint=$3 run=$4 ticks start end cpu
+  ticks=$(cpu_ticks "$moto_pid")
+  start=$(date +%s.%N)
+  AWS_ENDPOINT_URL="$endpoint" "$bin" scan --source aws --regions us-east-1,eu-west-1 --data-dir "$data/$(basename "$bin")" \
+    --resource-types ec2:instance,rds:db,s3:bucket,lambda:function,ecs:service \
+    --format json --no-progress > "$out" || true
+  end=$(date +%s.%N)
+  cpu=$(moto_cpu "$ticks" "$(cpu_ticks "$moto_pid")")
+  python3 - "$start" "$end" "$label" "$out" "$cpu" "$run" "$results" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[4]))
 calls = r["api_calls"]
@@ -64,12 +78,26 @@ total = sum(calls.values())
 per_bucket = calls.get("s3:GetBucketLocation", 0)
 issues = (r.get("tally") or r)["issues"]
 wall = float(sys.argv[2]) - float(sys.argv[1])
+throttled = sum(r.get("throttled_calls", {}).values())
+retried = sum(r.get("retried_calls", {}).values())
 print(f"{sys.argv[3]}: wall {wall:.2f} s, moto CPU {sys.argv[5]} s, {r['total_resources']} resources, "
-      f"{total} API calls ({per_bucket} GetBucketLocation, {total - per_bucket} others), issues {len(issues)}")
+      f"{total} API calls ({per_bucket} GetBucketLocation, {total - per_bucket} others; {throttled} throttled, "
+      f"{retried} retries), issues {len(issues)}" + (f" ({', '.join(sorted({i['kind'] for i in issues}))})" if issues else ""))
 print("  " + ", ".join(f"{k} {v}" for k, v in sorted(calls.items())))
 with open(sys.argv[7], "a") as f:
     f.write(f"{sys.argv[6]}\t{sys.argv[3]}\t{wall}\t{sys.argv[5]}\t{r['total_resources']}\t-\n")
 PY
+}
+for run in 1 2 3; do
+  for bin in $TAGGUARD_BINS; do
+    scan_with "$bin" "$bin" "$AWS_ENDPOINT_URL" "$run"
+    if [ -n "$proxy" ]; then
+      faults '{"throttle": 0.3, "error500": 0.05}'
+      scan_with "$bin" "$bin, 30 % throttled + 5 % 500s" "$proxy" "$run"
+      faults '{"hang_regions": ["eu-west-1"]}'
+      scan_with "$bin" "$bin, eu-west-1 hanging" "$proxy" "$run"
+      faults '{}'
+    fi
   done
   ticks=$(cpu_ticks "$moto_pid")
   start=$(date +%s.%N)
@@ -113,7 +141,7 @@ for command in by_command:
         print(f"{command} wall / boto3 wall, per run: " + ", ".join(f"{r:.2f}" for r in ratios)
               + f" (median {median(ratios):.2f}); to the script's own time: "
               + ", ".join(f"{r:.2f}" for r in inner) + f" (median {median(inner):.2f})")
-counts = {runs[command][1] for runs in by_run.values() for command in runs}
-print(f"resources found: {' '.join(map(str, sorted(counts)))}"
+counts = {runs[command][1] for runs in by_run.values() for command in runs if "hanging" not in command}
+print(f"resources found (no region hanging): {' '.join(map(str, sorted(counts)))}"
       + (" (every scan agrees)" if len(counts) == 1 else " (the scans DISAGREE)"))
 PY

@@ -578,23 +578,14 @@ impl SupervisorState {
             return;
         }
         tracing::info!(scan = %scan_id, "deadline passed; unread shards end as issues");
-        let doomed: Vec<ActorId> = self
-            .fetchers
-            .iter()
-            .filter(|(_, f)| f.scan == scan_id)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in doomed {
-            if let Some(entry) = self.fetchers.remove(&id) {
-                entry.cell.kill();
-                let resources = entry.counters.resources.load(Ordering::Acquire);
-                let end = ShardEnded {
-                    shard: entry.shard_index,
-                    batches_sent: entry.counters.batches_sent.load(Ordering::Acquire),
-                    issue: Some(past_deadline(&entry.shard, deadline, true, resources)),
-                };
-                let _ = scan.aggregator.send_message(AggregatorMsg::ShardEnded(end));
-            }
+        for entry in take_fetchers(&mut self.fetchers, scan_id) {
+            let resources = entry.counters.resources.load(Ordering::Acquire);
+            let end = ShardEnded {
+                shard: entry.shard_index,
+                batches_sent: entry.counters.batches_sent.load(Ordering::Acquire),
+                issue: Some(past_deadline(&entry.shard, deadline, true, resources)),
+            };
+            let _ = scan.aggregator.send_message(AggregatorMsg::ShardEnded(end));
         }
         for (shard_index, shard) in scan.pending.drain(..) {
             let end = ShardEnded {
@@ -617,17 +608,7 @@ impl SupervisorState {
         if let Some(planner) = &scan.planner {
             planner.kill();
         }
-        let doomed: Vec<ActorId> = self
-            .fetchers
-            .iter()
-            .filter(|(_, f)| f.scan == scan_id)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in doomed {
-            if let Some(entry) = self.fetchers.remove(&id) {
-                entry.cell.kill();
-            }
-        }
+        take_fetchers(&mut self.fetchers, scan_id);
         if let Some(error) = error {
             tracing::info!(scan = %scan_id, %error, "scan ended early");
             let _ = scan.aggregator.send_message(AggregatorMsg::Abort(error));
@@ -635,6 +616,20 @@ impl SupervisorState {
         scan.validators.stop(None);
         self.scan_actors.retain(|_, (s, _)| *s != scan_id);
     }
+}
+
+/// Kills the fetchers of `scan` and takes them out of `fetchers` (their ends, when they come,
+/// are then ignored).
+fn take_fetchers(fetchers: &mut HashMap<ActorId, FetcherEntry>, scan: ScanId) -> Vec<FetcherEntry> {
+    let ids: Vec<ActorId> = fetchers
+        .iter()
+        .filter(|(_, f)| f.scan == scan)
+        .map(|(id, _)| *id)
+        .collect();
+    ids.into_iter()
+        .filter_map(|id| fetchers.remove(&id))
+        .inspect(|entry| entry.cell.kill())
+        .collect()
 }
 
 /// The id of a shard planned twice, if any: shard ids key the order of violations, so a

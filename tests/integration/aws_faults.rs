@@ -139,26 +139,13 @@ async fn thirty_percent_throttling_and_five_percent_500s_lose_nothing() {
 
     // Every throttled answer the proxy sent was seen and counted, per operation.
     let faults = proxy.faults().await;
-    let injected: u64 = faults["throttled"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|n| n.as_u64().unwrap())
-        .sum();
-    let counted: u64 = json["throttled_calls"]
-        .as_object()
-        .map(|m| m.values().map(|n| n.as_u64().unwrap()).sum())
-        .unwrap_or(0);
+    let injected = sum_of(&faults["throttled"]);
+    let counted = sum_of(&json["throttled_calls"]);
     assert!(injected > 10, "the proxy throttled: {faults}");
     assert_eq!(counted, injected, "{}", json["throttled_calls"]);
     // Every operation AWS pushed back on was retried (a failed call's retry is the SDK's next
     // attempt, or its page's retry by the fetcher, which redoes the page's calls together).
-    let server_errors: u64 = faults["error500"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|n| n.as_u64().unwrap())
-        .sum();
+    let server_errors = sum_of(&faults["error500"]);
     assert!(server_errors > 0, "the proxy failed calls: {faults}");
     for operation in json["throttled_calls"].as_object().unwrap().keys() {
         assert!(
@@ -173,6 +160,13 @@ async fn thirty_percent_throttling_and_five_percent_500s_lose_nothing() {
             "{operation} is counted in api_calls too"
         );
     }
+}
+
+/// The sum of a JSON object's counts (0 when absent).
+fn sum_of(counts: &Value) -> u64 {
+    counts
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
 }
 
 /// The regions' shards a result names in its issues, with their kinds.

@@ -433,11 +433,7 @@ async fn a_spooled_scan_is_merged_once() {
 #[test]
 fn scans_run_beside_a_server_are_recorded_by_it_once_each() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_tagguard"))
         .args([
             "serve",

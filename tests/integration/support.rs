@@ -111,6 +111,14 @@ pub async fn tool_env(
     )))
 }
 
+/// A loopback port free a moment ago, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 /// Waits until the engine runs no scan (an ended scan's actors stop just after it answers),
 /// failing after `seconds`.
 pub async fn wait_until_idle(engine: &EngineHandle, seconds: u64) {
