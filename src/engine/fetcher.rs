@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use ractor::factory::FactoryRef;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -24,6 +23,7 @@ use super::aggregator::AggregatorMsg;
 use super::validator::ValidateBatch;
 use crate::config::RetryConfig;
 use crate::domain::{RunKey, ScanIssueKind, ScanScope};
+use crate::source::backoff::{backoff, entropy};
 use crate::source::{ApiCallCounter, FetchContext, ResourceSource, Shard, SourceError};
 
 /// The fetcher actor (no configuration of its own).
@@ -75,30 +75,6 @@ pub struct FetcherArgs {
     pub retries_spent: u32,
 }
 
-/// The backoff before retry `retry` (0-based) of a page: full jitter over an exponentially
-/// growing window, `[0, min(cap, base × 2^retry)]`, so that fetchers throttled together do not
-/// come back together. `entropy` is any well-mixed number.
-pub fn page_backoff(config: &RetryConfig, retry: u32, entropy: u64) -> Duration {
-    let window = config
-        .page_backoff_ms
-        .saturating_mul(1u64 << retry.min(30))
-        .min(config.page_max_backoff_ms)
-        .max(1);
-    Duration::from_millis(entropy % (window + 1))
-}
-
-/// A well-mixed number from the clock and `seed` (splitmix64), for jitter: no generator
-/// state to share between fetchers.
-pub(super) fn entropy(seed: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut z = nanos ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl Actor for Fetcher {
     type Msg = FetcherMsg;
     type State = FetcherArgs;
@@ -134,7 +110,7 @@ impl Actor for Fetcher {
                         && state.retries_spent < state.retries.shard_retry_budget =>
                 {
                     let seed = (state.shard_index as u64) ^ (u64::from(retry) << 32);
-                    let delay = page_backoff(&state.retries, retry, entropy(seed));
+                    let delay = backoff(&state.retries, retry, entropy(seed));
                     tracing::debug!(shard = %state.shard_id, retry, ?delay, error = %error.message, "page failed; retrying");
                     if let Some(operation) = &error.operation {
                         state.calls.record_retry(operation);
@@ -221,37 +197,5 @@ impl FetcherArgs {
         };
         // A stopped aggregator means the scan was cancelled.
         let _ = self.aggregator.send_message(AggregatorMsg::ShardEnded(end));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_windows_double_up_to_the_cap_and_jitter_stays_inside() {
-        let config = RetryConfig {
-            page_backoff_ms: 100,
-            page_max_backoff_ms: 1_000,
-            ..RetryConfig::default()
-        };
-        for (retry, window) in [
-            (0, 100),
-            (1, 200),
-            (2, 400),
-            (3, 800),
-            (4, 1_000),
-            (40, 1_000),
-        ] {
-            // The largest draw is the window itself.
-            assert_eq!(
-                page_backoff(&config, retry, window).as_millis() as u64,
-                window
-            );
-            for seed in 0..200 {
-                assert!(page_backoff(&config, retry, entropy(seed)).as_millis() as u64 <= window);
-            }
-        }
-        assert_eq!(page_backoff(&config, 3, 0), Duration::ZERO);
     }
 }

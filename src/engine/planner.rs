@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::fetcher::{entropy, page_backoff};
 use crate::domain::ScanScope;
+use crate::source::backoff::{backoff, entropy};
 use crate::source::{ApiCallCounter, FetchContext, ResourceSource, ShardPlan, SourceError};
 
 /// Where a planner's plan goes (to its supervisor, as a message of the supervisor's own).
@@ -75,7 +75,7 @@ impl Actor for Planner {
                     if let Some(operation) = &error.operation {
                         state.calls.record_retry(operation);
                     }
-                    let delay = page_backoff(&state.retries, retry, entropy(u64::from(retry)));
+                    let delay = backoff(&state.retries, retry, entropy(u64::from(retry)));
                     tracing::debug!(retry, ?delay, error = %error.message, "planning failed; retrying");
                     retry += 1;
                     tokio::time::sleep(delay).await;

@@ -317,11 +317,12 @@ impl ScanService {
         flight: &Arc<Flight>,
         cache_key: &str,
     ) -> Result<Arc<ScanResult>, ScanError> {
+        let deadline = question.deadline.or(self.default_deadline);
         let request = ScanRequest::new(self.source.clone(), self.policy.clone())
             .with_scope(question.scope.clone())
             .with_severity(question.severity)
             .with_analyses(question.analyses)
-            .with_deadline(question.deadline.or(self.default_deadline));
+            .with_deadline(deadline);
         let ticket = self.engine.start_scan(request).await?;
         {
             let mut state = lock(&flight.scan);
@@ -370,7 +371,10 @@ impl ScanService {
             }
         }
         let result = Arc::new(result);
-        if question.cacheable() {
+        // A scan cut short by its deadline answers its own question only: a later question
+        // must not get its gaps from the cache.
+        let cut_short = deadline.is_some() && result.partial;
+        if question.cacheable() && !cut_short {
             self.cache.put(cache_key.to_string(), result.clone()).await;
         }
         Ok(result)

@@ -11,6 +11,7 @@
 //! other, and a shard planned in one place can be fetched in another.
 
 pub mod aws;
+pub mod backoff;
 pub mod snapshot;
 pub mod synthetic;
 

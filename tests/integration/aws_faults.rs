@@ -121,7 +121,7 @@ fn scan_args<'a>(account: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_percent_throttling_and_five_percent_500s_lose_nothing() {
-    let (account, created) = two_region_estate(12).await;
+    let (account, created) = two_region_estate(30).await;
     let proxy = FaultProxy::start(&["--seed", "11"]);
     proxy
         .configure(json!({"throttle": 0.3, "error500": 0.05}))

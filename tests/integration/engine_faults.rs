@@ -27,6 +27,10 @@ enum Fault {
     PlanFails,
     /// Planning panics.
     PlanPanics,
+    /// The target shard's first page is throttled this many times, then read.
+    Throttled(u32),
+    /// The target shard's second page never comes.
+    Hangs,
 }
 
 /// A synthetic estate with a fault injected: a source of the engine's public trait, as any
@@ -85,11 +89,41 @@ impl ResourceSource for FaultySource {
                 return Err(error);
             }
             Fault::Panic if is_target(shard) => panic!("poison page"),
+            Fault::Throttled(times)
+                if is_target(shard)
+                    && page_number == 0
+                    && THROTTLES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < times =>
+            {
+                let mut error = SourceError::new(
+                    ScanIssueKind::Throttled,
+                    "Rate exceeded (ThrottlingException)",
+                );
+                error.retryable = true;
+                error.operation = Some("lambda:ListFunctions".into());
+                return Err(error);
+            }
+            Fault::Hangs if is_target(shard) && page_number == 1 => {
+                std::future::pending::<()>().await;
+            }
             Fault::Slow(delay) => tokio::time::sleep(delay).await,
             _ => {}
         }
         self.inner.fetch_page(shard, token, cx).await
     }
+}
+
+/// Throttles answered so far by [`Fault::Throttled`] (one test uses it at a time: the tests
+/// that do are serialised by [`THROTTLE_TESTS`]).
+static THROTTLES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static THROTTLE_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The default config with quick page retries.
+fn quick_retries(page_retries: u32) -> Config {
+    let mut config = Config::default();
+    config.retries.page_retries = page_retries;
+    config.retries.page_backoff_ms = 5;
+    config.retries.page_max_backoff_ms = 20;
+    config
 }
 
 fn target_scope() -> ScanScope {
@@ -332,4 +366,97 @@ async fn every_call_draws_on_the_limiter_of_its_account_region_and_api() {
     // The demo estate: 3 accounts × 3 regions, one `local` API.
     assert_eq!(engine.limiters().len(), 9);
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_page_is_retried_until_it_is_read() {
+    let _one_at_a_time = THROTTLE_TESTS.lock().await;
+    THROTTLES.store(0, std::sync::atomic::Ordering::SeqCst);
+    let policy = policy();
+    let inner = estate(20_000, 5, &policy);
+    let truth = inner.ground_truth(&ScanScope::default());
+    let engine = EngineHandle::start(quick_retries(6)).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner,
+        fault: Fault::Throttled(4),
+    });
+    let result = engine.scan(ScanRequest::new(source, policy)).await.unwrap();
+    engine.shutdown().await;
+    assert!(!result.partial, "{:?}", result.tally.issues);
+    assert_eq!(violation_keys(&result), truth_keys(&truth));
+    assert_eq!(result.meta.retried_calls["lambda:ListFunctions"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_throttled_past_its_retries_ends_its_shard_as_an_issue() {
+    let _one_at_a_time = THROTTLE_TESTS.lock().await;
+    THROTTLES.store(0, std::sync::atomic::Ordering::SeqCst);
+    let policy = policy();
+    let inner = estate(20_000, 5, &policy);
+    let engine = EngineHandle::start(quick_retries(2)).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner,
+        fault: Fault::Throttled(u32::MAX),
+    });
+    let result = engine.scan(ScanRequest::new(source, policy)).await.unwrap();
+    engine.shutdown().await;
+    assert!(result.partial);
+    let [issue] = result.tally.issues.as_slice() else {
+        panic!("one issue: {:?}", result.tally.issues);
+    };
+    assert_eq!(issue.kind, ScanIssueKind::Throttled);
+    assert_eq!((&*issue.region, &*issue.service), ("us-west-2", "lambda"));
+    assert!(
+        issue.message.contains("retried 2 times"),
+        "{}",
+        issue.message
+    );
+    assert_eq!(result.meta.retried_calls["lambda:ListFunctions"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_ends_a_hanging_shard_and_keeps_what_was_read() {
+    let policy = policy();
+    // Big enough that the target shard has a second page, which hangs.
+    let inner = estate(60_000, 3, &policy);
+    let truth = inner.ground_truth(&ScanScope::default());
+    let target_total = inner.ground_truth(&target_scope()).by_type[&ResourceType::LambdaFunction].0;
+    assert!(target_total > 1_000);
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner,
+        fault: Fault::Hangs,
+    });
+    // Long enough for every other shard, even on a loaded machine: only the hang reaches it.
+    let request = ScanRequest::new(source, policy).with_deadline(Some(Duration::from_secs(10)));
+    let result = tokio::time::timeout(Duration::from_secs(60), engine.scan(request))
+        .await
+        .expect("the deadline ends the scan")
+        .unwrap();
+    engine.shutdown().await;
+    assert!(result.partial);
+    let [issue] = result.tally.issues.as_slice() else {
+        panic!("one issue: {:?}", result.tally.issues);
+    };
+    assert_eq!(issue.kind, ScanIssueKind::Timeout);
+    assert_eq!((&*issue.region, &*issue.service), ("us-west-2", "lambda"));
+    assert_eq!(
+        issue.resources_before_failure, 1_000,
+        "the first page was read"
+    );
+    assert!(
+        issue.message.contains("deadline of 10 s"),
+        "{}",
+        issue.message
+    );
+    // Everything else is exact; of the hanging shard, its first page.
+    let total: u64 = result
+        .tally
+        .by_resource_type
+        .values()
+        .map(|c| c.total)
+        .sum();
+    let truth_total: u64 = truth.by_type.values().map(|(n, _)| n).sum();
+    assert_eq!(total, truth_total - (target_total - 1_000));
+    assert_eq!(result.meta.shards_succeeded, result.meta.shards_total - 1);
 }

@@ -149,15 +149,17 @@ async fn describe(
         .collect();
     let answers: Vec<_> = futures::stream::iter(chunks)
         .map(|chunk| async move {
-            ctx.pace("ecs").await;
-            client
-                .describe_services()
-                .cluster(cluster)
-                .set_services(Some(chunk))
-                .include(aws_sdk_ecs::types::ServiceField::Tags)
-                .send()
-                .await
-                .map_err(|e| classify("ecs:DescribeServices", e))
+            ctx.patiently("ecs", || async {
+                client
+                    .describe_services()
+                    .cluster(cluster)
+                    .set_services(Some(chunk.clone()))
+                    .include(aws_sdk_ecs::types::ServiceField::Tags)
+                    .send()
+                    .await
+                    .map_err(|e| classify("ecs:DescribeServices", e))
+            })
+            .await
         })
         .buffered(DESCRIBES_AT_ONCE)
         .collect()

@@ -363,6 +363,39 @@ mod tests {
         assert!(!from_status("x:Y", 403).retryable);
     }
 
+    proptest::proptest! {
+        /// Whatever the code and status, a throttling code is a retryable throttle, a code
+        /// tagguard does not know is retried exactly when AWS said the fault was its own, and
+        /// every wire format gives the code back.
+        #[test]
+        fn classification_follows_the_code_then_the_status(
+            code in "[A-Za-z]{1,30}",
+            status in 400u16..600,
+            throttle in proptest::sample::select(THROTTLING_CODES),
+        ) {
+            let known = from_code("x:Y", &code, "").kind != ScanIssueKind::Other;
+            let e = from_code_and_status("x:Y", &code, "m", status);
+            if !known {
+                proptest::prop_assert_eq!(e.retryable, status == 429 || status >= 500);
+            }
+            let t = from_code_and_status("x:Y", throttle, "m", status);
+            proptest::prop_assert_eq!(t.kind, ScanIssueKind::Throttled);
+            proptest::prop_assert!(t.retryable);
+            for body in [
+                format!("<Response><Errors><Error><Code>{code}</Code></Error></Errors></Response>"),
+                format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code></Error></ErrorResponse>"),
+                format!(r#"{{"__type":"com.amazonaws.svc#{code}","message":"m"}}"#),
+                format!(r#"{{"code":"{code}"}}"#),
+            ] {
+                proptest::prop_assert_eq!(error_code_of(None, body.as_bytes()), Some(code.clone()));
+            }
+            proptest::prop_assert_eq!(
+                is_throttle(status, Some(&format!("{code}:http://x")), b""),
+                status == 429 || is_throttling_code(&code)
+            );
+        }
+    }
+
     #[test]
     fn codes_are_read_from_every_wire_format() {
         let none = None;

@@ -78,14 +78,17 @@ impl ServiceLister for LambdaLister {
         let mut listed = Vec::new();
         let mut marker = token;
         for _ in 0..LISTINGS_PER_PAGE {
-            ctx.pace("lambda").await;
-            let out = client
-                .list_functions()
-                .max_items(FUNCTIONS_PER_LISTING)
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| classify("lambda:ListFunctions", e))?;
+            let out = ctx
+                .patiently("lambda", || async {
+                    client
+                        .list_functions()
+                        .max_items(FUNCTIONS_PER_LISTING)
+                        .set_marker(marker.clone())
+                        .send()
+                        .await
+                        .map_err(|e| classify("lambda:ListFunctions", e))
+                })
+                .await?;
             marker = out
                 .next_marker()
                 .filter(|t| !t.is_empty())

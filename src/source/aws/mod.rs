@@ -170,9 +170,58 @@ pub(crate) struct ShardContext<'a> {
     pub keeps_global: bool,
     /// Paces every call.
     pub cx: FetchContext<'a>,
+    /// How a call AWS asks to try later is retried on its own.
+    pub retries: &'a RetryConfig,
 }
 
 impl ShardContext<'_> {
+    /// Makes a call in the shard's region, paced by the limiter of `api`; see
+    /// [`ShardContext::patiently_in`].
+    pub async fn patiently<T, F, Fut>(&self, api: &str, call: F) -> Result<T, SourceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SourceError>>,
+    {
+        self.patiently_in(self.region, api, call).await
+    }
+
+    /// Makes a call in `region`, each attempt paced by the limiter of (account, `region`,
+    /// `api`). A call that failed past the SDK's attempts with an answer meaning "try later"
+    /// (throttled, 5xx) is made again on its own after a backoff with full jitter, up to
+    /// `page_retries` times: one throttled call among the hundreds of a page (S3's bucket
+    /// locations) must not cost the page. The fetcher's page retries remain the outer net.
+    pub async fn patiently_in<T, F, Fut>(
+        &self,
+        region: &str,
+        api: &str,
+        mut call: F,
+    ) -> Result<T, SourceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SourceError>>,
+    {
+        let mut retry = 0;
+        loop {
+            self.pace_in(region, api).await;
+            match call().await {
+                Err(error) if error.retryable && retry < self.retries.page_retries => {
+                    if let Some(operation) = &error.operation {
+                        self.cx.calls().record_retry(operation);
+                    }
+                    let seed = u64::from(retry) ^ (self as *const Self as u64);
+                    let delay = crate::source::backoff::backoff(
+                        self.retries,
+                        retry,
+                        crate::source::backoff::entropy(seed),
+                    );
+                    retry += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Waits for a token of the (account, shard region, `api`) limiter.
     pub async fn pace(&self, api: &str) {
         self.cx.pace(self.account, self.region, api).await;
@@ -738,6 +787,7 @@ impl ResourceSource for AwsSource {
             skip_types: &shard.skip_types,
             keeps_global: shard.keeps_global,
             cx: *cx,
+            retries: &self.options.retries,
         };
         let lister = if &*shard.service == tagging::SERVICE {
             None

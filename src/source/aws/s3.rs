@@ -156,14 +156,19 @@ async fn read_buckets(
         .map(|name| {
             let client = client.clone();
             async move {
-                ctx.pace("s3").await;
-                let located = client
-                    .get_bucket_location()
-                    .bucket(&name)
-                    .send()
-                    .await
-                    .map(|out| region_of_constraint(out.location_constraint().map(|c| c.as_str())))
-                    .map_err(|e| classify("s3:GetBucketLocation", e));
+                let located = ctx
+                    .patiently("s3", || async {
+                        client
+                            .get_bucket_location()
+                            .bucket(&name)
+                            .send()
+                            .await
+                            .map(|out| {
+                                region_of_constraint(out.location_constraint().map(|c| c.as_str()))
+                            })
+                            .map_err(|e| classify("s3:GetBucketLocation", e))
+                    })
+                    .await;
                 (name, located)
             }
         })

@@ -68,16 +68,19 @@ pub(crate) async fn tags_in_bulk(
     let mut tags = HashMap::with_capacity(arns.len());
     let mut token: Option<String> = None;
     loop {
-        ctx.pace_in(region, SERVICE).await;
-        let out = client
-            .get_resources()
-            .resource_type_filters(service)
-            .resources_per_page(RESOURCES_PER_PAGE)
-            .tags_per_page(TAGS_PER_PAGE)
-            .set_pagination_token(token)
-            .send()
-            .await
-            .map_err(|e| classify("tag:GetResources", e))?;
+        let out = ctx
+            .patiently_in(region, SERVICE, || async {
+                client
+                    .get_resources()
+                    .resource_type_filters(service)
+                    .resources_per_page(RESOURCES_PER_PAGE)
+                    .tags_per_page(TAGS_PER_PAGE)
+                    .set_pagination_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify("tag:GetResources", e))
+            })
+            .await?;
         for mapping in out.resource_tag_mapping_list() {
             if let Some(arn) = mapping.resource_arn().filter(|a| wanted.contains(a)) {
                 tags.insert(arn.to_string(), tags_of(mapping));
@@ -112,14 +115,17 @@ async fn by_arns(
     for chunk in arns.chunks(ARNS_PER_CALL) {
         let mut token: Option<String> = None;
         loop {
-            ctx.pace_in(region, SERVICE).await;
-            let out = client
-                .get_resources()
-                .set_resource_arn_list(Some(chunk.to_vec()))
-                .set_pagination_token(token)
-                .send()
-                .await
-                .map_err(|e| classify("tag:GetResources", e))?;
+            let out = ctx
+                .patiently_in(region, SERVICE, || async {
+                    client
+                        .get_resources()
+                        .set_resource_arn_list(Some(chunk.to_vec()))
+                        .set_pagination_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| classify("tag:GetResources", e))
+                })
+                .await?;
             token = out
                 .pagination_token()
                 .filter(|t| !t.is_empty())

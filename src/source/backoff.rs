@@ -1,0 +1,59 @@
+//! Backoff with full jitter between retries of a call or a page, shared by the engine (a
+//! page, a plan) and the AWS source (one call among the many of a page).
+
+use std::time::Duration;
+
+use crate::config::RetryConfig;
+
+/// The backoff before retry `retry` (0-based): full jitter over an exponentially growing
+/// window, `[0, min(cap, base × 2^retry)]`, so that callers throttled together do not come back
+/// together. `entropy` is any well-mixed number.
+pub fn backoff(config: &RetryConfig, retry: u32, entropy: u64) -> Duration {
+    let window = config
+        .page_backoff_ms
+        .saturating_mul(1u64 << retry.min(30))
+        .min(config.page_max_backoff_ms)
+        .max(1);
+    Duration::from_millis(entropy % (window + 1))
+}
+
+/// A well-mixed number from the clock and `seed` (splitmix64), for jitter: no generator state
+/// to share between callers.
+pub fn entropy(seed: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut z = nanos ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_double_up_to_the_cap_and_jitter_stays_inside() {
+        let config = RetryConfig {
+            page_backoff_ms: 100,
+            page_max_backoff_ms: 1_000,
+            ..RetryConfig::default()
+        };
+        for (retry, window) in [
+            (0, 100),
+            (1, 200),
+            (2, 400),
+            (3, 800),
+            (4, 1_000),
+            (40, 1_000),
+        ] {
+            // The largest draw is the window itself.
+            assert_eq!(backoff(&config, retry, window).as_millis() as u64, window);
+            for seed in 0..200 {
+                assert!(backoff(&config, retry, entropy(seed)).as_millis() as u64 <= window);
+            }
+        }
+        assert_eq!(backoff(&config, 3, 0), Duration::ZERO);
+    }
+}
