@@ -56,8 +56,8 @@ pub struct RetryConfig {
     pub initial_backoff_ms: u64,
     /// The SDK's longest backoff, in milliseconds.
     pub max_backoff_ms: u64,
-    /// Retries of one page by the fetcher after the SDK gave up on a throttled or failed (5xx)
-    /// call.
+    /// Retries of one call after the SDK gave up on it throttled or failed (5xx), and then of
+    /// its page by the fetcher.
     pub page_retries: u32,
     /// The fetcher's first backoff before retrying a page, in milliseconds (doubling, full
     /// jitter).
