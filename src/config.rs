@@ -64,7 +64,8 @@ pub struct RetryConfig {
     pub page_backoff_ms: u64,
     /// The fetcher's longest backoff, in milliseconds.
     pub page_max_backoff_ms: u64,
-    /// Page retries one shard may spend in all; past it, the shard ends as an issue.
+    /// Page retries one shard may spend in all (past it, the shard ends as an issue), and
+    /// call retries the calls of one page may spend between them.
     pub shard_retry_budget: u32,
 }
 

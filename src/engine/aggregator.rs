@@ -203,7 +203,7 @@ impl AggregatorState {
 
     fn check_shard(&mut self, shard: usize) {
         let tally = self.shard_tallies.entry(shard).or_default();
-        if !tally.done && tally.ended == Some(tally.merged) {
+        if !tally.done && tally.ended.is_some_and(|sent| tally.merged >= sent) {
             tally.done = true;
             self.shards_done += 1;
         }

@@ -160,13 +160,15 @@ impl Actor for Fetcher {
                 resources,
                 permit,
             };
+            // Counted before it is sent: the supervisor may read the counters at any moment (a
+            // deadline), and must never count fewer batches than the aggregator will merge.
+            state.counters.resources.fetch_add(count, Ordering::AcqRel);
+            state.counters.batches_sent.fetch_add(1, Ordering::AcqRel);
             if state.validators.dispatch((), batch).is_err() {
                 // The pool is gone: the scan was cancelled or the engine is stopping.
                 myself.stop(None);
                 return Ok(());
             }
-            state.counters.resources.fetch_add(count, Ordering::AcqRel);
-            state.counters.batches_sent.fetch_add(1, Ordering::AcqRel);
         }
         match page.next {
             Some(next) if Some(&next) == token.as_ref() => {

@@ -6,11 +6,10 @@
 //! never exceeds the configured quota, never drops below the floor, and climbs back to the
 //! quota linearly once throttling stops.
 
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
 
 use crate::config::{PacingConfig, RateLimit};
 
@@ -85,9 +84,9 @@ impl PacingRule {
 }
 
 /// A limiter of one (account, region, API): the governor bucket of its configured quota,
-/// and, while AWS throttles, a second bucket at the slowed rate that every call waits for
-/// first. The slowed bucket allows no burst; it is rebuilt as the rate climbs back (at most
-/// every `STEP`), and dropped once the rate is back at the quota.
+/// and, while AWS throttles, a schedule at the slowed rate that every call waits for first:
+/// each call takes the next slot, one interval of the current rate after the one before, so
+/// the slowed rate holds however many callers wait (no burst while slowed).
 pub struct AdaptiveLimiter {
     base: DefaultDirectRateLimiter,
     state: Mutex<Slowed>,
@@ -95,21 +94,10 @@ pub struct AdaptiveLimiter {
 
 struct Slowed {
     rule: PacingRule,
-    /// The slowed bucket, the rate it was built for, and when.
-    bucket: Option<(Arc<DefaultDirectRateLimiter>, f64, Instant)>,
+    /// The next free slot while slowed.
+    next: Option<Instant>,
     /// Slow-downs so far.
     slow_downs: u64,
-}
-
-/// How often the slowed bucket follows the climbing rate.
-const STEP: Duration = Duration::from_millis(500);
-
-/// A governor quota of `rate` calls per second (fractions of one allowed), without burst.
-fn quota_of(rate: f64) -> Quota {
-    let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
-    Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
-        .allow_burst(NonZeroU32::MIN)
 }
 
 impl AdaptiveLimiter {
@@ -119,16 +107,16 @@ impl AdaptiveLimiter {
             base: RateLimiter::direct(super::limits::quota(limit)),
             state: Mutex::new(Slowed {
                 rule: PacingRule::new(f64::from(limit.requests_per_second.get()), pacing),
-                bucket: None,
+                next: None,
                 slow_downs: 0,
             }),
         }
     }
 
-    /// Waits until a call may be made: first for the slowed bucket, if any, then the quota's.
+    /// Waits until a call may be made: for its slot while slowed, then for the quota's bucket.
     pub async fn until_ready(&self) {
-        if let Some(slowed) = self.slowed_bucket(Instant::now()) {
-            slowed.until_ready().await;
+        if let Some(slot) = self.take_slot(Instant::now()) {
+            tokio::time::sleep_until(slot.into()).await;
         }
         self.base.until_ready().await;
     }
@@ -139,8 +127,6 @@ impl AdaptiveLimiter {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.rule.throttled(now) {
             state.slow_downs += 1;
-            let rate = state.rule.rate(now);
-            state.bucket = Some((Arc::new(RateLimiter::direct(quota_of(rate))), rate, now));
         }
     }
 
@@ -158,24 +144,24 @@ impl AdaptiveLimiter {
             .slow_downs
     }
 
-    /// The slowed bucket to wait for at `now`, rebuilt when the rate has climbed since.
-    fn slowed_bucket(&self, now: Instant) -> Option<Arc<DefaultDirectRateLimiter>> {
+    /// The slot of a call asked for at `now` while slowed (`None`: not slowed).
+    fn take_slot(&self, now: Instant) -> Option<Instant> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, _, built) = state.bucket.as_ref()?;
-        if now.saturating_duration_since(*built) >= STEP {
-            if !state.rule.is_slowed(now) {
-                state.bucket = None;
-                return None;
-            }
-            let rate = state.rule.rate(now);
-            state.bucket = Some((Arc::new(RateLimiter::direct(quota_of(rate))), rate, now));
+        if !state.rule.is_slowed(now) {
+            state.next = None;
+            return None;
         }
-        state.bucket.as_ref().map(|(bucket, _, _)| bucket.clone())
+        let slot = state.next.map_or(now, |next| next.max(now));
+        let interval = Duration::from_secs_f64(1.0 / state.rule.rate(slot));
+        state.next = Some(slot + interval);
+        Some(slot)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
+
     use proptest::prelude::*;
 
     use super::*;
@@ -240,6 +226,35 @@ mod tests {
             let after = now + Duration::from_secs_f64(recovery + 0.001);
             prop_assert_eq!(rule.rate(after), rule.quota());
         }
+    }
+
+    #[test]
+    fn slots_while_slowed_follow_the_rate_however_many_wait() {
+        let limit = RateLimit {
+            requests_per_second: NonZeroU32::new(1000).unwrap(),
+            burst: NonZeroU32::new(1000).unwrap(),
+        };
+        let config = PacingConfig {
+            slow_down_factor: 0.01,
+            floor_fraction: 0.01,
+            recovery_seconds: 1000.0,
+        };
+        let limiter = AdaptiveLimiter::new(limit, &config);
+        let start = Instant::now();
+        assert_eq!(
+            limiter.take_slot(start),
+            None,
+            "not slowed: the quota's bucket alone"
+        );
+        limiter.throttled();
+        // 50 callers at once get slots 100 ms apart (10/s, climbing by 1/s per second).
+        let slots: Vec<Instant> = (0..50).map(|_| limiter.take_slot(start).unwrap()).collect();
+        let span = slots[49].saturating_duration_since(slots[0]).as_secs_f64();
+        assert!(
+            span > 4.0 && span < 4.95,
+            "49 intervals of about 0.1 s: {span}"
+        );
+        assert!(slots.windows(2).all(|w| w[1] > w[0]));
     }
 
     #[tokio::test]

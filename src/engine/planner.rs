@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::domain::ScanScope;
-use crate::source::backoff::{backoff, entropy};
+use crate::source::backoff::retrying;
 use crate::source::{ApiCallCounter, FetchContext, ResourceSource, ShardPlan, SourceError};
 
 /// Where a planner's plan goes (to its supervisor, as a message of the supervisor's own).
@@ -63,26 +63,15 @@ impl Actor for Planner {
         state: &mut PlannerArgs,
     ) -> Result<(), ActorProcessingErr> {
         let cx = FetchContext::new(&state.throttle, &state.calls);
-        let mut retry = 0;
-        let plan = loop {
-            let plan = if state.scope.arns.is_empty() {
-                state.source.plan(&state.scope, &cx).await
+        let (source, scope) = (&state.source, &state.scope);
+        let plan = retrying(&state.retries, &state.calls, None, 0, || async {
+            if scope.arns.is_empty() {
+                source.plan(scope, &cx).await
             } else {
-                state.source.plan_lookup(&state.scope, &cx).await
-            };
-            match plan {
-                Err(error) if error.retryable && retry < state.retries.page_retries => {
-                    if let Some(operation) = &error.operation {
-                        state.calls.record_retry(operation);
-                    }
-                    let delay = backoff(&state.retries, retry, entropy(u64::from(retry)));
-                    tracing::debug!(retry, ?delay, error = %error.message, "planning failed; retrying");
-                    retry += 1;
-                    tokio::time::sleep(delay).await;
-                }
-                plan => break plan,
+                source.plan_lookup(scope, &cx).await
             }
-        };
+        })
+        .await;
         if let Some(deliver) = state.deliver.take() {
             deliver(plan);
         }

@@ -69,6 +69,8 @@ struct RunningScan {
     pending: VecDeque<(usize, Shard)>,
     /// Fetchers of this scan running now.
     running: usize,
+    /// Whether the plan has reached the supervisor: until then a deadline fails the scan.
+    plan_received: bool,
 }
 
 /// The issue of a shard a deadline ended: what was read stays in the result.
@@ -309,6 +311,7 @@ impl SupervisorState {
                 calls,
                 pending: VecDeque::new(),
                 running: 0,
+                plan_received: false,
             },
         );
         tracing::info!(scan = %scan_id, "scan started");
@@ -422,8 +425,9 @@ impl SupervisorState {
         plan: Result<ShardPlan, SourceError>,
     ) {
         let Some(scan) = self.scans.get_mut(&scan_id) else {
-            return; // cancelled while planning
+            return; // cancelled, or past its deadline, while planning
         };
+        scan.plan_received = true;
         match plan {
             Err(error) => {
                 // The caller gets the error itself; the log only records it.
@@ -560,11 +564,8 @@ impl SupervisorState {
         let Some(deadline) = scan.request.deadline else {
             return;
         };
-        // Still planning: no plan has reached the supervisor (its planner may linger a moment
-        // after sending one, so the planner alone does not tell).
-        let planning = scan.pending.is_empty() && scan.running == 0;
-        if let Some(planner) = scan.planner.take().filter(|_| planning) {
-            planner.kill();
+        if !scan.plan_received {
+            // Still planning: the scan fails, and a plan that comes later finds it gone.
             let error = SourceError::new(
                 ScanIssueKind::Timeout,
                 format!(
@@ -575,6 +576,7 @@ impl SupervisorState {
             let _ = scan
                 .aggregator
                 .send_message(AggregatorMsg::PlanFailed(error));
+            self.end_scan(scan_id, None);
             return;
         }
         tracing::info!(scan = %scan_id, "deadline passed; unread shards end as issues");

@@ -317,7 +317,11 @@ impl ScanService {
         flight: &Arc<Flight>,
         cache_key: &str,
     ) -> Result<Arc<ScanResult>, ScanError> {
-        let deadline = question.deadline.or(self.default_deadline);
+        // A caller's deadline may shorten the operator's, never lengthen it.
+        let deadline = match (question.deadline, self.default_deadline) {
+            (Some(asked), Some(cap)) => Some(asked.min(cap)),
+            (asked, cap) => asked.or(cap),
+        };
         let request = ScanRequest::new(self.source.clone(), self.policy.clone())
             .with_scope(question.scope.clone())
             .with_severity(question.severity)

@@ -1,9 +1,52 @@
 //! Backoff with full jitter between retries of a call or a page, shared by the engine (a
-//! page, a plan) and the AWS source (one call among the many of a page).
+//! page, a plan) and the AWS source (one call among the many of a page, one account's
+//! planning).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::config::RetryConfig;
+use crate::source::{ApiCallCounter, SourceError};
+
+/// Runs `attempt` until it succeeds, fails in a way not worth retrying, or has been retried
+/// `page_retries` times (or `budget`, when given, is spent: retries shared by many calls),
+/// waiting a backoff with full jitter between attempts; each retry is counted against the
+/// operation that failed. `seed` tells concurrent callers' jitter apart.
+pub async fn retrying<T, F, Fut>(
+    config: &RetryConfig,
+    calls: &ApiCallCounter,
+    budget: Option<&AtomicU32>,
+    seed: u64,
+    mut attempt: F,
+) -> Result<T, SourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SourceError>>,
+{
+    let mut retry = 0;
+    loop {
+        match attempt().await {
+            Err(error)
+                if error.retryable
+                    && retry < config.page_retries
+                    && budget.is_none_or(|b| {
+                        b.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                            .is_ok()
+                    }) =>
+            {
+                if let Some(operation) = &error.operation {
+                    calls.record_retry(operation);
+                }
+                let delay = backoff(config, retry, entropy(seed ^ (u64::from(retry) << 32)));
+                tracing::debug!(retry, ?delay, error = %error.message, "retrying");
+                retry += 1;
+                tokio::time::sleep(delay).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
 
 /// The backoff before retry `retry` (0-based): full jitter over an exponentially growing
 /// window, `[0, min(cap, base × 2^retry)]`, so that callers throttled together do not come back

@@ -289,8 +289,11 @@ impl Store {
         })?;
         migrate(&db, &file)?;
         let spool = Spool::of(data_dir);
-        // What other processes handed in while no one owned the store.
-        merge_spool(&db, &spool, retention)?;
+        // What other processes handed in while no one owned the store. A merge that fails
+        // costs nothing but time: the files stay, and the writer tries again.
+        if let Err(error) = merge_spool(&db, &spool, retention) {
+            tracing::warn!(%error, "the spool could not be merged; will try again");
+        }
         let db = Arc::new(db);
         let (tx, rx) = std_mpsc::channel();
         let writer_db = db.clone();
@@ -615,10 +618,38 @@ const SPOOL_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// once its scan is committed. Returns how many were stored.
 fn merge_spool(db: &Database, spool: &Spool, retention: Retention) -> Result<usize, StoreError> {
     let mut stored = 0;
-    for files in spool.waiting().chunks(32) {
+    let waiting = spool.waiting();
+    if waiting.is_empty() {
+        return Ok(0);
+    }
+    // Files merged before whose deletion failed are deleted again, not read again.
+    let known = {
+        let txn = db
+            .begin_read()
+            .map_err(|e| io_error("reading the spool", e))?;
+        let table = txn
+            .open_table(SPOOLED)
+            .map_err(|e| io_error("reading the spool", e))?;
+        let mut known = std::collections::HashSet::new();
+        for (name, _) in &waiting {
+            if table
+                .get(name.as_str())
+                .map_err(|e| io_error("reading the spool", e))?
+                .is_some()
+            {
+                known.insert(name.clone());
+            }
+        }
+        known
+    };
+    for files in waiting.chunks(32) {
         let mut batch: Vec<WriteJob> = Vec::new();
         let mut merged: Vec<&Path> = Vec::new();
         for (name, path) in files {
+            if known.contains(name) {
+                spool.remove(path);
+                continue;
+            }
             let Some(spooled) = spool.read(path) else {
                 continue;
             };
@@ -795,7 +826,13 @@ fn commit_batch(
         for key in &scopes_written {
             prune_findings(&mut index, &mut findings, key, retention)?;
         }
-        prune(&mut scans, &mut findings, &mut index, retention)?;
+        prune(
+            &mut scans,
+            &mut findings,
+            &mut index,
+            &mut spooled,
+            retention,
+        )?;
         audit::prune(&mut audit, retention.summary_days.max(MIN_SUMMARY_DAYS))?;
     }
     txn.commit().map_err(|e| io_error("commit", e))
@@ -837,6 +874,7 @@ fn prune(
     scans: &mut redb::Table<u64, &[u8]>,
     findings: &mut redb::Table<(u64, u32), &[u8]>,
     index: &mut redb::Table<(&str, u64), ()>,
+    spooled: &mut redb::Table<&str, u64>,
     retention: Retention,
 ) -> Result<(), StoreError> {
     let days = retention.summary_days.max(MIN_SUMMARY_DAYS);
@@ -856,6 +894,9 @@ fn prune(
             .map_err(|e| io_error("pruning", e))?;
         index
             .retain(|(_, scan), _| scan >= cutoff)
+            .map_err(|e| io_error("pruning", e))?;
+        spooled
+            .retain(|_, scan| scan >= cutoff)
             .map_err(|e| io_error("pruning", e))?;
     }
     Ok(())

@@ -76,7 +76,8 @@ impl Spool {
         Ok(name)
     }
 
-    /// The files waiting to be merged, oldest scan first, by name.
+    /// The files waiting to be merged, oldest scan first, by name. Temporary files an hour
+    /// old (a writer that died before its rename) are deleted on the way.
     pub(crate) fn waiting(&self) -> Vec<(String, PathBuf)> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
@@ -85,7 +86,19 @@ impl Spool {
             .filter_map(Result::ok)
             .filter_map(|entry| {
                 let name = entry.file_name().to_str()?.to_string();
-                (name.ends_with(READY) && !name.starts_with('.')).then(|| (name, entry.path()))
+                if name.starts_with('.') && name.ends_with(".part") {
+                    let stale = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+                    if stale {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                    return None;
+                }
+                name.ends_with(READY).then(|| (name, entry.path()))
             })
             .collect();
         files.sort();

@@ -31,6 +31,8 @@ enum Fault {
     Throttled(u32),
     /// The target shard's second page never comes.
     Hangs,
+    /// Planning never ends.
+    PlanHangs,
 }
 
 /// A synthetic estate with a fault injected: a source of the engine's public trait, as any
@@ -65,6 +67,7 @@ impl ResourceSource for FaultySource {
                 ));
             }
             Fault::PlanPanics => panic!("the planner hit a bug"),
+            Fault::PlanHangs => std::future::pending::<()>().await,
             _ => {}
         }
         self.inner.plan(scope, cx).await
@@ -459,4 +462,38 @@ async fn the_deadline_ends_a_hanging_shard_and_keeps_what_was_read() {
     let truth_total: u64 = truth.by_type.values().map(|(n, _)| n).sum();
     assert_eq!(total, truth_total - (target_total - 1_000));
     assert_eq!(result.meta.shards_succeeded, result.meta.shards_total - 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_during_planning_fails_the_scan_with_the_reason() {
+    let policy = policy();
+    let engine = EngineHandle::start(Config::default()).await.unwrap();
+    let source = Arc::new(FaultySource {
+        inner: estate(100, 1, &policy),
+        fault: Fault::PlanHangs,
+    });
+    let request =
+        ScanRequest::new(source, policy.clone()).with_deadline(Some(Duration::from_millis(300)));
+    let outcome = tokio::time::timeout(Duration::from_secs(30), engine.scan(request))
+        .await
+        .expect("the deadline ends the scan");
+    match outcome {
+        Err(EngineError::Plan(error)) => {
+            assert_eq!(error.kind, ScanIssueKind::Timeout);
+            assert!(
+                error.message.contains("while planning"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("expected a planning timeout, got {other:?}"),
+    }
+    // The engine serves the next scan.
+    wait_until_idle(&engine, 10).await;
+    let next = engine
+        .scan(ScanRequest::new(estate(100, 1, &policy), policy))
+        .await
+        .unwrap();
+    assert!(!next.partial);
+    engine.shutdown().await;
 }

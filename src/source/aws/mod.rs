@@ -172,6 +172,10 @@ pub(crate) struct ShardContext<'a> {
     pub cx: FetchContext<'a>,
     /// How a call AWS asks to try later is retried on its own.
     pub retries: &'a RetryConfig,
+    /// Retries the page's calls may still spend on their own (`shard_retry_budget` per page):
+    /// a page of many calls against a failing endpoint gives up in bounded time, and its
+    /// fetcher decides what next.
+    pub retry_budget: std::sync::atomic::AtomicU32,
 }
 
 impl ShardContext<'_> {
@@ -200,26 +204,16 @@ impl ShardContext<'_> {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SourceError>>,
     {
-        let mut retry = 0;
-        loop {
-            self.pace_in(region, api).await;
-            match call().await {
-                Err(error) if error.retryable && retry < self.retries.page_retries => {
-                    if let Some(operation) = &error.operation {
-                        self.cx.calls().record_retry(operation);
-                    }
-                    let seed = u64::from(retry) ^ (self as *const Self as u64);
-                    let delay = crate::source::backoff::backoff(
-                        self.retries,
-                        retry,
-                        crate::source::backoff::entropy(seed),
-                    );
-                    retry += 1;
-                    tokio::time::sleep(delay).await;
-                }
-                outcome => return outcome,
+        let seed = self as *const Self as u64;
+        let budget = Some(&self.retry_budget);
+        crate::source::backoff::retrying(self.retries, self.cx.calls(), budget, seed, || {
+            let attempt = call();
+            async move {
+                self.pace_in(region, api).await;
+                attempt.await
             }
-        }
+        })
+        .await
     }
 
     /// Waits for a token of the (account, shard region, `api`) limiter.
@@ -499,7 +493,17 @@ impl AwsSource {
                 .map(|account| {
                     let access = self.access_of(&account, &caller, &partition);
                     async move {
-                        let plan = self.plan_account(&account, access, scope, cx).await;
+                        // One account's planning AWS asks to try later is retried on its own:
+                        // a throttled AssumeRole must not drop the account.
+                        let seed = account.parse::<u64>().unwrap_or_default();
+                        let plan = crate::source::backoff::retrying(
+                            &self.options.retries,
+                            cx.calls(),
+                            None,
+                            seed,
+                            || self.plan_account(&account, access.clone(), scope, cx),
+                        )
+                        .await;
                         (account, plan)
                     }
                 })
@@ -788,6 +792,9 @@ impl ResourceSource for AwsSource {
             keeps_global: shard.keeps_global,
             cx: *cx,
             retries: &self.options.retries,
+            retry_budget: std::sync::atomic::AtomicU32::new(
+                self.options.retries.shard_retry_budget,
+            ),
         };
         let lister = if &*shard.service == tagging::SERVICE {
             None

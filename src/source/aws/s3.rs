@@ -1,10 +1,10 @@
 //! S3 buckets: listed once per account (`ListBuckets`, 10,000 per page), each placed in its own
 //! region (`BucketRegion` when AWS returns it, else `GetBucketLocation`, 16 at a time), kept
 //! when that region is planned, with tags from the tagging API in bulk per region (the regions
-//! at once). Never-tagged buckets count as untagged. A call that AWS throttled or failed past
-//! the SDK's retries fails the page, which its fetcher retries; a bucket whose region or tags
-//! still cannot be read (access denied, a region that does not answer) is reported as an
-//! issue naming that region, and the other buckets are scanned. Lookups list the account's
+//! at once). Never-tagged buckets count as untagged. Each call AWS asks to try later is retried
+//! on its own; a bucket whose region or tags still cannot be read (access denied, a region
+//! that does not answer or keeps failing) is reported as an issue naming that region, and the
+//! other buckets are scanned. Lookups list the account's
 //! buckets once (a bucket ARN names no account or region) and read only those asked for.
 
 use std::collections::{BTreeMap, HashMap};
@@ -138,8 +138,8 @@ async fn list_buckets(
 }
 
 /// Places each bucket in its region, keeps those of the planned regions, and reads their
-/// tags (in bulk, per region). A call AWS asked to retry later fails the page (its fetcher
-/// retries it); a bucket whose region or tags cannot be read otherwise is an issue.
+/// tags (in bulk, per region). A bucket whose region or tags cannot be read, after the
+/// call's own retries, is an issue.
 async fn read_buckets(
     ctx: &ShardContext<'_>,
     client: &aws_sdk_s3::Client,
@@ -181,7 +181,6 @@ async fn read_buckets(
             Ok(region) => {
                 located.insert(name, region);
             }
-            Err(error) if error.retryable => return Err(error),
             Err(mut error) => {
                 error.message = format!("bucket '{name}' was not scanned: {}", error.message);
                 issues.push(ctx.issue(super::GLOBAL_REGION, "s3", error));
@@ -219,7 +218,6 @@ async fn read_buckets(
     for (region, buckets, arns, tags) in read {
         let mut tags = match tags {
             Ok(tags) => tags,
-            Err(error) if error.retryable => return Err(error),
             Err(mut error) => {
                 error.message = format!(
                     "the tags of {} buckets in {region} could not be read, so they were not scanned: {}",

@@ -86,10 +86,7 @@ pub(crate) async fn tags_in_bulk(
                 tags.insert(arn.to_string(), tags_of(mapping));
             }
         }
-        token = out
-            .pagination_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
+        token = next_token(token, out.pagination_token())?;
         if token.is_none() {
             return Ok(tags);
         }
@@ -126,10 +123,7 @@ async fn by_arns(
                         .map_err(|e| classify("tag:GetResources", e))
                 })
                 .await?;
-            token = out
-                .pagination_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
+            token = next_token(token, out.pagination_token())?;
             mappings.extend(out.resource_tag_mapping_list.unwrap_or_default());
             if token.is_none() {
                 break;
@@ -137,6 +131,20 @@ async fn by_arns(
         }
     }
     Ok(mappings)
+}
+
+/// The token of the next page after `current`, if any; the same token twice is an error (an
+/// endpoint that would make the listing loop forever).
+fn next_token(current: Option<String>, next: Option<&str>) -> Result<Option<String>, SourceError> {
+    match next.filter(|t| !t.is_empty()) {
+        Some(next) if current.as_deref() == Some(next) => Err(SourceError::new(
+            crate::domain::ScanIssueKind::Other,
+            format!(
+                "tag:GetResources returned the same pagination token '{next}' twice; stopped to avoid a loop"
+            ),
+        )),
+        next => Ok(next.map(str::to_string)),
+    }
 }
 
 /// One page of resources of types without a native lister.
