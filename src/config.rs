@@ -105,8 +105,8 @@ pub struct TimeoutConfig {
     /// One call, every attempt and backoff included, in seconds.
     pub operation_seconds: u64,
     /// A whole scan, in seconds (0: no deadline). Shards not read by then end as `timeout`
-    /// issues and the result is partial. `--deadline` and the tools' `deadline_seconds`
-    /// override it.
+    /// issues and the result is partial. `--deadline` overrides it; the tools'
+    /// `deadline_seconds` can only shorten it.
     pub scan_deadline_seconds: u64,
 }
 

@@ -637,27 +637,25 @@ fn open_recorder(common: &Common, config: &Config, what: &str) -> (Option<Store>
             (None, Some(Spool::of(&dir)))
         }
         Err(error) => {
-            eprintln!(
-                "tagguard: warning: {error}; this run is not recorded in the history (the data directory is set by --data-dir, TAGGUARD_DATA_DIR or store.data_dir)"
-            );
+            warn_no_store(&error);
             (None, None)
         }
     }
 }
 
+/// Says that the store could not be opened, which costs the history, not the run.
+fn warn_no_store(error: &StoreError) {
+    eprintln!(
+        "tagguard: warning: {error}; this run is not recorded in the history (the data directory is set by --data-dir, TAGGUARD_DATA_DIR or store.data_dir)"
+    );
+}
+
 /// Opens the store of the data directory the options and config name, to read it. A store
 /// that cannot be opened is a warning.
 fn open_store(common: &Common, config: &Config) -> Option<Store> {
-    let dir = data_dir(common, config);
-    match Store::open(&dir, Retention::from(&config.store)) {
-        Ok(store) => Some(store),
-        Err(error) => {
-            eprintln!(
-                "tagguard: warning: {error}; this run is not recorded in the history (the data directory is set by --data-dir, TAGGUARD_DATA_DIR or store.data_dir; another tagguard process may hold the store)"
-            );
-            None
-        }
-    }
+    Store::open(&data_dir(common, config), Retention::from(&config.store))
+        .inspect_err(warn_no_store)
+        .ok()
 }
 
 async fn history(args: HistoryArgs) -> Result<ExitCode> {

@@ -12,7 +12,7 @@
 //! limiters, which have slowed down meanwhile. Past that, the shard ends as an issue.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use ractor::factory::FactoryRef;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -23,7 +23,7 @@ use super::aggregator::AggregatorMsg;
 use super::validator::ValidateBatch;
 use crate::config::RetryConfig;
 use crate::domain::{RunKey, ScanIssueKind, ScanScope};
-use crate::source::backoff::{backoff, entropy};
+use crate::source::backoff::retrying;
 use crate::source::{ApiCallCounter, FetchContext, ResourceSource, Shard, SourceError};
 
 /// The fetcher actor (no configuration of its own).
@@ -71,8 +71,8 @@ pub struct FetcherArgs {
     pub counters: Arc<FetchCounters>,
     /// How failed pages are retried.
     pub retries: RetryConfig,
-    /// Page retries the shard has spent.
-    pub retries_spent: u32,
+    /// Page retries the shard may still spend (from `shard_retry_budget`).
+    pub retry_budget: AtomicU32,
 }
 
 impl Actor for Fetcher {
@@ -96,40 +96,30 @@ impl Actor for Fetcher {
         state: &mut FetcherArgs,
     ) -> Result<(), ActorProcessingErr> {
         let cx = FetchContext::new(&state.throttle, &state.calls);
-        let mut retry = 0;
-        let page = loop {
-            match state
-                .source
-                .fetch_page(&state.shard, token.clone(), &cx)
-                .await
-            {
-                Ok(page) => break page,
-                Err(error)
-                    if error.retryable
-                        && retry < state.retries.page_retries
-                        && state.retries_spent < state.retries.shard_retry_budget =>
-                {
-                    let seed = (state.shard_index as u64) ^ (u64::from(retry) << 32);
-                    let delay = backoff(&state.retries, retry, entropy(seed));
-                    tracing::debug!(shard = %state.shard_id, retry, ?delay, error = %error.message, "page failed; retrying");
-                    if let Some(operation) = &error.operation {
-                        state.calls.record_retry(operation);
-                    }
-                    retry += 1;
-                    state.retries_spent += 1;
-                    tokio::time::sleep(delay).await;
+        let left_before = state.retry_budget.load(Ordering::Acquire);
+        let fetched = retrying(
+            &state.retries,
+            &state.calls,
+            Some(&state.retry_budget),
+            || state.source.fetch_page(&state.shard, token.clone(), &cx),
+        )
+        .await;
+        let page = match fetched {
+            Ok(page) => page,
+            Err(mut error) => {
+                if error.retryable {
+                    let left = state.retry_budget.load(Ordering::Acquire);
+                    let budget = state.retries.shard_retry_budget;
+                    error.message = format!(
+                        "{} (the page was retried {} times; the shard spent {} of its {budget} retries)",
+                        error.message,
+                        left_before - left,
+                        budget - left
+                    );
                 }
-                Err(mut error) => {
-                    if error.retryable {
-                        error.message = format!(
-                            "{} (the page was retried {retry} times; the shard spent {} of its {} retries)",
-                            error.message, state.retries_spent, state.retries.shard_retry_budget
-                        );
-                    }
-                    state.end(Some(error));
-                    myself.stop(None);
-                    return Ok(());
-                }
+                state.end(Some(error));
+                myself.stop(None);
+                return Ok(());
             }
         };
         if !page.issues.is_empty() {

@@ -54,11 +54,6 @@ impl LimiterRegistry {
             .clone()
     }
 
-    /// The limiter of `key` if it exists.
-    pub fn find(&self, key: &LimiterKey) -> Option<Arc<AdaptiveLimiter>> {
-        self.limiters.get(key).map(|l| l.clone())
-    }
-
     /// Number of limiters created so far.
     pub fn len(&self) -> usize {
         self.limiters.len()

@@ -331,25 +331,24 @@ pub(crate) struct EngineThrottle {
     limiters: Arc<LimiterRegistry>,
 }
 
-#[async_trait::async_trait]
-impl crate::source::Throttle for EngineThrottle {
-    async fn until_ready(&self, account: &str, region: &str, api: &str) {
-        let limiter = self.limiters.get(LimiterKey {
+impl EngineThrottle {
+    fn limiter(&self, account: &str, region: &str, api: &str) -> Arc<AdaptiveLimiter> {
+        self.limiters.get(LimiterKey {
             account_id: Arc::from(account),
             region: Arc::from(region),
             quota_key: api.to_string(),
-        });
-        limiter.until_ready().await;
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::source::Throttle for EngineThrottle {
+    async fn until_ready(&self, account: &str, region: &str, api: &str) {
+        self.limiter(account, region, api).until_ready().await;
     }
 
     fn throttled(&self, account: &str, region: &str, api: &str) {
-        self.limiters
-            .get(LimiterKey {
-                account_id: Arc::from(account),
-                region: Arc::from(region),
-                quota_key: api.to_string(),
-            })
-            .throttled();
+        self.limiter(account, region, api).throttled();
     }
 }
 

@@ -64,7 +64,7 @@ impl Actor for Planner {
     ) -> Result<(), ActorProcessingErr> {
         let cx = FetchContext::new(&state.throttle, &state.calls);
         let (source, scope) = (&state.source, &state.scope);
-        let plan = retrying(&state.retries, &state.calls, None, 0, || async {
+        let plan = retrying(&state.retries, &state.calls, None, || async {
             if scope.arns.is_empty() {
                 source.plan(scope, &cx).await
             } else {

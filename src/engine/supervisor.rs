@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -25,7 +25,7 @@ use super::{
     EngineError, EngineStatus, EngineThrottle, ScanProgress, ScanRequest, ScanTicket, ShardEnded,
 };
 use crate::config::{EngineConfig, RetryConfig};
-use crate::domain::{ScanId, ScanIssue, ScanIssueKind, TagStatsSpec, TallyOptions};
+use crate::domain::{ScanId, ScanIssueKind, TagStatsSpec, TallyOptions};
 use crate::source::{ApiCallCounter, Shard, ShardPlan, SourceError};
 
 /// The supervisor actor (configuration comes in its arguments).
@@ -73,8 +73,8 @@ struct RunningScan {
     plan_received: bool,
 }
 
-/// The issue of a shard a deadline ended: what was read stays in the result.
-fn past_deadline(shard: &Shard, deadline: Duration, started: bool, resources: u64) -> ScanIssue {
+/// Why a deadline ended a shard (what was read stays in the result).
+fn past_deadline(deadline: Duration, started: bool) -> SourceError {
     let what = if started {
         "before this shard was read to the end"
     } else {
@@ -87,7 +87,6 @@ fn past_deadline(shard: &Shard, deadline: Duration, started: bool, resources: u6
             deadline.as_secs_f64()
         ),
     )
-    .into_issue(shard, resources)
 }
 
 /// What a scan-level actor is to its scan.
@@ -105,6 +104,19 @@ struct FetcherEntry {
     shard: Shard,
     counters: Arc<FetchCounters>,
     cell: ActorCell,
+}
+
+impl FetcherEntry {
+    /// The end of this fetcher's shard with `error`, as far as it had got: the batches it sent
+    /// (the aggregator waits for them) and the resources they held.
+    fn ended(&self, error: SourceError) -> ShardEnded {
+        let resources = self.counters.resources.load(Ordering::Acquire);
+        ShardEnded {
+            shard: self.shard_index,
+            batches_sent: self.counters.batches_sent.load(Ordering::Acquire),
+            issue: Some(error.into_issue(&self.shard, resources)),
+        }
+    }
 }
 
 /// The supervisor's state.
@@ -199,16 +211,10 @@ impl Actor for Supervisor {
                 scan.running = scan.running.saturating_sub(1);
                 if let Some(failure) = failure {
                     tracing::warn!(shard = %entry.shard, %failure, "fetcher crashed; shard reported as an issue");
-                    let resources = entry.counters.resources.load(Ordering::Acquire);
-                    let error = SourceError::new(
+                    let end = entry.ended(SourceError::new(
                         ScanIssueKind::FetcherCrashed,
                         format!("the fetcher of this shard crashed: {failure}"),
-                    );
-                    let end = ShardEnded {
-                        shard: entry.shard_index,
-                        batches_sent: entry.counters.batches_sent.load(Ordering::Acquire),
-                        issue: Some(error.into_issue(&entry.shard, resources)),
-                    };
+                    ));
                     // A stopped aggregator means the scan already ended.
                     let _ = scan.aggregator.send_message(AggregatorMsg::ShardEnded(end));
                 }
@@ -523,7 +529,7 @@ impl SupervisorState {
             permits: scan.permits.clone(),
             counters: counters.clone(),
             retries: self.retries,
-            retries_spent: 0,
+            retry_budget: AtomicU32::new(self.retries.shard_retry_budget),
         };
         let aggregator = scan.aggregator.clone();
         match Actor::spawn_linked(None, Fetcher, args, myself.get_cell()).await {
@@ -581,19 +587,14 @@ impl SupervisorState {
         }
         tracing::info!(scan = %scan_id, "deadline passed; unread shards end as issues");
         for entry in take_fetchers(&mut self.fetchers, scan_id) {
-            let resources = entry.counters.resources.load(Ordering::Acquire);
-            let end = ShardEnded {
-                shard: entry.shard_index,
-                batches_sent: entry.counters.batches_sent.load(Ordering::Acquire),
-                issue: Some(past_deadline(&entry.shard, deadline, true, resources)),
-            };
+            let end = entry.ended(past_deadline(deadline, true));
             let _ = scan.aggregator.send_message(AggregatorMsg::ShardEnded(end));
         }
         for (shard_index, shard) in scan.pending.drain(..) {
             let end = ShardEnded {
                 shard: shard_index,
                 batches_sent: 0,
-                issue: Some(past_deadline(&shard, deadline, false, 0)),
+                issue: Some(past_deadline(deadline, false).into_issue(&shard, 0)),
             };
             let _ = scan.aggregator.send_message(AggregatorMsg::ShardEnded(end));
         }

@@ -94,24 +94,21 @@ impl Policy {
                     Some(_) if regex.is_match(&tag.value) => Some(true),
                     _ => Some(false),
                 };
-                match case_only {
-                    None => {}
-                    Some(false) => out.push(finding(
-                        ViolationType::InvalidFormat,
-                        Severity::Error,
-                        &rule.name,
-                        Some(&tag.value),
-                        Expected::Pattern(pattern.clone()),
-                    )),
+                let judged = match case_only {
+                    None => None,
+                    Some(false) => Some((ViolationType::InvalidFormat, Severity::Error)),
                     // With allowed values, their case check has said it already.
-                    Some(true) if rule.allowed_values.is_some() => {}
-                    Some(true) => out.push(finding(
-                        ViolationType::ValueCaseMismatch,
-                        Severity::Warning,
+                    Some(true) if rule.allowed_values.is_some() => None,
+                    Some(true) => Some((ViolationType::ValueCaseMismatch, Severity::Warning)),
+                };
+                if let Some((violation, severity)) = judged {
+                    out.push(finding(
+                        violation,
+                        severity,
                         &rule.name,
                         Some(&tag.value),
                         Expected::Pattern(pattern.clone()),
-                    )),
+                    ));
                 }
             }
         }

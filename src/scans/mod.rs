@@ -199,7 +199,7 @@ impl ScanService {
         self
     }
 
-    /// Scans answer within `deadline` unless a question sets its own.
+    /// Scans answer within `deadline`; a question may ask for a shorter one, never a longer.
     pub fn with_default_deadline(mut self, deadline: Option<std::time::Duration>) -> ScanService {
         self.default_deadline = deadline;
         self
@@ -351,13 +351,12 @@ impl ScanService {
                     .await
                     .map(|_| ()),
                 (None, Some(spool)) => {
-                    let handed = {
-                        let (spool, result, origin) =
-                            (spool.clone(), result.clone(), question.origin.clone());
-                        tokio::task::spawn_blocking(move || spool.hand_in(&result, &origin))
-                            .await
-                            .unwrap_or_else(|e| Err(crate::store::StoreError::Io(e.to_string())))
-                    };
+                    // Encoded here, where the result is borrowed; written off the runtime.
+                    let bytes = crate::store::Spool::encode(&result, &question.origin);
+                    let (spool, scan_id) = (spool.clone(), result.meta.scan_id.0);
+                    let handed = tokio::task::spawn_blocking(move || spool.write(scan_id, &bytes))
+                        .await
+                        .unwrap_or_else(|e| Err(crate::store::StoreError::Io(e.to_string())));
                     handed.map(|_| {
                         result.meta.notes.push(
                             "another tagguard process owns the history: this scan was handed to it (the spool of the data directory) and is recorded there within seconds".to_string(),

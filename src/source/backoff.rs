@@ -3,7 +3,7 @@
 //! planning).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::config::RetryConfig;
@@ -12,12 +12,11 @@ use crate::source::{ApiCallCounter, SourceError};
 /// Runs `attempt` until it succeeds, fails in a way not worth retrying, or has been retried
 /// `page_retries` times (or `budget`, when given, is spent: retries shared by many calls),
 /// waiting a backoff with full jitter between attempts; each retry is counted against the
-/// operation that failed. `seed` tells concurrent callers' jitter apart.
+/// operation that failed.
 pub async fn retrying<T, F, Fut>(
     config: &RetryConfig,
     calls: &ApiCallCounter,
     budget: Option<&AtomicU32>,
-    seed: u64,
     mut attempt: F,
 ) -> Result<T, SourceError>
 where
@@ -38,7 +37,7 @@ where
                 if let Some(operation) = &error.operation {
                     calls.record_retry(operation);
                 }
-                let delay = backoff(config, retry, entropy(seed ^ (u64::from(retry) << 32)));
+                let delay = backoff(config, retry, entropy());
                 tracing::debug!(retry, ?delay, error = %error.message, "retrying");
                 retry += 1;
                 tokio::time::sleep(delay).await;
@@ -60,13 +59,15 @@ pub fn backoff(config: &RetryConfig, retry: u32, entropy: u64) -> Duration {
     Duration::from_millis(entropy % (window + 1))
 }
 
-/// A well-mixed number from the clock and `seed` (splitmix64), for jitter: no generator state
-/// to share between callers.
-pub fn entropy(seed: u64) -> u64 {
+/// A well-mixed number for jitter (splitmix64 of the clock and a call counter): callers at the
+/// same instant still draw apart, with no generator state to lock.
+pub fn entropy() -> u64 {
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mut z = nanos ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let draw = DRAWS.fetch_add(1, Ordering::Relaxed);
+    let mut z = nanos ^ draw.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -93,8 +94,8 @@ mod tests {
         ] {
             // The largest draw is the window itself.
             assert_eq!(backoff(&config, retry, window).as_millis() as u64, window);
-            for seed in 0..200 {
-                assert!(backoff(&config, retry, entropy(seed)).as_millis() as u64 <= window);
+            for _ in 0..200 {
+                assert!(backoff(&config, retry, entropy()).as_millis() as u64 <= window);
             }
         }
         assert_eq!(backoff(&config, 3, 0), Duration::ZERO);

@@ -622,7 +622,9 @@ fn merge_spool(db: &Database, spool: &Spool, retention: Retention) -> Result<usi
     if waiting.is_empty() {
         return Ok(0);
     }
-    // Files merged before whose deletion failed are deleted again, not read again.
+    // Files merged before whose deletion failed (or a crash cut off) are deleted again, not
+    // stored again. Only the store's owner merges, on its one writer thread, so no other
+    // write can record a name between this read and the commit below.
     let known = {
         let txn = db
             .begin_read()
@@ -753,19 +755,7 @@ fn commit_batch(
                     findings: rows,
                     spooled_as,
                     ..
-                } => {
-                    if let Some(name) = spooled_as {
-                        // Merged before, and the file outlived the merge: not again.
-                        if let Some(id) = spooled
-                            .get(name.as_str())
-                            .map_err(|e| io_error("write", e))?
-                        {
-                            summary.scan_id = id.value();
-                            continue;
-                        }
-                    }
-                    (summary, rows, spooled_as)
-                }
+                } => (summary, rows, spooled_as),
                 WriteJob::Audit { record, .. } => {
                     // Records made in the same microsecond keep their order, one apart.
                     record.key = record.at.timestamp_micros().max(0) as u64;

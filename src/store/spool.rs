@@ -22,8 +22,16 @@ pub const SPOOL_DIR: &str = "spool";
 /// The extension of spooled scans ready to merge.
 const READY: &str = "scan.json";
 
-/// A spooled scan: what recording it needs.
-#[derive(Debug, Serialize, Deserialize)]
+/// A spooled scan, as written: borrowed, so handing a scan in copies nothing.
+#[derive(Serialize)]
+struct SpooledRef<'a> {
+    format: u32,
+    origin: &'a Origin,
+    result: &'a ScanResult,
+}
+
+/// A spooled scan, as read back: what recording it needs.
+#[derive(Debug, Deserialize)]
 pub(crate) struct SpooledScan {
     /// The format of the file (1).
     pub format: u32,
@@ -49,22 +57,32 @@ impl Spool {
 
     /// Writes a scan for the store's owner to record; returns the file's name.
     pub fn hand_in(&self, result: &ScanResult, origin: &Origin) -> Result<String, StoreError> {
+        self.write(result.meta.scan_id.0, &Spool::encode(result, origin))
+    }
+
+    /// A scan as the spool keeps it: for [`Spool::write`], where encoding and writing happen
+    /// on different threads.
+    pub fn encode(result: &ScanResult, origin: &Origin) -> Vec<u8> {
+        let spooled = SpooledRef {
+            format: 1,
+            origin,
+            result,
+        };
+        serde_json::to_vec(&spooled).expect("a scan result serialises: plain data, string keys")
+    }
+
+    /// Writes the encoded scan `scan_id` for the store's owner to record; returns the file's
+    /// name.
+    pub fn write(&self, scan_id: u64, bytes: &[u8]) -> Result<String, StoreError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io_error("spooling", e.kind()))?;
         let name = format!(
-            "{}-{}-{}.{READY}",
-            result.meta.scan_id.0,
+            "{scan_id}-{}-{}.{READY}",
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         );
         let temporary = self.dir.join(format!(".{name}.part"));
-        let spooled = SpooledScan {
-            format: 1,
-            origin: origin.clone(),
-            result: result.clone(),
-        };
-        let bytes = serde_json::to_vec(&spooled).map_err(|e| io_error("spooling", e))?;
         let written = std::fs::File::create(&temporary).and_then(|mut file| {
-            std::io::Write::write_all(&mut file, &bytes)?;
+            std::io::Write::write_all(&mut file, bytes)?;
             file.sync_all()
         });
         written
@@ -110,7 +128,8 @@ impl Spool {
     pub(crate) fn read(&self, path: &Path) -> Option<SpooledScan> {
         let read = std::fs::read(path)
             .ok()
-            .and_then(|bytes| serde_json::from_slice::<SpooledScan>(&bytes).ok());
+            .and_then(|bytes| serde_json::from_slice::<SpooledScan>(&bytes).ok())
+            .filter(|spooled| spooled.format == 1);
         if read.is_none() {
             let aside = self.dir.join("unreadable");
             let moved = std::fs::create_dir_all(&aside).and_then(|()| {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tagguard::config::Config;
-use tagguard::domain::{ResourceType, ScanIssueKind, ScanScope, SeverityFilter};
+use tagguard::domain::{
+    ResourceType, ScanIssue, ScanIssueKind, ScanResult, ScanScope, SeverityFilter,
+};
 use tagguard::engine::{EngineError, EngineHandle, ScanRequest};
 use tagguard::source::{
     FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError, SyntheticSource,
@@ -127,6 +129,16 @@ fn quick_retries(page_retries: u32) -> Config {
     config.retries.page_backoff_ms = 5;
     config.retries.page_max_backoff_ms = 20;
     config
+}
+
+/// The result's one issue, which must be of `kind` and name the target shard.
+fn the_target_s_issue(result: &ScanResult, kind: ScanIssueKind) -> &ScanIssue {
+    let [issue] = result.tally.issues.as_slice() else {
+        panic!("one issue: {:?}", result.tally.issues);
+    };
+    assert_eq!(issue.kind, kind);
+    assert_eq!((&*issue.region, &*issue.service), ("us-west-2", "lambda"));
+    issue
 }
 
 fn target_scope() -> ScanScope {
@@ -404,11 +416,7 @@ async fn a_page_throttled_past_its_retries_ends_its_shard_as_an_issue() {
     let result = engine.scan(ScanRequest::new(source, policy)).await.unwrap();
     engine.shutdown().await;
     assert!(result.partial);
-    let [issue] = result.tally.issues.as_slice() else {
-        panic!("one issue: {:?}", result.tally.issues);
-    };
-    assert_eq!(issue.kind, ScanIssueKind::Throttled);
-    assert_eq!((&*issue.region, &*issue.service), ("us-west-2", "lambda"));
+    let issue = the_target_s_issue(&result, ScanIssueKind::Throttled);
     assert!(
         issue.message.contains("retried 2 times"),
         "{}",
@@ -446,11 +454,7 @@ async fn the_deadline_ends_a_hanging_shard_and_keeps_what_was_read() {
         .unwrap();
     engine.shutdown().await;
     assert!(result.partial);
-    let [issue] = result.tally.issues.as_slice() else {
-        panic!("one issue: {:?}", result.tally.issues);
-    };
-    assert_eq!(issue.kind, ScanIssueKind::Timeout);
-    assert_eq!((&*issue.region, &*issue.service), ("us-west-2", "lambda"));
+    let issue = the_target_s_issue(&result, ScanIssueKind::Timeout);
     assert_eq!(
         issue.resources_before_failure, 1_000,
         "the first page was read"

@@ -51,28 +51,22 @@ impl CountCalls {
     /// The operation's name, keyed like IAM actions, and its limiter's key.
     fn names(cfg: &ConfigBag) -> Option<(String, String)> {
         let metadata = cfg.load::<Metadata>()?;
-        Some((
-            format!("{}:{}", iam_prefix(metadata.service()), metadata.name()),
-            quota_key(metadata.service()),
-        ))
+        let (prefix, key) = service_names(metadata.service());
+        Some((format!("{prefix}:{}", metadata.name()), key))
     }
 }
 
-/// The IAM prefix of a service from the SDK's service name, so counts read like the actions in
-/// the IAM policy (`tag:GetResources`, not `Resource Groups Tagging API:GetResources`).
-fn iam_prefix(service: &str) -> String {
+/// A service's IAM prefix and rate-limit key from the SDK's service name: counts read like the
+/// actions in the IAM policy (`tag:GetResources`, not `Resource Groups Tagging
+/// API:GetResources`), and throttles reach the limiter the calls were paced with (`tagging`
+/// for the tagging API, else the lower-case name).
+fn service_names(service: &str) -> (String, String) {
     match service.to_ascii_lowercase().as_str() {
-        "resource groups tagging api" => "tag".to_string(),
-        other => other.replace(' ', ""),
-    }
-}
-
-/// The rate-limit key of a service from the SDK's service name: the key its calls are paced
-/// with (`tagging` for the tagging API, else the lower-case name).
-fn quota_key(service: &str) -> String {
-    match service.to_ascii_lowercase().as_str() {
-        "resource groups tagging api" => super::tagging::SERVICE.to_string(),
-        other => other.replace(' ', ""),
+        "resource groups tagging api" => ("tag".to_string(), super::tagging::SERVICE.to_string()),
+        other => {
+            let name = other.replace(' ', "");
+            (name.clone(), name)
+        }
     }
 }
 
@@ -134,9 +128,10 @@ mod tests {
 
     #[test]
     fn names_are_keyed_like_iam_actions_and_limiters() {
-        assert_eq!(iam_prefix("Resource Groups Tagging API"), "tag");
-        assert_eq!(quota_key("Resource Groups Tagging API"), "tagging");
-        assert_eq!(iam_prefix("EC2"), "ec2");
-        assert_eq!(quota_key("ECS"), "ecs");
+        let names = |s: &str| service_names(s);
+        assert_eq!(names("Resource Groups Tagging API").0, "tag");
+        assert_eq!(names("Resource Groups Tagging API").1, "tagging");
+        assert_eq!(names("EC2").0, "ec2");
+        assert_eq!(names("ECS").1, "ecs");
     }
 }

@@ -89,7 +89,7 @@ where
         }
         SdkError::ResponseError(context) => {
             let status = context.raw().status().as_u16();
-            if (500..600).contains(&status) || status == 429 {
+            if worth_retrying(status) {
                 from_status(action, status)
             } else {
                 // An answer the SDK could not read (a proxy's page, a cut-off body).
@@ -118,6 +118,11 @@ where
     classified
 }
 
+/// Whether an HTTP status says to try later: a throttle (429) or a failure on AWS's side (5xx).
+fn worth_retrying(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
 /// Classifies an answer without an error code by its HTTP status.
 fn from_status(action: &str, status: u16) -> SourceError {
     let (kind, what) = match status {
@@ -136,7 +141,7 @@ fn from_status(action: &str, status: u16) -> SourceError {
         kind,
         missing_permission: (kind == ScanIssueKind::AccessDenied).then(|| action.to_string()),
         message: format!("{action}: {what} (HTTP {status})"),
-        retryable: status == 429 || (500..600).contains(&status),
+        retryable: worth_retrying(status),
         operation: Some(action.to_string()),
     }
 }
@@ -145,7 +150,7 @@ fn from_status(action: &str, status: u16) -> SourceError {
 /// is retried when the status says the failure was AWS's (5xx) or a throttle (429).
 fn from_code_and_status(action: &str, code: &str, message: &str, status: u16) -> SourceError {
     let mut classified = from_code(action, code, message);
-    if classified.kind == ScanIssueKind::Other && (status == 429 || (500..600).contains(&status)) {
+    if classified.kind == ScanIssueKind::Other && worth_retrying(status) {
         classified.kind = if status == 429 {
             ScanIssueKind::Throttled
         } else {

@@ -204,9 +204,8 @@ impl ShardContext<'_> {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SourceError>>,
     {
-        let seed = self as *const Self as u64;
         let budget = Some(&self.retry_budget);
-        crate::source::backoff::retrying(self.retries, self.cx.calls(), budget, seed, || {
+        crate::source::backoff::retrying(self.retries, self.cx.calls(), budget, || {
             let attempt = call();
             async move {
                 self.pace_in(region, api).await;
@@ -495,12 +494,10 @@ impl AwsSource {
                     async move {
                         // One account's planning AWS asks to try later is retried on its own:
                         // a throttled AssumeRole must not drop the account.
-                        let seed = account.parse::<u64>().unwrap_or_default();
                         let plan = crate::source::backoff::retrying(
                             &self.options.retries,
                             cx.calls(),
                             None,
-                            seed,
                             || self.plan_account(&account, access.clone(), scope, cx),
                         )
                         .await;

@@ -67,7 +67,7 @@ impl ServiceLister for S3Lister {
     ) -> Result<Page, SourceError> {
         let client = s3_client(ctx);
         let (buckets, next) = list_buckets(ctx, &client, token).await?;
-        let mut page = read_buckets(ctx, &client, buckets).await?;
+        let mut page = read_buckets(ctx, &client, buckets).await;
         page.next = next;
         Ok(page)
     }
@@ -89,7 +89,7 @@ impl ServiceLister for S3Lister {
                 break;
             }
         }
-        read_buckets(ctx, &client, mine).await
+        Ok(read_buckets(ctx, &client, mine).await)
     }
 }
 
@@ -144,7 +144,7 @@ async fn read_buckets(
     ctx: &ShardContext<'_>,
     client: &aws_sdk_s3::Client,
     mut buckets: Vec<Bucket>,
-) -> Result<Page, SourceError> {
+) -> Page {
     let mut issues: Vec<ScanIssue> = Vec::new();
     // Where ListBuckets leaves the region out, ask each bucket (there is no bulk call).
     let unplaced: Vec<String> = buckets
@@ -250,11 +250,11 @@ async fn read_buckets(
             });
         }
     }
-    Ok(Page {
+    Page {
         resources,
         next: None,
         issues,
-    })
+    }
 }
 
 #[cfg(test)]

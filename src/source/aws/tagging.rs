@@ -46,6 +46,15 @@ pub(crate) async fn tags_for(
     Ok(tags)
 }
 
+/// A tagging API client for `region` of the shard's account.
+fn client_in(ctx: &ShardContext<'_>, region: &str) -> aws_sdk_resourcegroupstagging::Client {
+    client!(
+        aws_sdk_resourcegroupstagging,
+        &ctx.config_in(region),
+        ctx.calls
+    )
+}
+
 /// Tags of the resources `arns` of service `service` (`s3`) in `region`: by ARN list when
 /// they fit in one call, else by listing the service's tagged resources in the region in the
 /// largest pages and keeping those asked for, which takes fewer calls when most of a region's
@@ -60,11 +69,7 @@ pub(crate) async fn tags_in_bulk(
         return tags_for(ctx, region, arns).await;
     }
     let wanted: std::collections::HashSet<&str> = arns.iter().map(String::as_str).collect();
-    let client = client!(
-        aws_sdk_resourcegroupstagging,
-        &ctx.config_in(region),
-        ctx.calls
-    );
+    let client = client_in(ctx, region);
     let mut tags = HashMap::with_capacity(arns.len());
     let mut token: Option<String> = None;
     loop {
@@ -104,11 +109,7 @@ async fn by_arns(
     if arns.is_empty() {
         return Ok(mappings);
     }
-    let client = client!(
-        aws_sdk_resourcegroupstagging,
-        &ctx.config_in(region),
-        ctx.calls
-    );
+    let client = client_in(ctx, region);
     for chunk in arns.chunks(ARNS_PER_CALL) {
         let mut token: Option<String> = None;
         loop {
