@@ -193,7 +193,9 @@ impl ShardContext<'_> {
     /// `api`). A call that failed past the SDK's attempts with an answer meaning "try later"
     /// (throttled, 5xx) is made again on its own after a backoff with full jitter, up to
     /// `page_retries` times: one throttled call among the hundreds of a page (S3's bucket
-    /// locations) must not cost the page. The fetcher's page retries remain the outer net.
+    /// locations) must not cost the page. A call that has spent its retries is not worth
+    /// trying again: its error is no longer retryable, so its page is not fetched again (that
+    /// would multiply the attempts); the fetcher's page retries are for calls made once.
     pub async fn patiently_in<T, F, Fut>(
         &self,
         region: &str,
@@ -213,6 +215,10 @@ impl ShardContext<'_> {
             }
         })
         .await
+        .map_err(|mut error| {
+            error.retryable = false;
+            error
+        })
     }
 
     /// Waits for a token of the (account, shard region, `api`) limiter.
