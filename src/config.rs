@@ -40,6 +40,9 @@ pub struct Config {
     /// How limiters slow down when AWS throttles, and recover.
     #[serde(default)]
     pub pacing: PacingConfig,
+    /// Billing data: the allocation tags and how long answers are cached.
+    #[serde(default)]
+    pub cost: CostConfig,
 }
 
 /// How AWS calls are retried: first by the SDK (each call), then by the fetcher (a page whose
@@ -164,6 +167,27 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig { ttl_seconds: 300 }
+    }
+}
+
+/// Billing data (Cost Explorer, or the demo's billing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostConfig {
+    /// The allocation tags of the attribution gap when a question names none (empty: the
+    /// policy's required tags that apply to every resource type).
+    pub allocation_tags: Vec<String>,
+    /// Minutes a billing answer is reused (billing data changes a few times a day, and each
+    /// Cost Explorer request costs $0.01).
+    pub cache_ttl_minutes: u32,
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        CostConfig {
+            allocation_tags: Vec::new(),
+            cache_ttl_minutes: 360,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! tagguard: tag compliance for AWS estates, as a library, a CLI and an MCP server.
 //!
 //! # Layout
-//! Dependencies point down only: `mcp → tools → scans/report → engine → store →
+//! Dependencies point down only: `mcp → tools → scans/cost/report → engine → store →
 //! source/policy → domain/config`.
 //! - [`domain`]: resources, ARNs, resource types, tags, money, scan scope, the mergeable
 //!   tally and the scan result (pure data).
@@ -14,6 +14,8 @@
 //! - [`store`]: redb persistence: scan summaries, recent findings, history and drift, audit
 //!   records, cached results.
 //! - [`scans`]: the scan service every caller uses: run → cache → record, single-flight.
+//! - [`cost`]: billing data (Cost Explorer, the demo's synthetic billing) and the
+//!   cost-attribution gap, with its query plan, cache and request counting.
 //! - [`report`]: results, history and the audit log rendered for people and files.
 //! - [`mcp`]: the MCP front: protocol over a jsonrpsee `RpcModule`, stdio and Streamable HTTP
 //!   transports, `/health`.
@@ -48,6 +50,7 @@
 //! ```
 
 pub mod config;
+pub mod cost;
 pub mod domain;
 pub mod engine;
 pub mod mcp;

@@ -1,4 +1,5 @@
-//! The `tagguard` command line: scan, check and show policies, and benchmark the pipeline.
+//! The `tagguard` command line: scan, measure the cost-attribution gap, check and show
+//! policies, and benchmark the pipeline.
 //!
 //! Exit codes: 0 every resource in scope is compliant; 1 some resource is not; 2 an error
 //! (bad arguments, unreadable policy or source, or a partial scan whose readable resources
@@ -14,8 +15,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
 
 use tagguard::config::Config;
+use tagguard::cost::{
+    Breakdown, CostService, GapQuestion, Granularity, Metric, PeriodSpec, open_billing,
+};
 use tagguard::domain::{
     Origin, ScanResult, ScanScope, ScopeFieldNames, SeverityFilter, parse_scope,
 };
@@ -62,6 +67,10 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", env = "TAGGUARD_HEALTH_ADDR")]
         addr: SocketAddr,
     },
+    /// The cost-attribution gap of a period: usage spend the allocation tags cannot
+    /// attribute (missing or invalid tags), per tag and broken down, from billing (the demo's,
+    /// or AWS Cost Explorer with --source aws).
+    Cost(CostArgs),
     /// Check or show a tagging policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -183,6 +192,38 @@ fn parse_deadline(text: &str) -> std::result::Result<Duration, String> {
             "'{text}' is not a deadline: give seconds above zero, or a number with s, m or h (90s, 5m)"
         )),
     }
+}
+
+#[derive(Args)]
+struct CostArgs {
+    #[command(flatten)]
+    from: SourceArgs,
+    #[command(flatten)]
+    common: Common,
+    /// The period: last_month, last_30_days, month_to_date, or START..END (dates, the end
+    /// exclusive: 2026-11-01..2026-12-01 is November).
+    #[arg(long, default_value = "last_month")]
+    period: PeriodSpec,
+    /// The breakdown: service, region, account or resource_type.
+    #[arg(long, default_value = "service")]
+    group_by: Breakdown,
+    /// The cost metric: AmortizedCost, UnblendedCost, NetAmortizedCost, NetUnblendedCost or
+    /// BlendedCost.
+    #[arg(long, default_value = "AmortizedCost")]
+    metric: Metric,
+    /// The time series' slices: monthly or daily.
+    #[arg(long, default_value = "monthly")]
+    granularity: Granularity,
+    /// Allocation tags, comma-separated (exact keys); default the config's
+    /// `cost.allocation_tags`, else the policy's required tags that apply to every type.
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Output: table, json, csv or markdown.
+    #[arg(long, default_value = "table")]
+    format: Format,
+    /// Ask billing again instead of using answers cached in the last hours.
+    #[arg(long)]
+    refresh: bool,
 }
 
 #[derive(Args)]
@@ -369,6 +410,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan(args) => runtime()?.block_on(scan(args)),
+        Command::Cost(args) => runtime()?.block_on(cost(args)),
         Command::History(args) => runtime()?.block_on(history(args)),
         Command::Audit(args) => runtime()?.block_on(audit(args)),
         Command::Healthcheck { addr } => runtime()?.block_on(healthcheck(addr)),
@@ -432,7 +474,7 @@ async fn open_source(
     resource_types: &[String],
     policy: &Arc<Policy>,
     config: &Config,
-) -> Result<(Arc<dyn ResourceSource>, ScanScope)> {
+) -> Result<(Arc<dyn ResourceSource>, ScanScope, SourceSpec)> {
     let spec = from
         .source
         .parse::<SourceSpec>()
@@ -459,13 +501,54 @@ async fn open_source(
         other => other,
     };
     let scope = scope(from, &spec, resource_types)?;
-    Ok((spec.open(policy).await?, scope))
+    Ok((spec.open(policy).await?, scope, spec))
+}
+
+async fn cost(args: CostArgs) -> Result<ExitCode> {
+    let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
+    let config = Config::load(args.common.config.as_deref())?;
+    let (_, scope, spec) = open_source(&args.from, &[], &policy, &config).await?;
+    let Some(billing) = open_billing(&spec, &policy, &config).await? else {
+        bail!(
+            "the source '{}' has no billing data: the attribution gap needs --source demo or --source aws",
+            args.from.source
+        );
+    };
+    // The cache only: nothing of a cost question is recorded in the history.
+    let store = open_store(&args.common, &config);
+    let service = CostService::new(billing, policy, store.clone(), config.cost.clone());
+    let question = GapQuestion {
+        period: args.period,
+        granularity: args.granularity,
+        metric: args.metric,
+        group_by: args.group_by,
+        tags: (!args.tags.is_empty()).then_some(args.tags),
+        scope,
+        force_refresh: args.refresh,
+    };
+    let answer = service
+        .attribution_gap(&question, &CancellationToken::new())
+        .await;
+    if let Some(store) = store {
+        store.close();
+    }
+    let gap = answer.map_err(anyhow::Error::from)?;
+    let stdout = io::stdout().lock();
+    let mut out = BufWriter::new(stdout);
+    report::cost::write(&gap, args.format, &mut out).and_then(|_| out.flush())?;
+    // A figure billing could not give is not a clean answer.
+    Ok(if gap.partial || gap.gap.is_none() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn scan(args: ScanArgs) -> Result<ExitCode> {
     let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
-    let (source, scope) = open_source(&args.from, &args.resource_types, &policy, &config).await?;
+    let (source, scope, _) =
+        open_source(&args.from, &args.resource_types, &policy, &config).await?;
     let (store, spool) = open_recorder(
         &args.common,
         &config,
@@ -566,7 +649,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     if let Some(addr) = args.http {
         check_bind(addr, &options)?;
     }
-    let (source, default_scope) = open_source(&args.from, &[], &policy, &config).await?;
+    let (source, default_scope, spec) = open_source(&args.from, &[], &policy, &config).await?;
     let (store, spool) = open_recorder(
         &args.common,
         &config,
@@ -577,13 +660,30 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         config.guardrails,
         config.timeouts.scan_deadline(),
     );
+    let cost = open_billing(&spec, &policy, &config).await?.map(|billing| {
+        Arc::new(CostService::new(
+            billing,
+            policy.clone(),
+            store.clone(),
+            config.cost.clone(),
+        ))
+    });
     let engine = EngineHandle::start(config).await?;
     let service = ScanService::new(engine.clone(), policy, source, store.clone(), cache_ttl)
         .with_default_deadline(deadline)
         .with_spool(spool);
-    let env = ToolEnv::new(Arc::new(service))
+    let mut env = ToolEnv::new(Arc::new(service))
         .with_default_scope(default_scope)
         .with_guardrails(guardrails);
+    if let Some(cost) = cost {
+        // One small billing question at start (cached for hours), so /health can say
+        // whether cost data is reachable without a health check ever making a billed request.
+        let probe = cost.clone();
+        tokio::spawn(async move {
+            probe.probe().await;
+        });
+        env = env.with_cost(cost);
+    }
     let server = McpServer::new(env, ToolRegistry::standard());
     let outcome = match args.http {
         None => mcp::stdio::serve(

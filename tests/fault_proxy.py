@@ -24,8 +24,18 @@ Control endpoint, served by the proxy itself and never forwarded:
     GET  /__faults/config   the rules in force
     POST /__faults/config   replace the rules: {"throttle": 0.3, "error500": 0.05,
                             "reset_regions": [...], "hang_regions": [...],
-                            "only_services": [...], "hang_seconds": 0, "seed": 7}
+                            "only_services": [...], "hang_seconds": 0, "seed": 7,
+                            "answers": [...]}
                             (keys left out take their defaults: no fault)
+
+Answers stand in for APIs moto does not emulate (Cost Explorer's ListCostAllocationTags, say)
+and fail chosen calls: each is {"target": "AWSInsightsIndexService.ListCostAllocationTags",
+"body_contains": "...", "status": 200, "body": {...}, "error": "AccessDeniedException",
+"message": "...", "times": N}. A request whose X-Amz-Target equals `target` and whose body
+contains `body_contains` (when given) is answered by the first matching answer: with `error`, an
+awsJson error of that code and `status` (default 400); else `body` as JSON with `status`
+(default 200). `times` (default unlimited) bounds how often it answers; answers are counted
+under "answered" by target.
 
 Standard library only, so that any python3 can run it.
 """
@@ -270,7 +280,7 @@ class Rules:
     `state.rules` once sees one consistent set."""
 
     def __init__(self, throttle=0.0, error500=0.0, reset_regions=(), hang_regions=(),
-                 only_services=(), hang_seconds=0.0):
+                 only_services=(), hang_seconds=0.0, answers=()):
         for name, p in (("throttle", throttle), ("error500", error500)):
             if not 0.0 <= float(p) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], not {p}")
@@ -284,9 +294,10 @@ class Rules:
         self.hang_regions = frozenset(hang_regions)
         self.only_services = frozenset(only_services)
         self.hang_seconds = float(hang_seconds)
+        self.answers = [Answer(a) for a in answers]
 
     KEYS = ("throttle", "error500", "reset_regions", "hang_regions", "only_services",
-            "hang_seconds")
+            "hang_seconds", "answers")
 
     @classmethod
     def from_json(cls, obj):
@@ -303,8 +314,12 @@ class Rules:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{key} must be a list of strings")
             lists[key] = value
+        answers = obj.get("answers") or []
+        if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
+            raise ValueError("answers must be a list of objects")
         return cls(obj.get("throttle", 0.0), obj.get("error500", 0.0), lists["reset_regions"],
-                   lists["hang_regions"], lists["only_services"], obj.get("hang_seconds", 0.0))
+                   lists["hang_regions"], lists["only_services"], obj.get("hang_seconds", 0.0),
+                   answers)
 
     def to_json(self):
         return {
@@ -314,7 +329,50 @@ class Rules:
             "hang_regions": sorted(self.hang_regions),
             "only_services": sorted(self.only_services),
             "hang_seconds": self.hang_seconds,
+            "answers": [a.spec for a in self.answers],
         }
+
+
+class Answer:
+    """A canned reply to calls of one awsJson target (see the module's docstring)."""
+
+    KEYS = ("target", "body_contains", "status", "body", "error", "message", "times")
+
+    def __init__(self, spec):
+        unknown = set(spec) - set(self.KEYS)
+        if unknown:
+            raise ValueError(f"unknown answer keys: {sorted(unknown)}")
+        if not isinstance(spec.get("target"), str):
+            raise ValueError("an answer needs a target (the X-Amz-Target it answers)")
+        self.spec = dict(spec)
+        self.target = spec["target"]
+        self.body_contains = spec.get("body_contains")
+        self.error = spec.get("error")
+        self.status = int(spec.get("status", 400 if self.error else 200))
+        self.body = spec.get("body", {})
+        self.message = spec.get("message", "injected by fault_proxy")
+        times = spec.get("times")
+        self.left = None if times is None else int(times)
+
+    def matches(self, headers, body):
+        if headers.get("X-Amz-Target", "") != self.target:
+            return False
+        if self.body_contains is not None and self.body_contains.encode() not in body:
+            return False
+        return self.left is None or self.left > 0
+
+    def reply(self):
+        """(status, headers, payload); counts one use."""
+        if self.left is not None:
+            self.left -= 1
+        headers = [("Content-Type", "application/x-amz-json-1.1"),
+                   ("x-amzn-RequestId", str(uuid.uuid4()))]
+        if self.error:
+            headers.append(("x-amzn-ErrorType", self.error))
+            payload = {"__type": self.error, "message": self.message}
+        else:
+            payload = self.body
+        return self.status, headers, json.dumps(payload).encode()
 
 
 class State:
@@ -331,6 +389,7 @@ class State:
             self.forwarded_regions = {}
             self.throttled = {}
             self.error500 = {}
+            self.answered = {}
             self.reset = 0
             self.hung = 0
             self.hanging = 0
@@ -354,6 +413,7 @@ class State:
                 "forwarded": dict(self.forwarded),
                 "throttled": dict(self.throttled),
                 "error500": dict(self.error500),
+                "answered": dict(self.answered),
                 "reset": self.reset,
                 "hung": self.hung,
                 # Beyond the basics: connections hanging right now, forwarded calls per region,
@@ -583,6 +643,12 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
 
         # moto's own API (state reset, seeding) must always work.
         if not path_only.startswith("/moto-api"):
+            with state.lock:
+                answer = next((a for a in rules.answers if a.matches(self.headers, body)), None)
+                reply = answer.reply() if answer else None
+            if reply:
+                state.bump("answered", answer.target)
+                return self.send_reply(*reply)
             if region in rules.reset_regions:
                 state.add("reset")
                 return self.reset_connection()

@@ -285,6 +285,12 @@ impl Front {
         // is reported as down, and so is the server.
         let engine = state.env.scans.engine().status().await;
         let source = state.env.source();
+        // What billing last answered (asked at start and by every cost question: a health
+        // check never makes a billed request itself).
+        let cost = match &state.env.cost {
+            None => json!({ "state": "off", "detail": "this source has no billing data" }),
+            Some(cost) => serde_json::to_value(cost.health()).unwrap_or_default(),
+        };
         json_response(
             if engine.running {
                 StatusCode::OK
@@ -307,6 +313,7 @@ impl Front {
                     "shards_waiting": engine.shards_waiting,
                 },
                 "store": store,
+                "cost": cost,
             }),
         )
     }

@@ -174,6 +174,11 @@ impl TypeSet {
                     .any(|s| **s == *resource_type.service()))
     }
 
+    /// Whether the set holds every type (`applies_to` empty or `*`).
+    pub fn holds_every_type(&self) -> bool {
+        self.all
+    }
+
     /// Whether the set holds no type at all (every entry of `applies_to` was unresolvable).
     pub fn is_empty(&self) -> bool {
         !self.all && self.types.is_empty() && self.services.is_empty()

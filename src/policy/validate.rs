@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use super::model::Policy;
+use super::model::{CompiledRequired, Policy};
 pub use crate::domain::eq_ignore_case;
 use crate::domain::{
     Expected, Finding, ResourceType, Severity, Tag, TagMatch, ViolationType, find_tag, look_alike,
@@ -65,52 +65,7 @@ impl Policy {
             if others {
                 push_ignored_variants(out, tags, tag, &rule.name);
             }
-            if is_blank(&tag.value) {
-                out.push(finding(
-                    ViolationType::EmptyValue,
-                    Severity::Error,
-                    &rule.name,
-                    Some(&tag.value),
-                    Expected::Nothing,
-                ));
-                continue;
-            }
-            if let Some(allowed) = &rule.allowed_values {
-                check_allowed(
-                    out,
-                    &rule.name,
-                    &tag.value,
-                    allowed,
-                    ignore_case,
-                    Severity::Error,
-                );
-            }
-            if let Some((regex, pattern)) = &rule.regex {
-                // Each regex runs at most once; the exact-case one first, since it is the one
-                // a compliant value passes.
-                let case_only = match &rule.regex_exact_case {
-                    None if regex.is_match(&tag.value) => None,
-                    Some(exact) if exact.is_match(&tag.value) => None,
-                    Some(_) if regex.is_match(&tag.value) => Some(true),
-                    _ => Some(false),
-                };
-                let judged = match case_only {
-                    None => None,
-                    Some(false) => Some((ViolationType::InvalidFormat, Severity::Error)),
-                    // With allowed values, their case check has said it already.
-                    Some(true) if rule.allowed_values.is_some() => None,
-                    Some(true) => Some((ViolationType::ValueCaseMismatch, Severity::Warning)),
-                };
-                if let Some((violation, severity)) = judged {
-                    out.push(finding(
-                        violation,
-                        severity,
-                        &rule.name,
-                        Some(&tag.value),
-                        Expected::Pattern(pattern.clone()),
-                    ));
-                }
-            }
+            check_required_value(out, rule, &tag.value, ignore_case);
         }
 
         for rule in &self.optional {
@@ -139,6 +94,19 @@ impl Policy {
 
         self.check_naming(tags, out);
         applicable
+    }
+
+    /// Why the policy rejects `value` for the required tag `rule` (blank, not allowed, wrong
+    /// format), judged exactly as on a resource; `None` when it accepts it (a case difference
+    /// the policy forgives is accepted, as on a resource, where it is only a warning).
+    pub fn rejects_value(&self, rule: &CompiledRequired, value: &str) -> Option<ViolationType> {
+        let ignore_case = !self.document.tag_naming_rules.case_sensitivity;
+        let mut findings = Vec::new();
+        check_required_value(&mut findings, rule, value, ignore_case);
+        findings
+            .into_iter()
+            .find(|f| f.severity == Severity::Error)
+            .map(|f| f.violation_type)
     }
 
     /// The findings for one resource, as a new vector.
@@ -185,6 +153,63 @@ impl Policy {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Appends the findings of a required tag's value: blank, not allowed, wrong format, or a
+/// case the policy forgives (a warning). One place, so that resources and billing line items
+/// (the cost layer) are judged alike.
+fn check_required_value(
+    out: &mut Vec<Finding>,
+    rule: &CompiledRequired,
+    value: &str,
+    ignore_case: bool,
+) {
+    if is_blank(value) {
+        out.push(finding(
+            ViolationType::EmptyValue,
+            Severity::Error,
+            &rule.name,
+            Some(value),
+            Expected::Nothing,
+        ));
+        return;
+    }
+    if let Some(allowed) = &rule.allowed_values {
+        check_allowed(
+            out,
+            &rule.name,
+            value,
+            allowed,
+            ignore_case,
+            Severity::Error,
+        );
+    }
+    if let Some((regex, pattern)) = &rule.regex {
+        // Each regex runs at most once; the exact-case one first, since it is the one
+        // a compliant value passes.
+        let case_only = match &rule.regex_exact_case {
+            None if regex.is_match(value) => None,
+            Some(exact) if exact.is_match(value) => None,
+            Some(_) if regex.is_match(value) => Some(true),
+            _ => Some(false),
+        };
+        let judged = match case_only {
+            None => None,
+            Some(false) => Some((ViolationType::InvalidFormat, Severity::Error)),
+            // With allowed values, their case check has said it already.
+            Some(true) if rule.allowed_values.is_some() => None,
+            Some(true) => Some((ViolationType::ValueCaseMismatch, Severity::Warning)),
+        };
+        if let Some((violation, severity)) = judged {
+            out.push(finding(
+                violation,
+                severity,
+                &rule.name,
+                Some(value),
+                Expected::Pattern(pattern.clone()),
+            ));
         }
     }
 }

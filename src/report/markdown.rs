@@ -11,7 +11,7 @@ pub const MARKDOWN_VIOLATION_ROWS: usize = 200;
 /// Text from input made safe for a Markdown table cell or line: it can neither end the cell,
 /// nor start markup (emphasis, links, code), nor pass raw HTML to the renderer; invisible and
 /// control characters are shown by code point.
-fn cell(text: &str) -> String {
+pub(crate) fn cell(text: &str) -> String {
     let shown = crate::domain::text::show(text);
     let mut out = String::with_capacity(shown.len() + 8);
     for c in shown.chars() {

@@ -1,7 +1,8 @@
 //! Rendering for people and files: a scan result (a terminal summary, JSON, CSV, Markdown),
-//! the history, and the audit log.
+//! the cost-attribution gap, the history, and the audit log.
 
 pub mod audit;
+pub mod cost;
 mod csv;
 pub mod history;
 pub mod json;

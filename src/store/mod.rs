@@ -370,21 +370,31 @@ impl Store {
     /// The result cached under `key`, if one is there and readable (an unreadable entry, of an
     /// older format say, is a miss).
     pub async fn cached_result(&self, key: &str) -> Result<Option<ScanResult>, StoreError> {
-        let key = key.to_string();
-        let bytes = self
-            .read_table(CACHE, move |table| {
-                Ok(table
-                    .get(key.as_str())
-                    .map_err(read_error)?
-                    .map(|v| v.value().to_vec()))
-            })
-            .await?;
+        let bytes = self.cached_bytes(key).await?;
         Ok(bytes.and_then(|bytes| decode_cached(&bytes)))
     }
 
     /// Caches `result` under `key` and waits for the commit.
     pub async fn cache_result(&self, key: String, result: &ScanResult) -> Result<(), StoreError> {
-        let value = encode_cached(result);
+        self.cache_bytes(key, encode_cached(result)).await
+    }
+
+    /// The bytes cached under `key` by [`Store::cache_bytes`] (other layers' caches: billing
+    /// answers), if any.
+    pub async fn cached_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_string();
+        self.read_table(CACHE, move |table| {
+            Ok(table
+                .get(key.as_str())
+                .map_err(read_error)?
+                .map(|v| v.value().to_vec()))
+        })
+        .await
+    }
+
+    /// Caches `value` under `key` and waits for the commit. Keys share the scan cache's
+    /// table: callers prefix theirs (`cost|…`).
+    pub async fn cache_bytes(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
         self.write(|done| WriteJob::CachePut { key, value, done })
             .await
             .map(|_| ())

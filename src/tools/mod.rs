@@ -14,6 +14,7 @@
 mod calls;
 mod check_tag_compliance;
 mod find_untagged_resources;
+mod get_cost_attribution_gap;
 mod get_tagging_policy;
 mod get_violation_history;
 mod validate_resource_tags;
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::cost::CostService;
 use crate::domain::{ScanScope, ScopeFieldNames, parse_scope};
 use crate::policy::Policy;
 use crate::scans::{RunContext, ScanAnswer, ScanError, ScanQuestion, ScanService};
@@ -40,6 +42,7 @@ pub use crate::scans::{CacheInfo, ProgressSink};
 pub use calls::{CallGate, CallOutcome, Guardrails};
 pub use check_tag_compliance::CheckTagCompliance;
 pub use find_untagged_resources::FindUntaggedResources;
+pub use get_cost_attribution_gap::GetCostAttributionGap;
 pub use get_tagging_policy::GetTaggingPolicy;
 pub use get_violation_history::GetViolationHistory;
 pub use validate_resource_tags::ValidateResourceTags;
@@ -55,6 +58,8 @@ pub struct ToolEnv {
     pub default_scope: ScanScope,
     /// Per-session budgets and loop detection.
     pub gate: Arc<CallGate>,
+    /// Billing data, when the source has some (the demo's billing, Cost Explorer).
+    pub cost: Option<Arc<CostService>>,
 }
 
 impl ToolEnv {
@@ -65,7 +70,14 @@ impl ToolEnv {
             scans,
             default_scope: ScanScope::default(),
             gate: Arc::new(CallGate::new(Guardrails::default())),
+            cost: None,
         }
+    }
+
+    /// Answers cost questions from `cost`.
+    pub fn with_cost(mut self, cost: Arc<CostService>) -> ToolEnv {
+        self.cost = Some(cost);
+        self
     }
 
     /// Covers `scope` when a call does not narrow it itself.
@@ -500,6 +512,7 @@ impl ToolRegistry {
             .with(ValidateResourceTags)
             .with(GetTaggingPolicy)
             .with(GetViolationHistory)
+            .with(GetCostAttributionGap)
     }
 
     /// Adds a tool.

@@ -5,6 +5,7 @@ mod audit;
 mod aws_faults;
 mod aws_moto;
 mod cli;
+mod cost;
 mod engine_faults;
 mod engine_ground_truth;
 mod engine_sharing;

@@ -585,6 +585,7 @@ async fn handshake_keeps_an_older_supported_revision_over_http() {
 const TOOLS: &[&str] = &[
     "check_tag_compliance",
     "find_untagged_resources",
+    "get_cost_attribution_gap",
     "get_tagging_policy",
     "get_violation_history",
     "validate_resource_tags",

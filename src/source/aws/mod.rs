@@ -74,6 +74,16 @@ pub struct AwsOptions {
     pub timeouts: TimeoutConfig,
 }
 
+impl AwsOptions {
+    /// The SDK configuration of the standard chain (environment, profile, SSO, instance role;
+    /// `AWS_ENDPOINT_URL`) with these retries and timeouts: what every AWS reader of tagguard
+    /// (the resource listers, Cost Explorer) builds its clients from.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        with_call_settings(base, &self.retries, &self.timeouts)
+    }
+}
+
 impl Default for AwsOptions {
     fn default() -> Self {
         AwsOptions {

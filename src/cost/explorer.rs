@@ -1,0 +1,449 @@
+//! Cost Explorer through the official SDK (`aws-sdk-costexplorer`): `GetCostAndUsage` pages
+//! and `ListCostAllocationTags`, with the AWS source's credentials, endpoint settings
+//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_COST_EXPLORER`), retries and timeouts, paced by a
+//! limiter of its own (`rate_limits.ce`) that slows down when Cost Explorer throttles.
+//!
+//! Amounts arrive as decimal strings and are parsed exactly; an amount in another currency
+//! than USD, or a group without the metric asked for, is an error rather than a guess.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_config::{Region, SdkConfig};
+use aws_sdk_costexplorer as ce;
+use ce::types::{
+    DateInterval, DimensionValues, Expression, GroupDefinition, GroupDefinitionType, TagValues,
+};
+use chrono::NaiveDate;
+
+use super::CostSource;
+use super::gap::Activation;
+use super::query::{
+    CostGroup, CostPage, CostQuery, CostSlice, Dimension, Filter, GroupKey, Period,
+};
+use crate::config::{PacingConfig, RateLimit, RetryConfig};
+use crate::domain::{ScanIssueKind, Usd};
+use crate::engine::AdaptiveLimiter;
+use crate::source::aws::{AwsOptions, classify};
+use crate::source::{ApiCallCounter, SourceError};
+
+/// What one Cost Explorer request costs (each page is one).
+pub const PRICE_PER_REQUEST: Usd = Usd::from_cents(1);
+
+/// Keys `ListCostAllocationTags` takes at once.
+const TAG_KEYS_PER_CALL: usize = 100;
+
+/// Cost Explorer.
+pub struct ExplorerSource {
+    client: ce::Client,
+    limiter: AdaptiveLimiter,
+    retries: RetryConfig,
+    calls: ApiCallCounter,
+    name: String,
+}
+
+impl ExplorerSource {
+    /// Cost Explorer with the standard chain's credentials and the options' retries and
+    /// timeouts.
+    pub async fn new(
+        options: &AwsOptions,
+        limit: RateLimit,
+        pacing: &PacingConfig,
+    ) -> ExplorerSource {
+        ExplorerSource::with_config(options.sdk_config().await, options.retries, limit, pacing)
+    }
+
+    /// Cost Explorer on an explicit SDK configuration. Any region of the partition resolves
+    /// to its one endpoint, but one must be set: the chain's, else `us-east-1`.
+    pub fn with_config(
+        config: SdkConfig,
+        retries: RetryConfig,
+        limit: RateLimit,
+        pacing: &PacingConfig,
+    ) -> ExplorerSource {
+        let config = if config.region().is_none() {
+            config.to_builder().region(Region::new("us-east-1")).build()
+        } else {
+            config
+        };
+        let name = format!("cost-explorer:{}", config.endpoint_url().unwrap_or("aws"));
+        ExplorerSource {
+            client: ce::Client::new(&config),
+            limiter: AdaptiveLimiter::new(limit, pacing),
+            retries,
+            calls: ApiCallCounter::default(),
+            name,
+        }
+    }
+
+    /// Makes a call paced by the limiter; a call failing past the SDK's retries with "try
+    /// later" is made again after a backoff (throttling also slows the limiter).
+    async fn paced<T, F, Fut>(&self, mut call: F) -> Result<T, SourceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SourceError>>,
+    {
+        crate::source::backoff::retrying(&self.retries, &self.calls, None, || {
+            let attempt = call();
+            async move {
+                self.limiter.until_ready().await;
+                let outcome = attempt.await;
+                if let Err(error) = &outcome
+                    && error.kind == ScanIssueKind::Throttled
+                {
+                    self.limiter.throttled();
+                }
+                outcome
+            }
+        })
+        .await
+    }
+}
+
+fn dimension(dimension: Dimension) -> ce::types::Dimension {
+    match dimension {
+        Dimension::RecordType => ce::types::Dimension::RecordType,
+        Dimension::Service => ce::types::Dimension::Service,
+        Dimension::Region => ce::types::Dimension::Region,
+        Dimension::LinkedAccount => ce::types::Dimension::LinkedAccount,
+    }
+}
+
+/// The SDK expression of a filter.
+pub fn expression(filter: &Filter) -> Expression {
+    match filter {
+        Filter::And(parts) => Expression::builder()
+            .set_and(Some(parts.iter().map(expression).collect()))
+            .build(),
+        Filter::Dimension(key, values) => Expression::builder()
+            .dimensions(
+                DimensionValues::builder()
+                    .key(dimension(*key))
+                    .set_values(Some(values.clone()))
+                    .build(),
+            )
+            .build(),
+        Filter::Tag(key, values) => Expression::builder()
+            .tags(
+                TagValues::builder()
+                    .key(key)
+                    .set_values(Some(values.clone()))
+                    .build(),
+            )
+            .build(),
+    }
+}
+
+fn group_definition(key: &GroupKey) -> GroupDefinition {
+    match key {
+        GroupKey::Dimension(d) => GroupDefinition::builder()
+            .r#type(GroupDefinitionType::Dimension)
+            .key(d.ce_name())
+            .build(),
+        GroupKey::Tag(tag) => GroupDefinition::builder()
+            .r#type(GroupDefinitionType::Tag)
+            .key(tag)
+            .build(),
+    }
+}
+
+fn bad_answer(message: String) -> SourceError {
+    SourceError::new(
+        ScanIssueKind::Other,
+        format!("ce:GetCostAndUsage: {message}"),
+    )
+}
+
+/// An amount of `metric` in `metrics`, exactly; `None` when the map is empty.
+fn amount(
+    metrics: Option<&std::collections::HashMap<String, ce::types::MetricValue>>,
+    metric: &str,
+    what: &str,
+) -> Result<Option<Usd>, SourceError> {
+    let Some(metrics) = metrics.filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    let value = metrics.get(metric).ok_or_else(|| {
+        bad_answer(format!("{what} has no {metric} amount (it has {:?})", {
+            let mut names: Vec<&String> = metrics.keys().collect();
+            names.sort();
+            names
+        }))
+    })?;
+    if let Some(unit) = value.unit()
+        && !unit.eq_ignore_ascii_case("USD")
+    {
+        return Err(bad_answer(format!(
+            "{what} is in {unit}; tagguard sums USD only"
+        )));
+    }
+    let text = value.amount().unwrap_or("0");
+    text.parse::<Usd>()
+        .map(Some)
+        .map_err(|e| bad_answer(format!("{what}: {e}")))
+}
+
+fn date(text: &str) -> Result<NaiveDate, SourceError> {
+    NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d")
+        .map_err(|_| bad_answer(format!("'{text}' is not a date")))
+}
+
+/// The page an SDK answer holds, for `query`.
+pub fn page_of(
+    out: &ce::operation::get_cost_and_usage::GetCostAndUsageOutput,
+    query: &CostQuery,
+) -> Result<CostPage, SourceError> {
+    let metric = query.metric.ce_name();
+    let mut slices = Vec::with_capacity(out.results_by_time().len());
+    for result in out.results_by_time() {
+        let period = match result.time_period() {
+            Some(p) => Period::new(date(p.start())?, date(p.end())?).ok_or_else(|| {
+                bad_answer(format!("empty time period {}..{}", p.start(), p.end()))
+            })?,
+            None => query.period,
+        };
+        let mut groups = Vec::with_capacity(result.groups().len());
+        for group in result.groups() {
+            let keys: Vec<String> = group.keys().to_vec();
+            if keys.len() != query.group_by.len() {
+                return Err(bad_answer(format!(
+                    "a group has {} keys for {} groupings: {keys:?}",
+                    keys.len(),
+                    query.group_by.len()
+                )));
+            }
+            let value = amount(group.metrics(), metric, &format!("group {keys:?}"))?
+                .ok_or_else(|| bad_answer(format!("group {keys:?} has no amounts")))?;
+            groups.push(CostGroup {
+                keys,
+                amount: value,
+            });
+        }
+        slices.push(CostSlice {
+            period,
+            estimated: result.estimated(),
+            total: amount(result.total(), metric, &format!("the total of {period}"))?,
+            groups,
+        });
+    }
+    Ok(CostPage {
+        slices,
+        next_token: out
+            .next_page_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+    })
+}
+
+#[async_trait]
+impl CostSource for ExplorerSource {
+    fn kind(&self) -> &'static str {
+        "cost_explorer"
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn price_per_request(&self) -> Usd {
+        PRICE_PER_REQUEST
+    }
+
+    async fn cost_and_usage(
+        &self,
+        query: &CostQuery,
+        token: Option<String>,
+    ) -> Result<CostPage, SourceError> {
+        let period = DateInterval::builder()
+            .start(query.period.start.to_string())
+            .end(query.period.end.to_string())
+            .build()
+            .map_err(|e| bad_answer(e.to_string()))?;
+        let filter = query.filter.as_ref().map(expression);
+        let group_by: Vec<GroupDefinition> = query.group_by.iter().map(group_definition).collect();
+        let out = self
+            .paced(|| {
+                let request = self
+                    .client
+                    .get_cost_and_usage()
+                    .time_period(period.clone())
+                    .granularity(match query.granularity {
+                        super::Granularity::Monthly => ce::types::Granularity::Monthly,
+                        super::Granularity::Daily => ce::types::Granularity::Daily,
+                    })
+                    .set_filter(filter.clone())
+                    // Metrics take the CamelCase names (the `Metric` enum is for forecasts).
+                    .metrics(query.metric.ce_name())
+                    .set_group_by((!group_by.is_empty()).then(|| group_by.clone()))
+                    .set_next_page_token(token.clone());
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| classify("ce:GetCostAndUsage", e))
+                }
+            })
+            .await?;
+        page_of(&out, query)
+    }
+
+    async fn allocation_tags(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, Activation>, SourceError> {
+        // Keys billing has never seen are not listed: inactive.
+        let mut status: BTreeMap<String, Activation> = keys
+            .iter()
+            .map(|k| (k.clone(), Activation::Inactive))
+            .collect();
+        for chunk in keys.chunks(TAG_KEYS_PER_CALL) {
+            let mut token: Option<String> = None;
+            loop {
+                let out = self
+                    .paced(|| {
+                        let request = self
+                            .client
+                            .list_cost_allocation_tags()
+                            .set_tag_keys(Some(chunk.to_vec()))
+                            .r#type(ce::types::CostAllocationTagType::UserDefined)
+                            .max_results(1000)
+                            .set_next_token(token.clone());
+                        async move {
+                            request
+                                .send()
+                                .await
+                                .map_err(|e| classify("ce:ListCostAllocationTags", e))
+                        }
+                    })
+                    .await?;
+                for tag in out.cost_allocation_tags() {
+                    // Keys are case-sensitive: only the exact key counts.
+                    if let Some(entry) = status.get_mut(tag.tag_key()) {
+                        *entry = match tag.status() {
+                            ce::types::CostAllocationTagStatus::Active => Activation::Active,
+                            _ => Activation::Inactive,
+                        };
+                    }
+                }
+                token = out
+                    .next_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::query::{Granularity, Metric, range};
+    use ce::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    use ce::types::{Group, MetricValue, ResultByTime};
+
+    fn query(group_by: Vec<GroupKey>) -> CostQuery {
+        CostQuery {
+            period: range("2026-11-01", "2026-12-01").unwrap(),
+            granularity: Granularity::Monthly,
+            metric: Metric::AmortizedCost,
+            filter: None,
+            group_by,
+        }
+    }
+
+    fn value(amount: &str, unit: &str) -> MetricValue {
+        MetricValue::builder().amount(amount).unit(unit).build()
+    }
+
+    fn result(groups: Vec<Group>) -> ResultByTime {
+        ResultByTime::builder()
+            .time_period(
+                DateInterval::builder()
+                    .start("2026-11-01")
+                    .end("2026-12-01")
+                    .build()
+                    .unwrap(),
+            )
+            .set_groups(Some(groups))
+            .estimated(false)
+            .build()
+    }
+
+    #[test]
+    fn amounts_parse_exactly_and_keys_keep_their_dollars() {
+        let out = GetCostAndUsageOutput::builder()
+            .results_by_time(result(vec![
+                Group::builder()
+                    .keys("AWS Lambda")
+                    .keys("CostCenter$a$b")
+                    .metrics("AmortizedCost", value("0.1000000001", "USD"))
+                    .build(),
+                Group::builder()
+                    .keys("Tax")
+                    .keys("CostCenter$")
+                    .metrics("AmortizedCost", value("-12.345678", "USD"))
+                    .build(),
+            ]))
+            .next_page_token("p2")
+            .build();
+        let q = query(vec![
+            GroupKey::Dimension(Dimension::Service),
+            GroupKey::Tag("CostCenter".into()),
+        ]);
+        let page = page_of(&out, &q).unwrap();
+        assert_eq!(page.next_token.as_deref(), Some("p2"));
+        let groups = &page.slices[0].groups;
+        assert_eq!(groups[0].amount, Usd::from_micros(100_000));
+        assert_eq!(groups[0].keys[1], "CostCenter$a$b");
+        assert_eq!(groups[1].amount, Usd::from_micros(-12_345_678));
+        assert_eq!(page.slices[0].total, None);
+    }
+
+    #[test]
+    fn another_currency_or_metric_is_an_error_not_a_number() {
+        let q = query(vec![GroupKey::Dimension(Dimension::Service)]);
+        let euros = GetCostAndUsageOutput::builder()
+            .results_by_time(result(vec![
+                Group::builder()
+                    .keys("AWS Lambda")
+                    .metrics("AmortizedCost", value("1", "EUR"))
+                    .build(),
+            ]))
+            .build();
+        assert!(page_of(&euros, &q).unwrap_err().message.contains("EUR"));
+        let other_metric = GetCostAndUsageOutput::builder()
+            .results_by_time(result(vec![
+                Group::builder()
+                    .keys("AWS Lambda")
+                    .metrics("UnblendedCost", value("1", "USD"))
+                    .build(),
+            ]))
+            .build();
+        assert!(
+            page_of(&other_metric, &q)
+                .unwrap_err()
+                .message
+                .contains("no AmortizedCost")
+        );
+    }
+
+    #[test]
+    fn filters_become_one_expression_each() {
+        let filter = Filter::And(vec![
+            Filter::Dimension(Dimension::RecordType, vec!["Usage".into()]),
+            Filter::Tag("CostCenter".into(), vec!["cc-1".into(), "cc-2".into()]),
+        ]);
+        let e = expression(&filter);
+        assert_eq!(e.and().len(), 2);
+        assert!(e.dimensions().is_none() && e.tags().is_none());
+        assert_eq!(e.and()[1].tags().unwrap().values(), ["cc-1", "cc-2"]);
+        assert_eq!(
+            e.and()[0].dimensions().unwrap().key(),
+            Some(&ce::types::Dimension::RecordType)
+        );
+    }
+}
