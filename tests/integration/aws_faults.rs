@@ -17,14 +17,14 @@ use super::aws_moto::{
 };
 
 /// The proxy, killed when dropped.
-struct FaultProxy {
+pub(crate) struct FaultProxy {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl FaultProxy {
     /// Starts the proxy in front of moto with `rules` (the proxy's command-line options).
-    fn start(rules: &[&str]) -> FaultProxy {
+    pub(crate) fn start(rules: &[&str]) -> FaultProxy {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fault_proxy.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -47,7 +47,7 @@ impl FaultProxy {
     }
 
     /// The faults injected so far (`GET /__faults`).
-    async fn faults(&self) -> Value {
+    pub(crate) async fn faults(&self) -> Value {
         reqwest::get(format!("{}/__faults", self.url))
             .await
             .expect("the proxy answers")
@@ -57,7 +57,7 @@ impl FaultProxy {
     }
 
     /// Replaces the fault rules (`POST /__faults/config`).
-    async fn configure(&self, rules: Value) {
+    pub(crate) async fn configure(&self, rules: Value) {
         let answer = reqwest::Client::new()
             .post(format!("{}/__faults/config", self.url))
             .json(&rules)

@@ -42,7 +42,7 @@ pub(crate) fn unique_account() -> String {
 }
 
 /// Credentials acting in `account` (moto maps `AssumeRole` keys to the role's account).
-async fn credentials_in(account: &str) -> Credentials {
+pub(crate) async fn credentials_in(account: &str) -> Credentials {
     let base = base_config().await;
     let out = aws_sdk_sts::Client::new(&base)
         .assume_role()

@@ -6,6 +6,7 @@ mod aws_faults;
 mod aws_moto;
 mod cli;
 mod cost;
+mod cost_moto;
 mod engine_faults;
 mod engine_ground_truth;
 mod engine_sharing;

@@ -522,3 +522,110 @@ fn model_sees_the_same_policy_as_the_validator() {
         "the default policy scopes some rule to some types, so the comparison means something"
     );
 }
+
+/// A decimal text of exactly `micros` micro-dollars, written in one of the ways billing and
+/// files write amounts: plain, with padding zeros, or with an exponent.
+fn decimal_text(micros: i64, style: u8, pad: usize) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    let (whole, fraction) = (abs / 1_000_000, abs % 1_000_000);
+    match style % 3 {
+        0 => format!("{sign}{whole}.{fraction:06}{}", "0".repeat(pad)),
+        1 => format!("{sign}{}{whole}.{fraction:06}", "0".repeat(pad)),
+        // All the digits as an integer, scaled back by an exponent.
+        _ => format!("{sign}{abs}{}E-{}", "0".repeat(pad), 6 + pad),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Amounts parse to the exact micro-dollar however they are written, and sums of parsed
+    /// amounts are the sums of the integers: no float drift at any cent.
+    #[test]
+    fn amounts_parse_exactly_and_sum_exactly(
+        amounts in proptest::collection::vec((-100_000_000_000_000i64..100_000_000_000_000, any::<u8>(), 0usize..4), 1..60),
+    ) {
+        let mut sum = tagguard::domain::Usd::ZERO;
+        let mut exact: i128 = 0;
+        for (micros, style, pad) in &amounts {
+            let text = decimal_text(*micros, *style, *pad);
+            let parsed: tagguard::domain::Usd = text.parse().unwrap();
+            prop_assert_eq!(parsed.micros(), *micros, "{}", text);
+            sum += parsed;
+            exact += i128::from(*micros);
+        }
+        prop_assert_eq!(i128::from(sum.micros()), exact);
+        let cents = (exact.abs() + 5_000) / 10_000 * exact.signum();
+        prop_assert_eq!(i128::from(sum.cents()), cents);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// On any demo bill, any period, breakdown and tags: attributable + gap = total, the
+    /// breakdown's rows and the time series sum to the totals, each measured tag's missing,
+    /// invalid and valid spend sum to the total, and the attributable spend is at most any
+    /// tag's valid spend.
+    #[test]
+    fn gap_figures_sum_to_their_totals(
+        size in 20u64..400,
+        seed in any::<u64>(),
+        start in 0i64..150,
+        days in 1i64..100,
+        daily in any::<bool>(),
+        group_by in 0usize..4,
+        tags in proptest::sample::subsequence(vec!["CostCenter", "Owner", "Environment", "Team"], 1..4),
+        case_sensitive in any::<bool>(),
+    ) {
+        use tagguard::cost::{Breakdown, CostService, GapQuestion, Granularity, Period, PeriodSpec, TagStatus};
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+        let first = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap() + chrono::Duration::days(start);
+        let end = (first + chrono::Duration::days(days)).min(today);
+        prop_assume!(first < end);
+        let policy = policy_with_case(case_sensitive);
+        let billing = tagguard::cost::synthetic::SyntheticBilling::as_of(
+            tagguard::source::SyntheticSpec { size, seed }, policy.clone(), today,
+        ).unwrap();
+        let service = CostService::new(Arc::new(billing), policy, None, Default::default());
+        let question = GapQuestion {
+            period: PeriodSpec::Range(Period::new(first, end).unwrap()),
+            granularity: if daily { Granularity::Daily } else { Granularity::Monthly },
+            group_by: [Breakdown::Service, Breakdown::Region, Breakdown::Account, Breakdown::ResourceType][group_by],
+            tags: Some(tags.iter().map(|t| t.to_string()).collect()),
+            ..GapQuestion::default()
+        };
+        let gap = runtime()
+            .block_on(service.attribution_gap(&question, &tokio_util::sync::CancellationToken::new()))
+            .unwrap();
+        let total = gap.total_spend;
+        let rows: tagguard::domain::Usd = gap.breakdown.iter().map(|r| r.total).sum();
+        prop_assert_eq!(rows, total);
+        let slices: tagguard::domain::Usd = gap.by_time.iter().map(|s| s.total).sum();
+        prop_assert_eq!(slices, total);
+        if let Some(attributable) = gap.attributable_spend {
+            prop_assert_eq!(gap.gap, Some(total - attributable));
+            let rows: tagguard::domain::Usd = gap.breakdown.iter().filter_map(|r| r.attributable).sum();
+            prop_assert_eq!(rows, attributable);
+            let gaps: tagguard::domain::Usd = gap.breakdown.iter().filter_map(|r| r.gap).sum();
+            prop_assert_eq!(gaps, total - attributable);
+            for row in gap.by_tag.iter().filter(|r| r.status == TagStatus::Measured) {
+                prop_assert!(attributable <= row.valid.unwrap());
+            }
+        }
+        for row in &gap.by_tag {
+            match row.status {
+                TagStatus::Measured => {
+                    let parts = row.missing.unwrap() + row.invalid.unwrap() + row.valid.unwrap();
+                    prop_assert_eq!(parts, total, "tag {}", &row.tag);
+                }
+                // Team is in no policy: billing does not record it.
+                _ => prop_assert_eq!(row.tag.as_str(), "Team"),
+            }
+        }
+        if let Some(percent) = gap.gap_percent {
+            prop_assert!((0.0..=100.0).contains(&percent));
+        }
+    }
+}

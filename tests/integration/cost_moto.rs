@@ -1,0 +1,353 @@
+//! Cost Explorer through the real SDK against moto, which answers `GetCostAndUsage` from a
+//! queue of results seeded per account (keyed by each request's exact body, so the plan's
+//! fixed order decides which seed answers which question), and, for what moto lacks
+//! (`ListCostAllocationTags`) or for failures, the answering proxy of `tests/fault_proxy.py`
+//! in front of it. Each test works in an account of its own, so queues do not mix.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tagguard::config::{CostConfig, PacingConfig, RateLimit, RetryConfig};
+use tagguard::cost::explorer::ExplorerSource;
+use tagguard::cost::query::range;
+use tagguard::cost::service::CostError;
+use tagguard::cost::{
+    Activation, AttributionGap, Breakdown, CostService, GapQuestion, PeriodSpec, TagStatus,
+};
+use tagguard::domain::{ScanIssueKind, Usd};
+use tokio_util::sync::CancellationToken;
+
+use super::aws_faults::FaultProxy;
+use super::aws_moto::{config_in, credentials_in, moto, unique_account};
+use crate::support::policy;
+
+/// Queues `results` (GetCostAndUsage answers, in the order the plan asks) for `account`.
+async fn seed(account: &str, results: Vec<Value>) {
+    let answer = reqwest::Client::new()
+        .post(format!(
+            "{}/moto-api/static/ce/cost-and-usage-results",
+            moto()
+        ))
+        .json(&json!({ "account_id": account, "results": results }))
+        .send()
+        .await
+        .expect("moto answers");
+    assert_eq!(
+        answer.status().as_u16(),
+        201,
+        "seeding Cost Explorer results"
+    );
+}
+
+/// One answer of `groups` (`(keys, amount)`) grouped by `definitions`, for November 2026.
+fn answer(definitions: &[(&str, &str)], groups: &[(&[&str], &str)], next: Option<&str>) -> Value {
+    let mut out = json!({
+        "GroupDefinitions": definitions
+            .iter()
+            .map(|(kind, key)| json!({"Type": kind, "Key": key}))
+            .collect::<Vec<_>>(),
+        "ResultsByTime": [{
+            "TimePeriod": {"Start": "2026-11-01", "End": "2026-12-01"},
+            "Total": {},
+            "Estimated": false,
+            "Groups": groups
+                .iter()
+                .map(|(keys, amount)| json!({
+                    "Keys": keys,
+                    "Metrics": {"AmortizedCost": {"Amount": amount, "Unit": "USD"}},
+                }))
+                .collect::<Vec<_>>(),
+        }],
+        "DimensionValueAttributes": [],
+    });
+    if let Some(token) = next {
+        out["NextPageToken"] = json!(token);
+    }
+    out
+}
+
+const EC2: &str = "Amazon Elastic Compute Cloud - Compute";
+const RDS: &str = "Amazon Relational Database Service";
+
+/// Other charges (with a negative credit), usage on two pages, CostCenter's split (a value
+/// holding `$`), attributable: the plan's five requests for one tag.
+fn november(with_tag_answers: bool) -> Vec<Value> {
+    let mut results = vec![
+        answer(
+            &[("DIMENSION", "RECORD_TYPE")],
+            &[
+                (&["Usage"], "1000.00"),
+                (&["DiscountedUsage"], "200.00"),
+                (&["Tax"], "80.1234567"),
+                (&["Credit"], "-150.00"),
+            ],
+            None,
+        ),
+        answer(
+            &[("DIMENSION", "SERVICE")],
+            &[(&[EC2], "700.000001")],
+            Some("p2"),
+        ),
+        answer(&[("DIMENSION", "SERVICE")], &[(&[RDS], "499.999999")], None),
+    ];
+    if with_tag_answers {
+        results.push(answer(
+            &[("DIMENSION", "SERVICE"), ("TAG", "CostCenter")],
+            &[
+                (&[EC2, "CostCenter$Engineering"], "400.000001"),
+                (&[EC2, "CostCenter$"], "300.00"),
+                (&[RDS, "CostCenter$Fin$ance"], "100.00"),
+                (&[RDS, "CostCenter$Finance"], "399.999999"),
+            ],
+            None,
+        ));
+        results.push(answer(
+            &[("DIMENSION", "SERVICE")],
+            &[(&[EC2], "400.000001"), (&[RDS], "399.999999")],
+            None,
+        ));
+    }
+    results
+}
+
+/// Retries that give up at once past the SDK's: moto answers what it lacks with 500s.
+fn quick_retries() -> RetryConfig {
+    RetryConfig {
+        page_retries: 0,
+        ..RetryConfig::default()
+    }
+}
+
+async fn service_at(account: &str, endpoint: Option<&str>) -> CostService {
+    let mut config = config_in(account, "us-east-1").await;
+    if let Some(endpoint) = endpoint {
+        config = config.to_builder().endpoint_url(endpoint).build();
+    }
+    let limit = RateLimit {
+        requests_per_second: 50.try_into().unwrap(),
+        burst: 50.try_into().unwrap(),
+    };
+    let source =
+        ExplorerSource::with_config(config, quick_retries(), limit, &PacingConfig::default());
+    CostService::new(Arc::new(source), policy(), None, CostConfig::default())
+}
+
+fn november_question(tags: &[&str]) -> GapQuestion {
+    GapQuestion {
+        period: PeriodSpec::Range(range("2026-11-01", "2026-12-01").unwrap()),
+        group_by: Breakdown::Service,
+        tags: Some(tags.iter().map(|t| t.to_string()).collect()),
+        ..GapQuestion::default()
+    }
+}
+
+async fn ask(service: &CostService, question: &GapQuestion) -> Result<AttributionGap, CostError> {
+    service
+        .attribution_gap(question, &CancellationToken::new())
+        .await
+}
+
+fn dollars(text: &str) -> Usd {
+    text.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gap_follows_cost_explorers_pages_credits_and_dollar_values() {
+    let account = unique_account();
+    seed(&account, november(true)).await;
+    let service = service_at(&account, None).await;
+    let gap = ask(&service, &november_question(&["CostCenter"]))
+        .await
+        .unwrap();
+    assert_eq!(gap.data_source, "cost_explorer");
+    // Both pages of the usage answer count.
+    assert_eq!(gap.total_spend, dollars("1200"));
+    assert_eq!(gap.attributable_spend, Some(dollars("800")));
+    assert_eq!(gap.gap, Some(dollars("400")));
+    assert_eq!(gap.gap_percent, Some(33.33));
+    let row = &gap.by_tag[0];
+    assert_eq!(row.status, TagStatus::Measured);
+    assert_eq!(row.missing, Some(dollars("300")));
+    assert_eq!(row.invalid, Some(dollars("100")));
+    assert_eq!(row.valid, Some(dollars("800")));
+    assert_eq!(row.top_invalid_values[0].value, "Fin$ance");
+    // Credits are other charges, never a smaller gap.
+    assert_eq!(gap.other_charges_total, Some(dollars("-69.876543")));
+    assert_eq!(gap.invoice_total, Some(dollars("1130.123457")));
+    let credit = gap
+        .other_charges
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.record_type == "Credit")
+        .unwrap();
+    assert_eq!(credit.amount, dollars("-150"));
+    // Other charges, usage twice (two pages), the tag, attributable: five billed requests;
+    // the activation check is a 500 on moto (not billed), so activation is unknown.
+    assert_eq!(gap.ce_requests.made, 5, "{:?}", gap.ce_requests);
+    assert_eq!(gap.ce_requests.failed, 1);
+    assert_eq!(gap.ce_requests.price, Usd::from_cents(5));
+    assert_eq!(row.activation, Activation::Unknown);
+    assert!(
+        gap.caveats.iter().any(|c| c.contains("activated")),
+        "{:?}",
+        gap.caveats
+    );
+    assert!(!gap.partial);
+    let ec2 = gap.breakdown.iter().find(|r| r.key == EC2).unwrap();
+    assert_eq!(
+        (ec2.total, ec2.gap),
+        (dollars("700.000001"), Some(dollars("300")))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inactive_allocation_tag_is_not_measurable_and_not_asked() {
+    let account = unique_account();
+    seed(&account, november(true)).await;
+    let proxy = FaultProxy::start(&[]);
+    proxy
+        .configure(json!({"answers": [{
+            "target": "AWSInsightsIndexService.ListCostAllocationTags",
+            "body": {"CostAllocationTags": [
+                {"TagKey": "CostCenter", "Type": "UserDefined", "Status": "Active"},
+                {"TagKey": "Team", "Type": "UserDefined", "Status": "Inactive"}
+            ]}
+        }]}))
+        .await;
+    let service = service_at(&account, Some(&proxy.url)).await;
+    let gap = ask(&service, &november_question(&["CostCenter", "Team"]))
+        .await
+        .unwrap();
+    let team = gap.by_tag.iter().find(|r| r.tag == "Team").unwrap();
+    assert_eq!(
+        (team.status, team.activation),
+        (TagStatus::NotMeasurable, Activation::Inactive)
+    );
+    assert_eq!(team.missing, None, "an inactive tag is not 100 % untagged");
+    let cost_center = gap.by_tag.iter().find(|r| r.tag == "CostCenter").unwrap();
+    assert_eq!(cost_center.activation, Activation::Active);
+    assert_eq!(gap.measured_tags, ["CostCenter"]);
+    assert_eq!(gap.attributable_spend, Some(dollars("800")));
+    // Activation, other charges, usage (2 pages), CostCenter, attributable: Team is not asked.
+    assert_eq!(gap.ce_requests.made, 6);
+    assert_eq!(gap.ce_requests.failed, 0);
+    let faults = proxy.faults().await;
+    assert_eq!(
+        faults["answered"]["AWSInsightsIndexService.ListCostAllocationTags"],
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_call_is_an_issue_and_unknown_never_zero() {
+    let account = unique_account();
+    seed(&account, november(false)).await;
+    let proxy = FaultProxy::start(&[]);
+    proxy
+        .configure(json!({"answers": [
+            {"target": "AWSInsightsIndexService.ListCostAllocationTags",
+             "body": {"CostAllocationTags": [{"TagKey": "CostCenter", "Type": "UserDefined", "Status": "Active"}]}},
+            {"target": "AWSInsightsIndexService.GetCostAndUsage", "body_contains": "\"TAG\"",
+             "error": "AccessDeniedException",
+             "message": "User: arn:aws:iam::123456789012:user/x is not authorized to perform: ce:GetCostAndUsage"}
+        ]}))
+        .await;
+    let service = service_at(&account, Some(&proxy.url)).await;
+    let gap = ask(&service, &november_question(&["CostCenter"]))
+        .await
+        .unwrap();
+    assert_eq!(gap.total_spend, dollars("1200"));
+    assert_eq!(gap.by_tag[0].status, TagStatus::Unknown);
+    assert_eq!((gap.by_tag[0].missing, gap.by_tag[0].valid), (None, None));
+    assert_eq!(
+        (gap.attributable_spend, gap.gap, gap.gap_percent),
+        (None, None, None)
+    );
+    assert!(gap.partial);
+    assert_eq!(gap.issues.len(), 1, "{:?}", gap.issues);
+    assert_eq!(gap.issues[0].kind, "access_denied");
+    assert_eq!(gap.issues[0].question, "tag CostCenter");
+
+    // When the usage question itself fails there is no answer at all, with the reason.
+    proxy
+        .configure(json!({"answers": [
+            {"target": "AWSInsightsIndexService.GetCostAndUsage",
+             "error": "AccessDeniedException", "message": "not authorized to perform: ce:GetCostAndUsage"}
+        ]}))
+        .await;
+    let mut question = november_question(&["CostCenter"]);
+    question.force_refresh = true;
+    match ask(&service, &question).await {
+        Err(CostError::Source(error)) => {
+            assert_eq!(error.kind, ScanIssueKind::AccessDenied);
+            assert_eq!(
+                error.missing_permission.as_deref(),
+                Some("ce:GetCostAndUsage")
+            );
+        }
+        other => panic!("expected access denied, got {other:?}"),
+    }
+    assert_eq!(service.health().state, "unreachable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagguard_cost_reads_cost_explorer_through_aws_endpoint_url() {
+    let account = unique_account();
+    seed(&account, november(true)).await;
+    let proxy = FaultProxy::start(&[]);
+    proxy
+        .configure(json!({"answers": [{
+            "target": "AWSInsightsIndexService.ListCostAllocationTags",
+            "body": {"CostAllocationTags": [{"TagKey": "CostCenter", "Type": "UserDefined", "Status": "Active"}]}
+        }]}))
+        .await;
+    let credentials = credentials_in(&account).await;
+    let data = tempfile::tempdir().unwrap();
+    let run = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tagguard"));
+        command
+            .args([
+                "cost",
+                "--source",
+                "aws",
+                "--period",
+                "2026-11-01..2026-12-01",
+                "--tags",
+                "CostCenter",
+                "--format",
+                "json",
+            ])
+            .env("TAGGUARD_DATA_DIR", data.path())
+            .env("AWS_ENDPOINT_URL", &proxy.url)
+            .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
+            .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
+            .env("AWS_SESSION_TOKEN", credentials.session_token().unwrap())
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env_remove("AWS_PROFILE")
+            .env_remove("TAGGUARD_POLICY")
+            .env_remove("TAGGUARD_CONFIG");
+        let out = command.output().expect("tagguard runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let json: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON on stdout ({e}); stderr: {stderr}"));
+        (out.status.code(), json)
+    };
+    let (code, json) = run();
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["total_spend"], json!(1200.0));
+    assert_eq!(json["gap"], json!(400.0));
+    assert_eq!(json["ce_requests"]["made"], 6);
+    assert_eq!(json["ce_requests"]["price"], json!(0.06));
+    assert_eq!(json["cache"]["state"], "fresh");
+    // Asked again within the TTL: the store's cache answers, and nothing is billed.
+    let (code, again) = run();
+    assert_eq!(code, Some(0));
+    assert_eq!(again["ce_requests"]["made"], 0);
+    assert_eq!(again["cache"]["state"], "cached");
+    assert_eq!(again["total_spend"], json["total_spend"]);
+}
