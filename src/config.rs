@@ -180,6 +180,13 @@ pub struct CostConfig {
     /// Minutes a billing answer is reused (billing data changes a few times a day, and each
     /// Cost Explorer request costs $0.01).
     pub cache_ttl_minutes: u32,
+    /// Price each scanned resource from billing (resource-level costs, allocation pools).
+    pub resource_costs: bool,
+    /// Seconds a scan waits for billing's prices before it goes on without them.
+    pub pricing_budget_seconds: u64,
+    /// Record the last full month's attribution gap with every scan recorded in the history
+    /// (from the cache when fresh), for `get_violation_history`'s gap trend.
+    pub record_gap: bool,
 }
 
 impl Default for CostConfig {
@@ -187,6 +194,9 @@ impl Default for CostConfig {
         CostConfig {
             allocation_tags: Vec::new(),
             cache_ttl_minutes: 360,
+            resource_costs: true,
+            pricing_budget_seconds: 20,
+            record_gap: true,
         }
     }
 }

@@ -508,15 +508,14 @@ async fn cost(args: CostArgs) -> Result<ExitCode> {
     let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
     let (_, scope, spec) = open_source(&args.from, &[], &policy, &config).await?;
-    let Some(billing) = open_billing(&spec, &policy, &config).await? else {
+    // The cache only: nothing of a cost question is recorded in the history.
+    let store = open_store(&args.common, &config);
+    let Some(service) = cost_service(&spec, &policy, &store, &config).await? else {
         bail!(
             "the source '{}' has no billing data: the attribution gap needs --source demo or --source aws",
             args.from.source
         );
     };
-    // The cache only: nothing of a cost question is recorded in the history.
-    let store = open_store(&args.common, &config);
-    let service = CostService::new(billing, policy, store.clone(), config.cost.clone());
     let question = GapQuestion {
         period: args.period,
         granularity: args.granularity,
@@ -537,23 +536,26 @@ async fn cost(args: CostArgs) -> Result<ExitCode> {
     let mut out = BufWriter::new(stdout);
     report::cost::write(&gap, args.format, &mut out).and_then(|_| out.flush())?;
     // A figure billing could not give is not a clean answer.
-    Ok(if gap.partial || gap.gap.is_none() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if gap.partial || gap.gap.is_none() || gap.measured_tags.len() < gap.allocation_tags.len() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 async fn scan(args: ScanArgs) -> Result<ExitCode> {
     let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
-    let (source, scope, _) =
+    let (source, scope, spec) =
         open_source(&args.from, &args.resource_types, &policy, &config).await?;
     let (store, spool) = open_recorder(
         &args.common,
         &config,
         "the scan is handed to it for its history",
     );
+    let costs = cost_service(&spec, &policy, &store, &config).await?;
     let deadline = args.deadline.or(config.timeouts.scan_deadline());
     let engine = EngineHandle::start(config).await?;
     // A gate wants a fresh answer: the cache is neither read nor written; the scan is recorded.
@@ -565,7 +567,8 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
             store.clone(),
             Duration::ZERO,
         )
-        .with_spool(spool),
+        .with_spool(spool)
+        .with_costs(costs),
     );
     let mut question = ScanQuestion {
         severity: args.severity,
@@ -660,18 +663,12 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         config.guardrails,
         config.timeouts.scan_deadline(),
     );
-    let cost = open_billing(&spec, &policy, &config).await?.map(|billing| {
-        Arc::new(CostService::new(
-            billing,
-            policy.clone(),
-            store.clone(),
-            config.cost.clone(),
-        ))
-    });
+    let cost = cost_service(&spec, &policy, &store, &config).await?;
     let engine = EngineHandle::start(config).await?;
     let service = ScanService::new(engine.clone(), policy, source, store.clone(), cache_ttl)
         .with_default_deadline(deadline)
-        .with_spool(spool);
+        .with_spool(spool)
+        .with_costs(cost.clone());
     let mut env = ToolEnv::new(Arc::new(service))
         .with_default_scope(default_scope)
         .with_guardrails(guardrails);
@@ -713,6 +710,23 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         store.close();
     }
     outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// The cost service of a source's billing (none for a snapshot file), caching in `store`.
+async fn cost_service(
+    spec: &SourceSpec,
+    policy: &Arc<Policy>,
+    store: &Option<Store>,
+    config: &Config,
+) -> Result<Option<Arc<CostService>>> {
+    Ok(open_billing(spec, policy, config).await?.map(|billing| {
+        Arc::new(CostService::new(
+            billing,
+            policy.clone(),
+            store.clone(),
+            config.cost.clone(),
+        ))
+    }))
 }
 
 /// The data directory the options and config name.

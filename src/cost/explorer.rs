@@ -19,7 +19,8 @@ use chrono::NaiveDate;
 use super::CostSource;
 use super::gap::Activation;
 use super::query::{
-    CostGroup, CostPage, CostQuery, CostSlice, Dimension, Filter, GroupKey, Period,
+    CostGroup, CostPage, CostQuery, CostSlice, Dimension, Filter, GroupKey, NORMALIZED_USAGE,
+    Period,
 };
 use crate::config::{PacingConfig, RateLimit, RetryConfig};
 use crate::domain::{ScanIssueKind, Usd};
@@ -33,9 +34,15 @@ pub const PRICE_PER_REQUEST: Usd = Usd::from_cents(1);
 /// Keys `ListCostAllocationTags` takes at once.
 const TAG_KEYS_PER_CALL: usize = 100;
 
+/// Pages of `ListCostAllocationTags` one check reads at most (100 keys fit one page).
+const MAX_TAG_PAGES: usize = 20;
+
 /// Cost Explorer.
 pub struct ExplorerSource {
     client: ce::Client,
+    /// For the caller's identity (STS), once.
+    config: SdkConfig,
+    identity: tokio::sync::OnceCell<String>,
     limiter: AdaptiveLimiter,
     retries: RetryConfig,
     calls: ApiCallCounter,
@@ -66,9 +73,22 @@ impl ExplorerSource {
         } else {
             config
         };
-        let name = format!("cost-explorer:{}", config.endpoint_url().unwrap_or("aws"));
+        // The endpoint without any user or password it may carry: the name keys the cache.
+        let endpoint = config.endpoint_url().map_or_else(
+            || "aws".to_string(),
+            |url| match url.split_once("://") {
+                Some((scheme, rest)) => {
+                    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                    format!("{scheme}://{host}")
+                }
+                None => url.to_string(),
+            },
+        );
+        let name = format!("cost-explorer:{endpoint}");
         ExplorerSource {
             client: ce::Client::new(&config),
+            config,
+            identity: tokio::sync::OnceCell::new(),
             limiter: AdaptiveLimiter::new(limit, pacing),
             retries,
             calls: ApiCallCounter::default(),
@@ -78,12 +98,39 @@ impl ExplorerSource {
 
     /// Makes a call paced by the limiter; a call failing past the SDK's retries with "try
     /// later" is made again after a backoff (throttling also slows the limiter).
-    async fn paced<T, F, Fut>(&self, mut call: F) -> Result<T, SourceError>
+    async fn paced<T, F, Fut>(&self, call: F) -> Result<T, SourceError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SourceError>>,
     {
-        crate::source::backoff::retrying(&self.retries, &self.calls, None, || {
+        self.paced_with(&self.retries, call).await
+    }
+
+    /// As [`ExplorerSource::paced`], with the SDK's retries only: for resource-level data,
+    /// whose failures (an account not opted in) do not pass with time, and which a scan
+    /// waits for.
+    async fn paced_once<T, F, Fut>(&self, call: F) -> Result<T, SourceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SourceError>>,
+    {
+        let once = RetryConfig {
+            page_retries: 0,
+            ..self.retries
+        };
+        self.paced_with(&once, call).await
+    }
+
+    async fn paced_with<T, F, Fut>(
+        &self,
+        retries: &RetryConfig,
+        mut call: F,
+    ) -> Result<T, SourceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SourceError>>,
+    {
+        crate::source::backoff::retrying(retries, &self.calls, None, || {
             let attempt = call();
             async move {
                 self.limiter.until_ready().await;
@@ -106,6 +153,7 @@ fn dimension(dimension: Dimension) -> ce::types::Dimension {
         Dimension::Service => ce::types::Dimension::Service,
         Dimension::Region => ce::types::Dimension::Region,
         Dimension::LinkedAccount => ce::types::Dimension::LinkedAccount,
+        Dimension::ResourceId => ce::types::Dimension::ResourceId,
     }
 }
 
@@ -132,6 +180,15 @@ pub fn expression(filter: &Filter) -> Expression {
             )
             .build(),
     }
+}
+
+/// The metrics a query asks: its money metric, and normalised usage when it wants it.
+fn metrics_of(query: &CostQuery) -> Vec<String> {
+    let mut metrics = vec![query.metric.ce_name().to_string()];
+    if query.with_usage {
+        metrics.push(NORMALIZED_USAGE.to_string());
+    }
+    metrics
 }
 
 fn group_definition(key: &GroupKey) -> GroupDefinition {
@@ -177,7 +234,9 @@ fn amount(
             "{what} is in {unit}; tagguard sums USD only"
         )));
     }
-    let text = value.amount().unwrap_or("0");
+    let text = value
+        .amount()
+        .ok_or_else(|| bad_answer(format!("{what} has no {metric} amount")))?;
     text.parse::<Usd>()
         .map(Some)
         .map_err(|e| bad_answer(format!("{what}: {e}")))
@@ -193,9 +252,25 @@ pub fn page_of(
     out: &ce::operation::get_cost_and_usage::GetCostAndUsageOutput,
     query: &CostQuery,
 ) -> Result<CostPage, SourceError> {
+    page_from(out.results_by_time(), out.next_page_token(), query)
+}
+
+/// The page of a resource-level answer, for `query`.
+pub fn resource_page_of(
+    out: &ce::operation::get_cost_and_usage_with_resources::GetCostAndUsageWithResourcesOutput,
+    query: &CostQuery,
+) -> Result<CostPage, SourceError> {
+    page_from(out.results_by_time(), out.next_page_token(), query)
+}
+
+fn page_from(
+    results: &[ce::types::ResultByTime],
+    next_page_token: Option<&str>,
+    query: &CostQuery,
+) -> Result<CostPage, SourceError> {
     let metric = query.metric.ce_name();
-    let mut slices = Vec::with_capacity(out.results_by_time().len());
-    for result in out.results_by_time() {
+    let mut slices = Vec::with_capacity(results.len());
+    for result in results {
         let period = match result.time_period() {
             Some(p) => Period::new(date(p.start())?, date(p.end())?).ok_or_else(|| {
                 bad_answer(format!("empty time period {}..{}", p.start(), p.end()))
@@ -214,9 +289,23 @@ pub fn page_of(
             }
             let value = amount(group.metrics(), metric, &format!("group {keys:?}"))?
                 .ok_or_else(|| bad_answer(format!("group {keys:?} has no amounts")))?;
+            let usage = if query.with_usage {
+                // A quantity, not money: no unit to check; missing means none was used.
+                let value = group
+                    .metrics()
+                    .and_then(|m| m.get(NORMALIZED_USAGE))
+                    .and_then(|v| v.amount())
+                    .unwrap_or("0");
+                Some(value.parse::<Usd>().map_err(|e| {
+                    bad_answer(format!("the {NORMALIZED_USAGE} of group {keys:?}: {e}"))
+                })?)
+            } else {
+                None
+            };
             groups.push(CostGroup {
                 keys,
                 amount: value,
+                usage,
             });
         }
         slices.push(CostSlice {
@@ -228,8 +317,7 @@ pub fn page_of(
     }
     Ok(CostPage {
         slices,
-        next_token: out
-            .next_page_token()
+        next_token: next_page_token
             .filter(|t| !t.is_empty())
             .map(str::to_string),
     })
@@ -249,6 +337,26 @@ impl CostSource for ExplorerSource {
         PRICE_PER_REQUEST
     }
 
+    async fn billing_key(&self) -> Result<String, SourceError> {
+        self.identity
+            .get_or_try_init(|| async {
+                let out = self
+                    .paced_once(|| {
+                        let request = aws_sdk_sts::Client::new(&self.config).get_caller_identity();
+                        async move {
+                            request
+                                .send()
+                                .await
+                                .map_err(|e| classify("sts:GetCallerIdentity", e))
+                        }
+                    })
+                    .await?;
+                Ok(format!("{}|{}", self.name, out.account().unwrap_or("")))
+            })
+            .await
+            .cloned()
+    }
+
     async fn cost_and_usage(
         &self,
         query: &CostQuery,
@@ -261,6 +369,7 @@ impl CostSource for ExplorerSource {
             .map_err(|e| bad_answer(e.to_string()))?;
         let filter = query.filter.as_ref().map(expression);
         let group_by: Vec<GroupDefinition> = query.group_by.iter().map(group_definition).collect();
+        let metrics = metrics_of(query);
         let out = self
             .paced(|| {
                 let request = self
@@ -273,7 +382,7 @@ impl CostSource for ExplorerSource {
                     })
                     .set_filter(filter.clone())
                     // Metrics take the CamelCase names (the `Metric` enum is for forecasts).
-                    .metrics(query.metric.ce_name())
+                    .set_metrics(Some(metrics.clone()))
                     .set_group_by((!group_by.is_empty()).then(|| group_by.clone()))
                     .set_next_page_token(token.clone());
                 async move {
@@ -287,6 +396,44 @@ impl CostSource for ExplorerSource {
         page_of(&out, query)
     }
 
+    async fn cost_and_usage_with_resources(
+        &self,
+        query: &CostQuery,
+        token: Option<String>,
+    ) -> Result<CostPage, SourceError> {
+        let period = DateInterval::builder()
+            .start(query.period.start.to_string())
+            .end(query.period.end.to_string())
+            .build()
+            .map_err(|e| bad_answer(e.to_string()))?;
+        let filter = query.filter.as_ref().map(expression);
+        let group_by: Vec<GroupDefinition> = query.group_by.iter().map(group_definition).collect();
+        let metrics = metrics_of(query);
+        let out = self
+            .paced_once(|| {
+                let request = self
+                    .client
+                    .get_cost_and_usage_with_resources()
+                    .time_period(period.clone())
+                    .granularity(match query.granularity {
+                        super::Granularity::Monthly => ce::types::Granularity::Monthly,
+                        super::Granularity::Daily => ce::types::Granularity::Daily,
+                    })
+                    .set_filter(filter.clone())
+                    .set_metrics(Some(metrics.clone()))
+                    .set_group_by((!group_by.is_empty()).then(|| group_by.clone()))
+                    .set_next_page_token(token.clone());
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| classify("ce:GetCostAndUsageWithResources", e))
+                }
+            })
+            .await?;
+        resource_page_of(&out, query)
+    }
+
     async fn allocation_tags(
         &self,
         keys: &[String],
@@ -298,9 +445,10 @@ impl CostSource for ExplorerSource {
             .collect();
         for chunk in keys.chunks(TAG_KEYS_PER_CALL) {
             let mut token: Option<String> = None;
+            let mut pages = 0usize;
             loop {
                 let out = self
-                    .paced(|| {
+                    .paced_once(|| {
                         let request = self
                             .client
                             .list_cost_allocation_tags()
@@ -325,10 +473,17 @@ impl CostSource for ExplorerSource {
                         };
                     }
                 }
-                token = out
+                let next = out
                     .next_token()
                     .filter(|t| !t.is_empty())
                     .map(str::to_string);
+                pages += 1;
+                if next.is_some() && (next == token || pages >= MAX_TAG_PAGES) {
+                    return Err(bad_answer(format!(
+                        "ce:ListCostAllocationTags gave a repeated page token or more than {MAX_TAG_PAGES} pages"
+                    )));
+                }
+                token = next;
                 if token.is_none() {
                     break;
                 }
@@ -352,6 +507,7 @@ mod tests {
             metric: Metric::AmortizedCost,
             filter: None,
             group_by,
+            with_usage: false,
         }
     }
 
@@ -401,6 +557,44 @@ mod tests {
         assert_eq!(groups[0].keys[1], "CostCenter$a$b");
         assert_eq!(groups[1].amount, Usd::from_micros(-12_345_678));
         assert_eq!(page.slices[0].total, None);
+    }
+
+    #[test]
+    fn an_ungrouped_answer_has_its_total_and_no_groups() {
+        let out = GetCostAndUsageOutput::builder()
+            .results_by_time(
+                ResultByTime::builder()
+                    .time_period(
+                        DateInterval::builder()
+                            .start("2026-12-01")
+                            .end("2026-12-02")
+                            .build()
+                            .unwrap(),
+                    )
+                    .total("AmortizedCost", value("12.5", "USD"))
+                    .estimated(true)
+                    .build(),
+            )
+            .build();
+        let page = page_of(&out, &query(vec![])).unwrap();
+        let slice = &page.slices[0];
+        assert_eq!(slice.total, Some(Usd::from_cents(1_250)));
+        assert!(slice.groups.is_empty() && slice.estimated);
+        assert_eq!(page.next_token, None);
+        // A total without its amount is an error, not $0.
+        let blank = GetCostAndUsageOutput::builder()
+            .results_by_time(
+                ResultByTime::builder()
+                    .total("AmortizedCost", MetricValue::builder().unit("USD").build())
+                    .build(),
+            )
+            .build();
+        assert!(
+            page_of(&blank, &query(vec![]))
+                .unwrap_err()
+                .message
+                .contains("no AmortizedCost amount")
+        );
     }
 
     #[test]

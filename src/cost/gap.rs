@@ -116,6 +116,7 @@ impl GapPlan {
             metric: self.metric,
             filter,
             group_by,
+            with_usage: false,
         }
     }
 
@@ -665,6 +666,7 @@ mod tests {
                 .map(|(keys, cents)| CostGroup {
                     keys: keys.iter().map(|k| k.to_string()).collect(),
                     amount: Usd::from_cents(*cents),
+                    usage: None,
                 })
                 .collect(),
         }

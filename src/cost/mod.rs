@@ -57,6 +57,13 @@ pub trait CostSource: Send + Sync {
     /// Which billing this is, for cache keys (two demo estates have two bills).
     fn name(&self) -> String;
 
+    /// Whose billing this is, for cache keys: the source and the identity asking (Cost
+    /// Explorer answers what the caller's account may see, so two accounts never share
+    /// answers). No secret is part of it.
+    async fn billing_key(&self) -> Result<String, SourceError> {
+        Ok(self.name())
+    }
+
     /// What one request costs (Cost Explorer: $0.01, each page a request).
     fn price_per_request(&self) -> Usd;
 
@@ -76,6 +83,26 @@ pub trait CostSource: Send + Sync {
         query: &CostQuery,
         token: Option<String>,
     ) -> Result<query::CostPage, SourceError>;
+
+    /// One page of the answer to a resource-level `query` (grouped or filtered by
+    /// `RESOURCE_ID`; the last 14 days only). Cost Explorer's `GetCostAndUsageWithResources`
+    /// needs the account's opt-in; sources without resource-level data say so.
+    async fn cost_and_usage_with_resources(
+        &self,
+        _query: &CostQuery,
+        _token: Option<String>,
+    ) -> Result<query::CostPage, SourceError> {
+        Err(SourceError::new(
+            crate::domain::ScanIssueKind::InvalidInput,
+            "this billing has no resource-level data",
+        ))
+    }
+
+    /// For billing in this process: sets `resource`'s monthly cost from the bill itself and
+    /// says whether it did. Other sources price resources through [`CostService`].
+    fn price_locally(&self, _resource: &mut crate::domain::Resource) -> bool {
+        false
+    }
 
     /// Whether each of `keys` is activated as a cost allocation tag. A key billing has never
     /// seen is inactive. An error when this cannot be checked (only the management account

@@ -22,6 +22,9 @@ pub const USAGE_RECORD_TYPES: [&str; 3] = ["Usage", "DiscountedUsage", "SavingsP
 /// month and the 13 before it (multi-year data, 38 months, must be enabled).
 pub const HISTORY_MONTHS: u32 = 13;
 
+/// Days of resource-level data Cost Explorer keeps (`GetCostAndUsageWithResources`).
+pub const RESOURCE_DAYS: i64 = 14;
+
 /// A span of whole days, `start` included, `end` excluded (as Cost Explorer reads it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Period {
@@ -265,6 +268,8 @@ pub enum Dimension {
     Region,
     /// The member account's 12-digit id.
     LinkedAccount,
+    /// The resource billed (an instance id, an ARN, a name): resource-level data only.
+    ResourceId,
 }
 
 impl Dimension {
@@ -275,6 +280,7 @@ impl Dimension {
             Dimension::Service => "SERVICE",
             Dimension::Region => "REGION",
             Dimension::LinkedAccount => "LINKED_ACCOUNT",
+            Dimension::ResourceId => "RESOURCE_ID",
         }
     }
 }
@@ -313,7 +319,14 @@ pub struct CostQuery {
     pub filter: Option<Filter>,
     /// At most two groupings (Cost Explorer's limit).
     pub group_by: Vec<GroupKey>,
+    /// Also ask each group's normalised instance hours (`NormalizedUsageAmount`), which
+    /// allocation shares a service's spend by.
+    #[serde(default)]
+    pub with_usage: bool,
 }
+
+/// The name of the usage metric of [`CostQuery::with_usage`].
+pub const NORMALIZED_USAGE: &str = "NormalizedUsageAmount";
 
 /// One page of an answer.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -345,6 +358,10 @@ pub struct CostGroup {
     pub keys: Vec<String>,
     /// The exact amount (USD; may be negative: credits, refunds).
     pub amount: Usd,
+    /// With [`CostQuery::with_usage`]: normalised hours, in millionths (the money type
+    /// carries them exactly; they are not dollars).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usd>,
 }
 
 /// A tag group key `Key$value` split at its first `$` (values may hold `$` themselves):

@@ -18,10 +18,14 @@ use super::gap::{
     TagAnswer, TagGap, TagSplit, TimeGap,
 };
 use super::query::{
-    CostPage, CostQuery, CostSlice, Dimension, Filter, Granularity, Metric, Period, PeriodSpec,
+    CostQuery, CostSlice, Dimension, Filter, Granularity, Metric, Period, PeriodSpec, RESOURCE_DAYS,
 };
+use super::services::SERVICE_TYPES;
 use crate::config::CostConfig;
-use crate::domain::{ScanIssueKind, ScanScope, Usd, ViolationType};
+use crate::domain::costing::{
+    AllocationPool, CostBook, GapRecord, ResourcePricer, monthly_of_days,
+};
+use crate::domain::{ResourceType, ScanIssueKind, ScanScope, Usd, ViolationType};
 use crate::policy::Policy;
 use crate::source::SourceError;
 use crate::store::Store;
@@ -193,11 +197,40 @@ pub struct CostHealth {
     pub detail: Option<String>,
 }
 
-/// A cached page of an answer.
+/// A cached answer: every page of one question.
 #[derive(Serialize, Deserialize)]
-struct CachedPage {
+struct CachedAnswer {
     fetched_at: DateTime<Utc>,
-    page: CostPage,
+    /// Requests it took.
+    pages: u32,
+    slices: Vec<CostSlice>,
+}
+
+/// What a scan's resources cost, from billing.
+#[derive(Default)]
+pub struct Pricing {
+    /// Sets each resource's cost; `None` when billing gave nothing.
+    pub pricer: Option<Arc<dyn ResourcePricer>>,
+    /// What the prices rest on, and what could not be read.
+    pub notes: Vec<String>,
+    /// The requests pricing made.
+    pub requests: CostRequests,
+}
+
+/// Prices resources from billing in this process (the demo's).
+struct LocalPricer(Arc<dyn CostSource>);
+
+impl ResourcePricer for LocalPricer {
+    fn price(&self, resource: &mut crate::domain::Resource) {
+        self.0.price_locally(resource);
+    }
+}
+
+/// A cached failure: resource-level data is not asked again while it is fresh.
+#[derive(Serialize, Deserialize)]
+struct CachedFailure {
+    fetched_at: DateTime<Utc>,
+    message: String,
 }
 
 /// A cached activation check.
@@ -210,9 +243,25 @@ struct CachedActivation {
 /// What one question has asked so far.
 #[derive(Default)]
 struct Ledger {
+    /// Whose billing is asked (the source and the caller's account): keys the cache, so that
+    /// two identities never share answers.
+    billing: String,
     requests: CostRequests,
     oldest: Option<u64>,
     asked: u32,
+    /// Questions (not the activation check) answered from the cache, and asked anew: a plan
+    /// of both is asked again whole, so that its figures are of one moment.
+    answers_cached: u32,
+    answers_asked: u32,
+}
+
+impl Ledger {
+    fn of(billing: String) -> Ledger {
+        Ledger {
+            billing,
+            ..Ledger::default()
+        }
+    }
 }
 
 /// The cost service.
@@ -285,12 +334,25 @@ impl CostService {
             metric: Metric::default(),
             filter: None,
             group_by: Vec::new(),
+            with_usage: false,
         };
-        let mut ledger = Ledger::default();
-        let _ = self
-            .ask(&query, false, &mut ledger, &CancellationToken::new())
-            .await;
+        match self.source.billing_key().await {
+            Ok(billing) => {
+                let mut ledger = Ledger::of(billing);
+                let _ = self
+                    .ask(&query, false, &mut ledger, &CancellationToken::new())
+                    .await;
+            }
+            Err(error) => self.note_health(Err(&error)),
+        }
         self.health()
+    }
+
+    /// How long a scan waits for billing: `cost.pricing_budget_seconds`, or less when the
+    /// caller must answer sooner (a scan's deadline).
+    fn budget(&self, within: Option<Duration>) -> Duration {
+        let configured = Duration::from_secs(self.settings.pricing_budget_seconds.max(1));
+        within.map_or(configured, |w| w.min(configured))
     }
 
     fn ttl(&self) -> Duration {
@@ -307,9 +369,14 @@ impl CostService {
             }
             // A bad question says nothing of whether billing is reachable.
             Err(error) if error.kind == ScanIssueKind::InvalidInput => {}
+            // The kind and the permission missing only: /health answers without a token, and
+            // billing's messages name the caller's role and account.
             Err(error) => {
                 health.state = "unreachable".to_string();
-                health.detail = Some(error.message.clone());
+                health.detail = Some(match &error.missing_permission {
+                    Some(permission) => format!("{} ({permission})", error.kind.as_str()),
+                    None => error.kind.as_str().to_string(),
+                });
             }
         }
     }
@@ -366,12 +433,37 @@ impl CostService {
         }
     }
 
-    /// The attribution gap.
+    /// The attribution gap. Its figures are of one moment of billing: when some of its
+    /// questions come from the cache and others must be asked (the tags changed, or part of
+    /// the cache expired), every question is asked again.
     pub async fn attribution_gap(
         &self,
         question: &GapQuestion,
         cancel: &CancellationToken,
     ) -> Result<AttributionGap, CostError> {
+        let (first, mixed) = self
+            .gap_once(question, question.force_refresh, cancel)
+            .await?;
+        if !mixed {
+            return Ok(first);
+        }
+        let (mut again, _) = self.gap_once(question, true, cancel).await?;
+        // What the first pass asked was asked (and billed) too.
+        let (before, after) = (first.ce_requests, &mut again.ce_requests);
+        after.made += before.made;
+        after.failed += before.failed;
+        after.from_cache += before.from_cache;
+        after.price += before.price;
+        Ok(again)
+    }
+
+    /// One pass of the plan; `true` when its answers were partly cached and partly asked.
+    async fn gap_once(
+        &self,
+        question: &GapQuestion,
+        refresh: bool,
+        cancel: &CancellationToken,
+    ) -> Result<(AttributionGap, bool), CostError> {
         let (tags, tags_from) = self.allocation_tags(question)?;
         let today = self.source.today();
         let period = question
@@ -399,8 +491,11 @@ impl CostService {
             tags: tags.clone(),
             scope,
         };
-        let refresh = question.force_refresh;
-        let mut ledger = Ledger::default();
+        let billing = self.source.billing_key().await.map_err(|error| {
+            self.note_health(Err(&error));
+            CostError::Source(error)
+        })?;
+        let mut ledger = Ledger::of(billing);
         let mut issues = Vec::new();
         let mut caveats = Vec::new();
         let issue = |question: String, error: &SourceError| CostIssue {
@@ -545,7 +640,11 @@ impl CostService {
         let gap = figures.attributable.map(|a| figures.total - a);
         let requests = ledger.requests;
         let cache = CostCache {
-            state: match (self.store.is_some(), requests.from_cache, ledger.asked) {
+            state: match (
+                self.store.is_some(),
+                ledger.answers_cached,
+                ledger.answers_asked,
+            ) {
                 (false, _, _) => CacheState::Off,
                 (true, 0, _) => CacheState::Fresh,
                 (true, _, 0) => CacheState::Cached,
@@ -554,7 +653,8 @@ impl CostService {
             oldest_answer_seconds: ledger.oldest,
             ttl_seconds: self.ttl().as_secs(),
         };
-        Ok(AttributionGap {
+        let mixed = cache.state == CacheState::Mixed;
+        let gap = AttributionGap {
             data_source: self.source.kind().to_string(),
             period_start: period.start,
             period_end: period.end,
@@ -581,11 +681,321 @@ impl CostService {
             partial: !issues.is_empty(),
             issues,
             caveats,
-        })
+        };
+        Ok((gap, mixed))
     }
 
-    fn cache_key(&self, what: &str) -> String {
-        format!("cost|v1|{}|{what}", self.source.name())
+    /// How a scan of `scope` prices its resources from billing: the demo's bill prices each
+    /// resource itself; Cost Explorer's answers make a [`CostBook`] (actual costs from
+    /// resource-level data of the last 14 days, where the account opted in; allocation pools
+    /// of EC2 and RDS from the last full month). Failures and what the prices rest on are
+    /// notes; no pricer when billing gave nothing.
+    pub async fn pricing(
+        &self,
+        scope: &ScanScope,
+        within: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> Pricing {
+        if !self.settings.resource_costs {
+            return Pricing::default();
+        }
+        if self.source.is_local() {
+            return Pricing {
+                pricer: Some(Arc::new(LocalPricer(self.source.clone()))),
+                notes: vec![
+                    "monthly_cost is actual: each resource's charge in the demo's billing over the last 14 days, scaled to 730 hours".to_string(),
+                ],
+                requests: CostRequests::default(),
+            };
+        }
+        let budget = self.budget(within);
+        let started = std::time::Instant::now();
+        let mut notes = Vec::new();
+        let billing = match tokio::time::timeout(budget, self.source.billing_key()).await {
+            Ok(Ok(billing)) => billing,
+            Ok(Err(error)) => {
+                notes.push(format!(
+                        "billing could not be asked to price the resources ({}): their monthly_cost is unknown",
+                        error.message
+                    ));
+                return Pricing {
+                    notes,
+                    ..Pricing::default()
+                };
+            }
+            Err(_) => {
+                notes.push(format!(
+                        "billing did not answer within {:.1} s (cost.pricing_budget_seconds, or the scan's deadline): the resources' monthly_cost is unknown",
+                        budget.as_secs_f64()
+                    ));
+                return Pricing {
+                    notes,
+                    ..Pricing::default()
+                };
+            }
+        };
+        let mut ledger = Ledger::of(billing);
+        let left = budget.saturating_sub(started.elapsed());
+        let book =
+            tokio::time::timeout(left, self.book(scope, &mut ledger, &mut notes, cancel)).await;
+        let book = match book {
+            Ok(book) => book,
+            Err(_) => {
+                notes.push(format!(
+                    "billing did not price the resources within {:.1} s (cost.pricing_budget_seconds, or the scan's deadline): their monthly_cost is unknown",
+                    budget.as_secs_f64()
+                ));
+                None
+            }
+        };
+        let requests = ledger.requests;
+        if requests.made + requests.failed > 0 {
+            notes.push(format!(
+                "pricing asked Cost Explorer {} request(s) ({}), {} answered from the cache",
+                requests.made,
+                requests.price.display(),
+                requests.from_cache
+            ));
+        }
+        Pricing {
+            pricer: book.map(|b| Arc::new(b) as Arc<dyn ResourcePricer>),
+            notes,
+            requests,
+        }
+    }
+
+    async fn book(
+        &self,
+        scope: &ScanScope,
+        ledger: &mut Ledger,
+        notes: &mut Vec<String>,
+        cancel: &CancellationToken,
+    ) -> Option<CostBook> {
+        let today = self.source.today();
+        let usage = |service: &str| {
+            let mut parts = vec![
+                Filter::Dimension(Dimension::Service, vec![service.to_string()]),
+                Filter::Dimension(
+                    Dimension::RecordType,
+                    super::query::USAGE_RECORD_TYPES
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect(),
+                ),
+            ];
+            if !scope.accounts.is_empty() {
+                parts.push(Filter::Dimension(
+                    Dimension::LinkedAccount,
+                    scope.accounts.iter().cloned().collect(),
+                ));
+            }
+            if !scope.regions.is_empty() {
+                parts.push(Filter::Dimension(
+                    Dimension::Region,
+                    scope.regions.iter().cloned().collect(),
+                ));
+            }
+            super::gap::all_of(parts)
+        };
+        let mut book = CostBook::new();
+        let _turn = self.serial.lock().await;
+
+        // Actual costs: resource-level data of the last 14 full days, one question per service.
+        let window = Period::new(today - chrono::Duration::days(RESOURCE_DAYS), today)
+            .expect("fourteen days before today come before today");
+        let unavailable_key = self.cache_key(
+            ledger,
+            &format!(
+                "resource-level-unavailable|{:?}|{:?}",
+                scope.accounts, scope.regions
+            ),
+        );
+        let known_unavailable = self
+            .cached::<CachedFailure>(&unavailable_key)
+            .await
+            .filter(|f| self.fresh(f.fetched_at).is_some());
+        let mut days_of: BTreeMap<String, (Usd, std::collections::BTreeSet<Period>)> =
+            BTreeMap::new();
+        match known_unavailable {
+            Some(failure) => notes.push(format!(
+                "resource-level cost data is unavailable ({}; checked in the last {} minutes): costs are allocated where they can be",
+                failure.message, self.settings.cache_ttl_minutes
+            )),
+            None => {
+                for (i, (service, _)) in SERVICE_TYPES.iter().enumerate() {
+                    let query = CostQuery {
+                        period: window,
+                        granularity: Granularity::Daily,
+                        metric: Metric::default(),
+                        filter: usage(service),
+                        group_by: vec![super::query::GroupKey::Dimension(Dimension::ResourceId)],
+                        with_usage: false,
+                    };
+                    match self
+                        .ask_of(Api::WithResources, &query, false, ledger, cancel)
+                        .await
+                    {
+                        Ok(slices) => {
+                            for slice in slices {
+                                for group in slice.groups {
+                                    let Some(id) = group.keys.into_iter().next() else {
+                                        continue;
+                                    };
+                                    if id.is_empty() || id == "NoResourceId" {
+                                        continue;
+                                    }
+                                    let entry = days_of.entry(id).or_default();
+                                    entry.0 += group.amount;
+                                    entry.1.insert(slice.period);
+                                }
+                            }
+                        }
+                        Err(AskError::Cancelled) => return None,
+                        Err(AskError::Source(error)) => {
+                            if i == 0 {
+                                // The first service failing means the account has no
+                                // resource-level data (not opted in, not allowed): not asked
+                                // again until the cache's time is up, unless the failure may
+                                // pass (throttled, timed out, unreachable, a 5xx).
+                                notes.push(format!(
+                                    "resource-level cost data is unavailable ({}): costs are allocated where they can be",
+                                    error.message
+                                ));
+                                if lasting(&error) {
+                                    self.put(
+                                        unavailable_key.clone(),
+                                        &CachedFailure {
+                                            fetched_at: Utc::now(),
+                                            message: error.message,
+                                        },
+                                    )
+                                    .await;
+                                }
+                                break;
+                            }
+                            notes.push(format!(
+                                "resource-level cost data of {service} is unavailable: {}",
+                                error.message
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for (id, (sum, days)) in days_of {
+            if let Some(monthly) = monthly_of_days(sum, days.len() as i64) {
+                book.add_actual(id, monthly);
+            }
+        }
+        if book.actual_count() > 0 {
+            notes.push(format!(
+                "monthly_cost is actual for {} resource(s): their resource-level billing of {window}, scaled to 730 hours",
+                book.actual_count()
+            ));
+        }
+
+        // Allocation pools: the last full month of EC2 and RDS, by account and region, with
+        // normalised hours.
+        let month = PeriodSpec::LastMonth
+            .resolve(today)
+            .expect("the last month always resolves");
+        for (service, resource_type) in [
+            (SERVICE_TYPES[0].0, ResourceType::Ec2Instance),
+            (SERVICE_TYPES[1].0, ResourceType::RdsDb),
+        ] {
+            let query = CostQuery {
+                period: month,
+                granularity: Granularity::Monthly,
+                metric: Metric::default(),
+                filter: usage(service),
+                group_by: vec![
+                    super::query::GroupKey::Dimension(Dimension::LinkedAccount),
+                    super::query::GroupKey::Dimension(Dimension::Region),
+                ],
+                with_usage: true,
+            };
+            match self.ask(&query, false, ledger, cancel).await {
+                Ok(slices) => {
+                    let mut pools: BTreeMap<(String, String), AllocationPool> = BTreeMap::new();
+                    for group in slices.into_iter().flat_map(|s| s.groups) {
+                        let Ok([account, region]) = <[String; 2]>::try_from(group.keys) else {
+                            continue;
+                        };
+                        let pool = pools.entry((account, region)).or_insert(AllocationPool {
+                            spend: Usd::ZERO,
+                            normalized_micro_hours: 0,
+                        });
+                        pool.spend += group.amount;
+                        pool.normalized_micro_hours += group.usage.map_or(0, Usd::micros);
+                    }
+                    for ((account, region), pool) in pools {
+                        book.add_pool(account, region, resource_type.clone(), pool);
+                    }
+                }
+                Err(AskError::Cancelled) => return None,
+                Err(AskError::Source(error)) => notes.push(format!(
+                    "{service}'s spend could not be read to allocate it ({}): its resources' monthly_cost is unknown",
+                    error.message
+                )),
+            }
+        }
+        if book.pool_count() > 0 {
+            notes.push(format!(
+                "monthly_cost is allocated for EC2 and RDS instances without actual costs: their size's share (AWS's normalisation factors) of the service's usage spend in their account and region over {month}, by normalised hours, for a month of running"
+            ));
+        }
+        (book.actual_count() + book.pool_count() > 0).then_some(book)
+    }
+
+    /// The last full month's gap of `scope` with the default tags, for a scan's record (from
+    /// the cache when fresh), within `cost.pricing_budget_seconds`; `Err` with a note when it
+    /// cannot be had, `Ok(None)` when the config does not record gaps.
+    pub async fn gap_record(
+        &self,
+        scope: &ScanScope,
+        within: Option<Duration>,
+    ) -> Result<Option<GapRecord>, String> {
+        if !self.settings.record_gap {
+            return Ok(None);
+        }
+        let question = GapQuestion {
+            scope: ScanScope {
+                accounts: scope.accounts.clone(),
+                regions: scope.regions.clone(),
+                ..ScanScope::default()
+            },
+            ..GapQuestion::default()
+        };
+        let budget = self.budget(within);
+        let gap = tokio::time::timeout(
+            budget,
+            self.attribution_gap(&question, &CancellationToken::new()),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "billing did not answer within {:.1} s",
+                budget.as_secs_f64()
+            )
+        })?
+        .map_err(|e| e.to_string())?;
+        Ok(Some(GapRecord {
+            period_start: gap.period_start,
+            period_end: gap.period_end,
+            metric: gap.metric.ce_name().to_string(),
+            data_source: gap.data_source,
+            allocation_tags: gap.allocation_tags,
+            measured_tags: gap.measured_tags,
+            total_spend: gap.total_spend,
+            attributable_spend: gap.attributable_spend,
+            gap: gap.gap,
+            gap_percent: gap.gap_percent,
+            estimated: gap.estimated,
+        }))
+    }
+
+    fn cache_key(&self, ledger: &Ledger, what: &str) -> String {
+        format!("cost|v2|{}|{what}", ledger.billing)
     }
 
     /// Whether each tag is activated, from the cache when fresh.
@@ -595,7 +1005,7 @@ impl CostService {
         refresh: bool,
         ledger: &mut Ledger,
     ) -> Result<BTreeMap<String, Activation>, SourceError> {
-        let key = self.cache_key(&format!("activation|{}", tags.join("\u{1f}")));
+        let key = self.cache_key(ledger, &format!("activation|{}", tags.join("\u{1f}")));
         if !refresh
             && let Some(cached) = self.cached::<CachedActivation>(&key).await
             && let Some(age) = self.fresh(cached.fetched_at)
@@ -603,6 +1013,21 @@ impl CostService {
             ledger.requests.from_cache += 1;
             ledger.oldest = ledger.oldest.max(Some(age));
             return Ok(cached.tags);
+        }
+        // A check that failed is not made again while fresh: only the management account may
+        // make it, and a member account would fail every question the same way.
+        let failed_key = format!("{key}|failed");
+        if !refresh
+            && let Some(failure) = self.cached::<CachedFailure>(&failed_key).await
+            && self.fresh(failure.fetched_at).is_some()
+        {
+            return Err(SourceError::new(
+                ScanIssueKind::Other,
+                format!(
+                    "{} (when last checked, in the last {} minutes)",
+                    failure.message, self.settings.cache_ttl_minutes
+                ),
+            ));
         }
         ledger.asked += 1;
         match self.source.allocation_tags(tags).await {
@@ -620,6 +1045,16 @@ impl CostService {
             }
             Err(error) => {
                 ledger.requests.failed += 1;
+                if lasting(&error) {
+                    self.put(
+                        failed_key,
+                        &CachedFailure {
+                            fetched_at: Utc::now(),
+                            message: error.message.clone(),
+                        },
+                    )
+                    .await;
+                }
                 Err(error)
             }
         }
@@ -665,56 +1100,65 @@ impl CostService {
         ledger: &mut Ledger,
         cancel: &CancellationToken,
     ) -> Result<Vec<CostSlice>, AskError> {
+        self.ask_of(Api::CostAndUsage, query, refresh, ledger, cancel)
+            .await
+    }
+
+    /// Every page of the answer to `query` from `api`, each from the cache when fresh.
+    async fn ask_of(
+        &self,
+        api: Api,
+        query: &CostQuery,
+        refresh: bool,
+        ledger: &mut Ledger,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<CostSlice>, AskError> {
         let question = serde_json::to_string(query).expect("queries serialise: plain data");
+        // A whole answer is one cache entry, written after its last page: an answer is never
+        // stitched from pages of different moments, nor continued with an old page token.
+        let key = self.cache_key(ledger, &format!("{}|{question}", api.cache_name()));
+        if !refresh
+            && let Some(cached) = self.cached::<CachedAnswer>(&key).await
+            && let Some(age) = self.fresh(cached.fetched_at)
+        {
+            ledger.requests.from_cache += cached.pages;
+            ledger.answers_cached += 1;
+            ledger.oldest = ledger.oldest.max(Some(age));
+            return Ok(cached.slices);
+        }
+        ledger.answers_asked += 1;
+        let fetched_at = Utc::now();
         let mut slices = Vec::new();
         let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
+        for pages in 1..=MAX_PAGES as u32 {
             if cancel.is_cancelled() {
                 return Err(AskError::Cancelled);
             }
-            let key = self.cache_key(&format!(
-                "page|{question}|{}",
-                token.as_deref().unwrap_or("")
-            ));
-            let cached = if refresh {
-                None
-            } else {
-                self.cached::<CachedPage>(&key)
-                    .await
-                    .and_then(|c| self.fresh(c.fetched_at).map(|age| (c.page, age)))
+            ledger.asked += 1;
+            let call = async {
+                match api {
+                    Api::CostAndUsage => self.source.cost_and_usage(query, token.clone()).await,
+                    Api::WithResources => {
+                        self.source
+                            .cost_and_usage_with_resources(query, token.clone())
+                            .await
+                    }
+                }
             };
-            let page = match cached {
-                Some((page, age)) => {
-                    ledger.requests.from_cache += 1;
-                    ledger.oldest = ledger.oldest.max(Some(age));
+            let answer = tokio::select! {
+                answer = call => answer,
+                _ = cancel.cancelled() => return Err(AskError::Cancelled),
+            };
+            let page = match answer {
+                Ok(page) => {
+                    self.note_health(Ok(()));
+                    self.count_made(ledger);
                     page
                 }
-                None => {
-                    ledger.asked += 1;
-                    let answer = tokio::select! {
-                        answer = self.source.cost_and_usage(query, token.clone()) => answer,
-                        _ = cancel.cancelled() => return Err(AskError::Cancelled),
-                    };
-                    match answer {
-                        Ok(page) => {
-                            self.note_health(Ok(()));
-                            self.count_made(ledger);
-                            self.put(
-                                key,
-                                &CachedPage {
-                                    fetched_at: Utc::now(),
-                                    page: page.clone(),
-                                },
-                            )
-                            .await;
-                            page
-                        }
-                        Err(error) => {
-                            self.note_health(Err(&error));
-                            ledger.requests.failed += 1;
-                            return Err(AskError::Source(error));
-                        }
-                    }
+                Err(error) => {
+                    self.note_health(Err(&error));
+                    ledger.requests.failed += 1;
+                    return Err(AskError::Source(error));
                 }
             };
             slices.extend(page.slices);
@@ -728,7 +1172,18 @@ impl CostService {
                     )));
                 }
                 Some(next) => token = Some(next),
-                None => return Ok(slices),
+                None => {
+                    self.put(
+                        key,
+                        &CachedAnswer {
+                            fetched_at,
+                            pages,
+                            slices: slices.clone(),
+                        },
+                    )
+                    .await;
+                    return Ok(slices);
+                }
             }
         }
         Err(AskError::Source(SourceError::new(
@@ -738,6 +1193,34 @@ impl CostService {
             ),
         )))
     }
+}
+
+/// The billing call a question goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// `GetCostAndUsage`.
+    CostAndUsage,
+    /// `GetCostAndUsageWithResources`.
+    WithResources,
+}
+
+impl Api {
+    fn cache_name(self) -> &'static str {
+        match self {
+            Api::CostAndUsage => "page",
+            Api::WithResources => "resource-page",
+        }
+    }
+}
+
+/// Whether a failure will fail the same way for hours (access denied, not opted in, an
+/// invalid question) rather than pass (throttled, timed out, unreachable, a 5xx).
+fn lasting(error: &SourceError) -> bool {
+    !error.retryable
+        && !matches!(
+            error.kind,
+            ScanIssueKind::Timeout | ScanIssueKind::Throttled | ScanIssueKind::EndpointUnavailable
+        )
 }
 
 /// Why [`CostService::ask`] has no answer.

@@ -5,6 +5,7 @@
 
 mod arn;
 pub mod arn_forms;
+pub mod costing;
 mod filters;
 mod money;
 mod result;

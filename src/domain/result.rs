@@ -607,6 +607,10 @@ pub struct ScanMeta {
     /// Limits of the source that the counts are subject to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The cost-attribution gap of the last full month, when one was computed with the scan
+    /// (`cost.record_gap`): the history keeps it for its trend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_gap: Option<super::costing::GapRecord>,
 }
 
 /// Why two results cannot be merged.
@@ -655,6 +659,8 @@ impl ScanMeta {
         }
         let notes: BTreeSet<String> = self.notes.drain(..).chain(other.notes).collect();
         self.notes = notes.into_iter().collect();
+        // Parts of one scan share its gap; either part's will do.
+        self.cost_gap = self.cost_gap.take().or(other.cost_gap);
         self.scope = join_scopes(&self.scope, &other.scope);
         Ok(())
     }

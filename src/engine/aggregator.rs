@@ -246,6 +246,7 @@ impl AggregatorState {
             throttled_calls: args.calls.throttled(),
             retried_calls: args.calls.retries(),
             notes: std::mem::take(&mut self.notes),
+            cost_gap: None,
         };
         let mut tally = std::mem::take(&mut self.tally);
         tally.add_issues(std::mem::take(&mut self.issues));

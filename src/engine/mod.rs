@@ -121,6 +121,12 @@ pub struct ScanRequest {
     /// When set, the scan answers within this time: shards not read by then end as
     /// `timeout` issues (their resources read so far stay), and a scan still planning fails.
     pub deadline: Option<Duration>,
+    /// Prices each resource from billing before it is validated (Cost Explorer's resource-level
+    /// costs and allocation pools, or the demo's bill); `None`: the source's own costs.
+    pub costs: Option<Arc<dyn crate::domain::costing::ResourcePricer>>,
+    /// When the deadline started counting (the question's arrival, before its pricing):
+    /// `None`, when the engine starts the scan.
+    pub deadline_start: Option<std::time::Instant>,
 }
 
 impl ScanRequest {
@@ -134,12 +140,29 @@ impl ScanRequest {
             analyses: Analyses::default(),
             plan: None,
             deadline: None,
+            costs: None,
+            deadline_start: None,
         }
     }
 
     /// Answers within `deadline` (see [`ScanRequest::deadline`]).
     pub fn with_deadline(mut self, deadline: Option<Duration>) -> ScanRequest {
         self.deadline = deadline;
+        self
+    }
+
+    /// Counts the deadline from `start` (what came before the scan counts against it).
+    pub fn with_deadline_start(mut self, start: std::time::Instant) -> ScanRequest {
+        self.deadline_start = Some(start);
+        self
+    }
+
+    /// Prices each resource from billing before it is validated.
+    pub fn with_costs(
+        mut self,
+        costs: Option<Arc<dyn crate::domain::costing::ResourcePricer>>,
+    ) -> ScanRequest {
+        self.costs = costs;
         self
     }
 

@@ -303,7 +303,10 @@ impl SupervisorState {
             },
         };
         if let Some(deadline) = request.deadline {
-            myself.send_after(deadline, move || SupervisorMsg::Deadline(scan_id));
+            let left = request
+                .deadline_start
+                .map_or(deadline, |start| deadline.saturating_sub(start.elapsed()));
+            myself.send_after(left, move || SupervisorMsg::Deadline(scan_id));
         }
         self.scans.insert(
             scan_id,
@@ -365,6 +368,7 @@ impl SupervisorState {
             .map_err(|e| EngineError::Spawn(e.to_string()))?;
 
         let policy = request.policy.clone();
+        let costs = request.costs.clone();
         let sink = aggregator.clone();
         let pool = FactoryArguments::builder()
             .worker_builder(Box::new(worker_builder(move |_wid| {
@@ -372,6 +376,7 @@ impl SupervisorState {
                     policy: policy.clone(),
                     options: options.clone(),
                     aggregator: sink.clone(),
+                    costs: costs.clone(),
                 };
                 (worker, ())
             })))

@@ -1,6 +1,7 @@
-//! The validator pool: ractor factory workers that validate batches of resources against the
-//! policy, observing every resource into the batch's [`Tally`], and send the tally to the
-//! scan's aggregator with the batch's permit (released once merged).
+//! The validator pool: ractor factory workers that price resources from billing when the scan
+//! has it, validate batches of resources against the policy, observing every resource into the
+//! batch's [`Tally`], and send the tally to the scan's aggregator with the batch's permit
+//! (released once merged).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::BatchOutcome;
 use super::aggregator::AggregatorMsg;
+use crate::domain::costing::ResourcePricer;
 use crate::domain::{Finding, Resource, RunKey, Tally, TallyOptions};
 use crate::policy::Policy;
 
@@ -46,6 +48,8 @@ pub struct ValidatorWorker {
     pub options: Arc<TallyOptions>,
     /// Where outcomes go.
     pub aggregator: ActorRef<AggregatorMsg>,
+    /// Prices each resource from billing before it is validated, when the scan has billing.
+    pub costs: Option<Arc<dyn ResourcePricer>>,
 }
 
 impl Worker for ValidatorWorker {
@@ -73,9 +77,12 @@ impl Worker for ValidatorWorker {
         let ValidateBatch {
             shard,
             run,
-            resources,
+            mut resources,
             permit,
         } = msg;
+        if let Some(costs) = &self.costs {
+            resources.iter_mut().for_each(|r| costs.price(r));
+        }
         // Validation is pure and should never panic; if it does, the aggregator must still
         // learn that this batch is done, or the scan would wait for it forever.
         let (tally, failure) = match std::panic::catch_unwind(AssertUnwindSafe(|| {

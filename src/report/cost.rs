@@ -193,9 +193,10 @@ fn group_name(gap: &AttributionGap) -> &'static str {
 }
 
 /// Columns of the CSV, in order.
-pub const CSV_HEADER: [&str; 9] = [
+pub const CSV_HEADER: [&str; 10] = [
     "section",
     "key",
+    "status",
     "total",
     "attributable",
     "gap",
@@ -210,69 +211,96 @@ fn csv(gap: &AttributionGap, out: &mut dyn Write) -> io::Result<()> {
     let pct = |value: Option<f64>| value.map(|p| format!("{p:.2}")).unwrap_or_default();
     let mut w = ::csv::Writer::from_writer(out);
     w.write_record(CSV_HEADER).map_err(super::csv::io)?;
-    let mut row = |cells: [String; 9]| w.write_record(&cells).map_err(super::csv::io);
-    row([
-        "total".into(),
-        String::new(),
-        cents(Some(gap.total_spend)),
-        cents(gap.attributable_spend),
-        cents(gap.gap),
-        pct(gap.gap_percent),
-        String::new(),
-        String::new(),
-        String::new(),
-    ])?;
-    for tag in &gap.by_tag {
-        row([
-            "tag".into(),
-            super::csv::text(&tag.tag).into_owned(),
-            cents(tag.total),
+    // The status goes third: `complete` or `partial` for the total, `measured`,
+    // `not_measurable` or `unknown` for a tag, `estimated` for a slice not final.
+    let mut row = |status: &str, cells: [String; 9]| {
+        let [section, key, rest @ ..] = cells;
+        let record = [section, key, status.to_string()].into_iter().chain(rest);
+        w.write_record(record).map_err(super::csv::io)
+    };
+    let overall = if gap.partial { "partial" } else { "complete" };
+    row(
+        overall,
+        [
+            "total".into(),
             String::new(),
-            cents(tag.missing.zip(tag.invalid).map(|(m, i)| m + i)),
-            pct(tag.gap_percent),
-            cents(tag.missing),
-            cents(tag.invalid),
-            cents(tag.valid),
-        ])?;
+            cents(Some(gap.total_spend)),
+            cents(gap.attributable_spend),
+            cents(gap.gap),
+            pct(gap.gap_percent),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
+    )?;
+    for tag in &gap.by_tag {
+        let status = match tag.status {
+            TagStatus::Measured => "measured",
+            TagStatus::NotMeasurable => "not_measurable",
+            TagStatus::Unknown => "unknown",
+        };
+        row(
+            status,
+            [
+                "tag".into(),
+                super::csv::text(&tag.tag).into_owned(),
+                cents(tag.total),
+                String::new(),
+                cents(tag.missing.zip(tag.invalid).map(|(m, i)| m + i)),
+                pct(tag.gap_percent),
+                cents(tag.missing),
+                cents(tag.invalid),
+                cents(tag.valid),
+            ],
+        )?;
     }
     for group in &gap.breakdown {
-        row([
-            group_name(gap).replace(' ', "_"),
-            super::csv::text(&group.key).into_owned(),
-            cents(Some(group.total)),
-            cents(group.attributable),
-            cents(group.gap),
-            pct(group.gap_percent),
-            String::new(),
-            String::new(),
-            String::new(),
-        ])?;
+        row(
+            "",
+            [
+                group_name(gap).replace(' ', "_"),
+                super::csv::text(&group.key).into_owned(),
+                cents(Some(group.total)),
+                cents(group.attributable),
+                cents(group.gap),
+                pct(group.gap_percent),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        )?;
     }
     for slice in &gap.by_time {
-        row([
-            "time".into(),
-            format!("{}..{}", slice.start, slice.end),
-            cents(Some(slice.total)),
-            cents(slice.attributable),
-            cents(slice.gap),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ])?;
+        row(
+            if slice.estimated { "estimated" } else { "" },
+            [
+                "time".into(),
+                format!("{}..{}", slice.start, slice.end),
+                cents(Some(slice.total)),
+                cents(slice.attributable),
+                cents(slice.gap),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        )?;
     }
     for charge in gap.other_charges.iter().flatten() {
-        row([
-            "other_charge".into(),
-            super::csv::text(&charge.record_type).into_owned(),
-            cents(Some(charge.amount)),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ])?;
+        row(
+            "",
+            [
+                "other_charge".into(),
+                super::csv::text(&charge.record_type).into_owned(),
+                cents(Some(charge.amount)),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        )?;
     }
     w.flush()
 }
@@ -316,7 +344,12 @@ fn markdown(gap: &AttributionGap, out: &mut dyn Write) -> io::Result<()> {
                 pct(tag.gap_percent)
             )?;
         } else {
-            writeln!(out, "| {} | not measurable | | | |", cell(&tag.tag))?;
+            let status = if tag.status == TagStatus::NotMeasurable {
+                "not measurable"
+            } else {
+                "unknown"
+            };
+            writeln!(out, "| {} | {status} | | | |", cell(&tag.tag))?;
         }
     }
     writeln!(out)?;

@@ -8,20 +8,24 @@ use crate::store::history::{ChangeKind, HistoryReport};
 pub fn write_table(report: &HistoryReport, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
-        "{:<12} {:>5} {:>7} {:>10} {:>14} {:>7} {:>9}",
-        "period", "scans", "score", "resources", "non-compliant", "errors", "warnings"
+        "{:<12} {:>5} {:>7} {:>10} {:>14} {:>7} {:>9} {:>9}",
+        "period", "scans", "score", "resources", "non-compliant", "errors", "warnings", "cost gap"
     )?;
     for p in &report.history {
         writeln!(
             out,
-            "{:<12} {:>5} {:>6.1}% {:>10} {:>14} {:>7} {:>9}",
+            "{:<12} {:>5} {:>6.1}% {:>10} {:>14} {:>7} {:>9} {:>9}",
             p.period,
             p.scans,
             p.totals.compliance_score * 100.0,
             p.totals.total_resources,
             p.totals.non_compliant_resources,
             p.totals.error_count,
-            p.totals.warning_count
+            p.totals.warning_count,
+            p.cost_gap
+                .as_ref()
+                .and_then(|g| g.gap_percent)
+                .map_or_else(|| "-".to_string(), |g| format!("{g:.2}%"))
         )?;
     }
     if report.history.len() == 1 {
@@ -33,6 +37,13 @@ pub fn write_table(report: &HistoryReport, out: &mut dyn Write) -> io::Result<()
             report.trend,
             report.score_change * 100.0,
             report.scans_considered
+        )?;
+    }
+    if let Some(gap) = &report.gap_trend {
+        writeln!(
+            out,
+            "cost gap: {} ({:.2}% to {:.2}%, {:+.2} points over {} periods with a gap recorded)",
+            gap.direction, gap.first_percent, gap.last_percent, gap.change_points, gap.periods
         )?;
     }
     if let Some(drift) = &report.drift {

@@ -217,6 +217,7 @@ mod tests {
             throttled_calls: Default::default(),
             retried_calls: Default::default(),
             notes: Vec::new(),
+            cost_gap: None,
         };
         Arc::new(ScanResult::new(meta, Tally::default()))
     }

@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use cache::{CacheInfo, ScanCache, cache_key};
 
+use crate::cost::CostService;
+use crate::cost::service::Pricing;
 use crate::domain::{Origin, ScanId, ScanResult, ScanScope, SeverityFilter};
 use crate::engine::{Analyses, EngineError, EngineHandle, ScanProgress, ScanRequest};
 use crate::policy::Policy;
@@ -168,6 +170,8 @@ pub struct ScanService {
     flights: DashMap<String, Arc<Flight>>,
     default_deadline: Option<std::time::Duration>,
     spool: Option<crate::store::Spool>,
+    /// Billing, which prices the resources of scans that sum costs.
+    costs: Option<Arc<CostService>>,
 }
 
 impl ScanService {
@@ -189,7 +193,15 @@ impl ScanService {
             flights: DashMap::new(),
             default_deadline: None,
             spool: None,
+            costs: None,
         }
+    }
+
+    /// Scans that sum costs price their resources from `costs` (actual, allocated or
+    /// unknown; see `docs/cost.md`).
+    pub fn with_costs(mut self, costs: Option<Arc<CostService>>) -> ScanService {
+        self.costs = costs;
+        self
     }
 
     /// Scans are handed to the process that owns the store through `spool` when this
@@ -322,11 +334,50 @@ impl ScanService {
             (Some(asked), Some(cap)) => Some(asked.min(cap)),
             (asked, cap) => asked.or(cap),
         };
+        let started = std::time::Instant::now();
+        // Prices come first, so that every resource is validated with its cost (billing's
+        // answers are cached for hours; pricing is bounded by cost.pricing_budget_seconds).
+        let pricing = match &self.costs {
+            Some(costs) if question.analyses.cost => {
+                costs
+                    // A quarter of the deadline at most: the scan is what was asked for.
+                    .pricing(
+                        &question.scope,
+                        deadline.map(|d| d / 4),
+                        &CancellationToken::new(),
+                    )
+                    .await
+            }
+            _ => Pricing::default(),
+        };
+
+        // The history keeps the gap of the scan's scope with it, for the gap's trend: asked
+        // while the scan runs.
+        let gap = match &self.costs {
+            Some(costs)
+                if question.origin.is_recorded()
+                    && question.analyses.cost
+                    && question.scope.arns.is_empty() =>
+            {
+                let (costs, scope) = (costs.clone(), question.scope.clone());
+                let within = deadline.map(|d| {
+                    d.saturating_sub(started.elapsed())
+                        .max(std::time::Duration::from_millis(1))
+                });
+                Some(AbortOnDrop(tokio::spawn(async move {
+                    costs.gap_record(&scope, within).await
+                })))
+            }
+            _ => None,
+        };
         let request = ScanRequest::new(self.source.clone(), self.policy.clone())
             .with_scope(question.scope.clone())
             .with_severity(question.severity)
             .with_analyses(question.analyses)
-            .with_deadline(deadline);
+            .with_deadline(deadline)
+            // The deadline covers pricing too: the scan has what is left of it.
+            .with_deadline_start(started)
+            .with_costs(pricing.pricer);
         let ticket = self.engine.start_scan(request).await?;
         {
             let mut state = lock(&flight.scan);
@@ -344,6 +395,19 @@ impl ScanService {
             }
         }));
         let mut result = ticket.result().await?;
+        result.meta.notes.extend(pricing.notes);
+        if let Some(mut task) = gap {
+            match (&mut task.0).await {
+                Ok(Ok(gap)) => result.meta.cost_gap = gap,
+                Ok(Err(reason)) => result.meta.notes.push(format!(
+                    "the cost-attribution gap was not recorded with this scan: {reason}"
+                )),
+                Err(_) => result.meta.notes.push(
+                    "the cost-attribution gap was not recorded with this scan: its task failed"
+                        .to_string(),
+                ),
+            }
+        }
         if question.origin.is_recorded() {
             let recorded = match (&self.store, &self.spool) {
                 (Some(store), _) => store
@@ -470,9 +534,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Aborts a task when dropped: a progress relay must end with its caller, however the call
 /// ends (answered, failed, or dropped by a transport that gave up on it), or it would keep
 /// the client's channel open.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

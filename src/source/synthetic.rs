@@ -221,14 +221,22 @@ impl SyntheticSource {
     /// Every resource in scope, generated straight from the estate's definition (not through
     /// a scan): what tests compare a scan's analyses with.
     pub fn resources(&self, scope: &ScanScope) -> Vec<Resource> {
+        self.resources_iter(scope).collect()
+    }
+
+    /// Every resource in scope, one at a time, in the estate's order: for consumers that must
+    /// not hold a large estate at once (the demo's billing).
+    pub fn resources_iter<'a>(
+        &'a self,
+        scope: &'a ScanScope,
+    ) -> impl Iterator<Item = Resource> + 'a {
         self.slices
             .iter()
-            .filter(|s| slice_in_scope(s, scope))
-            .flat_map(|slice| {
+            .filter(move |s| slice_in_scope(s, scope))
+            .flat_map(move |slice| {
                 (slice.start..slice.start + slice.count)
                     .map(move |index| self.generator.generate(index, slice, None))
             })
-            .collect()
     }
 
     /// Every resource in scope, with what the generator injected into each.

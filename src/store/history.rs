@@ -60,6 +60,77 @@ pub struct HistoryPoint {
     /// costs, how many had none, and where the known ones came from); null when that scan did
     /// not sum costs.
     pub non_compliant_cost: Option<crate::domain::CostSums>,
+    /// The cost-attribution gap recorded with the period's last scan (last full month, from
+    /// billing); null when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_gap: Option<crate::domain::costing::GapRecord>,
+}
+
+/// Which way the attribution gap moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapDirection {
+    /// The gap's share of spend fell by more than half a point.
+    Narrowing,
+    /// It rose by more than half a point.
+    Widening,
+    /// Within half a point, or fewer than two gaps recorded.
+    Stable,
+}
+
+crate::domain::string_enum!(GapDirection "a gap direction" {
+    Narrowing => "narrowing",
+    Widening => "widening",
+    Stable => "stable",
+});
+
+/// The gap's trend over the periods whose last scan recorded one.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct GapTrend {
+    /// `narrowing`, `widening` or `stable` (earliest recorded gap against the latest).
+    pub direction: GapDirection,
+    /// The earliest recorded gap, in percent of usage spend.
+    pub first_percent: f64,
+    /// The latest, in percent.
+    pub last_percent: f64,
+    /// `last − first`, in percentage points.
+    pub change_points: f64,
+    /// Periods with a gap recorded.
+    pub periods: u32,
+}
+
+/// The trend of the gaps recorded in `points` that compare with the latest (the same metric,
+/// billing and measured tags); `None` when none was recorded.
+pub fn gap_trend(points: &[HistoryPoint]) -> Option<GapTrend> {
+    let recorded: Vec<&crate::domain::costing::GapRecord> = points
+        .iter()
+        .filter_map(|p| p.cost_gap.as_ref())
+        .filter(|g| g.gap_percent.is_some())
+        .collect();
+    let latest = *recorded.last()?;
+    let gaps: Vec<f64> = recorded
+        .iter()
+        .filter(|g| {
+            g.metric == latest.metric
+                && g.data_source == latest.data_source
+                && g.measured_tags == latest.measured_tags
+        })
+        .filter_map(|g| g.gap_percent)
+        .collect();
+    let (first, last) = (*gaps.first()?, *gaps.last()?);
+    let change = ((last - first) * 100.0).round() / 100.0;
+    Some(GapTrend {
+        direction: if gaps.len() < 2 || change.abs() <= STABLE_BAND * 100.0 {
+            GapDirection::Stable
+        } else if change < 0.0 {
+            GapDirection::Narrowing
+        } else {
+            GapDirection::Widening
+        },
+        first_percent: first,
+        last_percent: last,
+        change_points: change,
+        periods: gaps.len() as u32,
+    })
 }
 
 /// The direction of compliance.
@@ -115,6 +186,7 @@ pub fn group(scans: &[ScanSummary], by: GroupBy) -> Vec<HistoryPoint> {
                 .map(|(t, c)| (t.clone(), c.missing + c.invalid))
                 .collect(),
             non_compliant_cost: last.non_compliant_cost,
+            cost_gap: last.cost_gap.clone(),
         })
         .collect()
 }
@@ -320,6 +392,9 @@ pub struct HistoryReport {
     /// Drift between the two most recent scans of this scope; null with fewer than two, or
     /// when their findings are no longer kept.
     pub drift: Option<DriftReport>,
+    /// The attribution gap's trend over the periods whose last scan recorded one; null when
+    /// none did.
+    pub gap_trend: Option<GapTrend>,
     /// What the history leaves out, and why.
     pub notes: Vec<String>,
 }
@@ -354,6 +429,7 @@ pub async fn history_report(
         );
     }
     let history = group(&scans, query.group_by);
+    let gap = gap_trend(&history);
     let (trend, score_change) = trend(&history);
     let improvement_rate = if history.len() > 1 {
         score_change / (history.len() - 1) as f64
@@ -387,6 +463,7 @@ pub async fn history_report(
         improvement_rate,
         scans_considered: scans.len() as u64,
         drift: drift_report,
+        gap_trend: gap,
         notes,
     })
 }
@@ -477,6 +554,7 @@ mod tests {
             by_resource_type: BTreeMap::new(),
             by_tag: BTreeMap::new(),
             non_compliant_cost: None,
+            cost_gap: None,
             issues: Vec::new(),
             partial: false,
             duration_ms: 1,
@@ -492,6 +570,57 @@ mod tests {
             severity: Severity::Error,
             current_value: value.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn the_gap_trend_compares_the_first_and_last_gaps_recorded() {
+        let day = |d| Utc.with_ymd_and_hms(2026, 11, d, 12, 0, 0).unwrap();
+        let with_gap = |id, d, percent: Option<f64>| {
+            let mut s = summary(id, day(d), 0.5);
+            s.cost_gap = percent.map(|p| crate::domain::costing::GapRecord {
+                period_start: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+                period_end: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+                metric: "AmortizedCost".into(),
+                data_source: "demo_billing".into(),
+                allocation_tags: vec!["CostCenter".into()],
+                measured_tags: vec!["CostCenter".into()],
+                total_spend: crate::domain::Usd::from_cents(100_000),
+                attributable_spend: None,
+                gap: None,
+                gap_percent: Some(p),
+                estimated: false,
+            });
+            s
+        };
+        let points = group(
+            &[
+                with_gap(1, 1, Some(30.0)),
+                with_gap(2, 2, None),
+                with_gap(3, 3, Some(22.5)),
+            ],
+            GroupBy::Day,
+        );
+        let trend = gap_trend(&points).unwrap();
+        assert_eq!(trend.direction, GapDirection::Narrowing);
+        assert_eq!((trend.first_percent, trend.last_percent), (30.0, 22.5));
+        assert_eq!((trend.change_points, trend.periods), (-7.5, 2));
+        let widening = group(
+            &[with_gap(1, 1, Some(10.0)), with_gap(2, 2, Some(11.0))],
+            GroupBy::Day,
+        );
+        assert_eq!(
+            gap_trend(&widening).unwrap().direction,
+            GapDirection::Widening
+        );
+        let within = group(
+            &[with_gap(1, 1, Some(10.0)), with_gap(2, 2, Some(10.4))],
+            GroupBy::Day,
+        );
+        assert_eq!(gap_trend(&within).unwrap().direction, GapDirection::Stable);
+        assert_eq!(
+            gap_trend(&group(&[with_gap(1, 1, None)], GroupBy::Day)),
+            None
+        );
     }
 
     #[test]

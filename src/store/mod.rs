@@ -120,6 +120,9 @@ pub struct ScanSummary {
     /// Monthly cost of the non-compliant resources, when the scan summed costs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub non_compliant_cost: Option<CostSums>,
+    /// The cost-attribution gap recorded with the scan, when one was computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_gap: Option<crate::domain::costing::GapRecord>,
     /// Parts that could not be read.
     pub issues: Vec<ScanIssue>,
     /// Whether the scan was partial.
@@ -166,6 +169,7 @@ impl ScanSummary {
                 .map(|(t, c)| (t.to_string(), *c))
                 .collect(),
             non_compliant_cost: result.tally.cost.as_ref().map(|c| c.non_compliant()),
+            cost_gap: result.meta.cost_gap.clone(),
             issues: result.tally.issues.clone(),
             partial: result.partial,
             duration_ms: result.meta.duration_ms,

@@ -293,7 +293,22 @@ async fn answers_are_cached_in_the_store_and_requests_counted() {
     let other_metric = gap(&service, &q).await;
     assert_eq!(other_metric.ce_requests.from_cache, 1);
     assert_eq!(other_metric.ce_requests.made, first.ce_requests.made - 1);
-    assert_eq!(other_metric.cache.state, CacheState::Mixed);
+    assert_eq!(other_metric.cache.state, CacheState::Fresh);
+    // A plan partly cached is asked again whole, so its figures are of one moment: another tag
+    // reuses nothing of the plan's answers.
+    q.metric = Metric::AmortizedCost;
+    q.tags = Some(vec![
+        "CostCenter".into(),
+        "Owner".into(),
+        "Environment".into(),
+    ]);
+    let more_tags = gap(&service, &q).await;
+    assert_eq!(more_tags.cache.state, CacheState::Fresh);
+    assert!(
+        more_tags.ce_requests.made > first.ce_requests.made,
+        "{:?}",
+        more_tags.ce_requests
+    );
     store.close();
 }
 
@@ -415,4 +430,167 @@ async fn the_tool_answers_with_the_gap_and_refuses_bad_arguments() {
             "{bad}: {error:?}"
         );
     }
+}
+
+/// Each resource's monthly cost by the documented rule, from its own line of the bill: its
+/// daily charge over the last 14 days, ÷ 14 days × 730 h ÷ 24, rounded half away from zero.
+fn monthly_by_arn(billing: &SyntheticBilling) -> BTreeMap<String, Usd> {
+    billing
+        .lines()
+        .into_iter()
+        .filter_map(|line| {
+            let tagguard::cost::synthetic::Charge::Daily(daily) = line.charge else {
+                return None;
+            };
+            let fourteen = i128::from(daily.micros()) * 14;
+            let monthly = (fourteen * 730 + 14 * 24 / 2) / (14 * 24);
+            Some((line.resource_arn?, Usd::from_micros(monthly as i64)))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_scanned_demo_resource_costs_what_its_bill_says() {
+    let policy = policy();
+    let spec = SyntheticSpec {
+        size: 1_500,
+        seed: 11,
+    };
+    let estate = Arc::new(SyntheticSource::new(spec, policy.clone()).unwrap());
+    let billing = billing(spec, &policy);
+    let costs = Arc::new(service(&billing, &policy, None));
+    let engine = tagguard::engine::EngineHandle::start(tagguard::config::Config::default())
+        .await
+        .unwrap();
+    let scans = Arc::new(
+        tagguard::scans::ScanService::new(
+            engine.clone(),
+            policy.clone(),
+            estate.clone(),
+            None,
+            std::time::Duration::ZERO,
+        )
+        .with_costs(Some(costs.clone())),
+    );
+    let mut question =
+        tagguard::scans::ScanQuestion::new(ScanScope::default(), tagguard::domain::Origin::Cli);
+    question.analyses.cost = true;
+    question.cache = tagguard::scans::CachePolicy::Bypass;
+    let result = scans
+        .scan(&tagguard::scans::RunContext::default(), question)
+        .await
+        .unwrap()
+        .result;
+    let monthly = monthly_by_arn(&billing);
+    let mut seen = BTreeSet::new();
+    for violation in result.violations() {
+        let resource = &violation.resource;
+        if !seen.insert(resource.arn.clone()) {
+            continue;
+        }
+        assert_eq!(resource.cost_source, tagguard::domain::CostSource::Actual);
+        assert_eq!(resource.monthly_cost, Some(monthly[&resource.arn]));
+    }
+    assert!(seen.len() > 300, "{} resources checked", seen.len());
+    // The cost sums cover every resource, compliant or not, each at its bill's cost.
+    let all: Usd = estate
+        .resources(&ScanScope::default())
+        .iter()
+        .map(|r| monthly[&r.arn])
+        .sum();
+    let sums = result.tally.cost.as_ref().expect("costs summed").total();
+    assert_eq!((sums.monthly_cost, sums.unknown), (all, 0));
+    assert!(result.meta.notes.iter().any(|n| n.contains("14 days")));
+
+    // The tools show the same figures.
+    let env = tagguard::tools::ToolEnv::new(scans).with_cost(costs);
+    let registry = ToolRegistry::standard();
+    let found = registry
+        .get("find_untagged_resources")
+        .unwrap()
+        .call(&env, &CallContext::default(), json!({"limit": 1000}))
+        .await
+        .unwrap()
+        .structured;
+    let listed = found["resources"].as_array().unwrap();
+    assert!(!listed.is_empty());
+    for item in listed {
+        assert_eq!(item["cost_source"], "actual");
+        let arn = item["resource_arn"].as_str().unwrap();
+        assert_eq!(usd(&item["monthly_cost"]), monthly[arn], "{arn}");
+    }
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_recorded_scan_keeps_its_gap_and_the_history_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Retention::default()).unwrap();
+    let policy = policy();
+    let spec = SyntheticSpec { size: 600, seed: 4 };
+    let estate = Arc::new(SyntheticSource::new(spec, policy.clone()).unwrap());
+    let billing = billing(spec, &policy);
+    let costs = Arc::new(service(&billing, &policy, Some(store.clone())));
+    let engine = tagguard::engine::EngineHandle::start(tagguard::config::Config::default())
+        .await
+        .unwrap();
+    let scans = Arc::new(
+        tagguard::scans::ScanService::new(
+            engine.clone(),
+            policy.clone(),
+            estate,
+            Some(store.clone()),
+            std::time::Duration::ZERO,
+        )
+        .with_costs(Some(costs.clone())),
+    );
+    let mut question =
+        tagguard::scans::ScanQuestion::new(ScanScope::default(), tagguard::domain::Origin::Cli);
+    question.analyses.cost = true;
+    question.cache = tagguard::scans::CachePolicy::Bypass;
+    let result = scans
+        .scan(&tagguard::scans::RunContext::default(), question)
+        .await
+        .unwrap()
+        .result;
+    let recorded = result
+        .meta
+        .cost_gap
+        .clone()
+        .expect("a gap recorded with the scan");
+    let last_month = gap(
+        &costs,
+        &GapQuestion {
+            period: PeriodSpec::LastMonth,
+            ..GapQuestion::default()
+        },
+    )
+    .await;
+    assert_eq!(recorded.total_spend, last_month.total_spend);
+    assert_eq!(recorded.gap, last_month.gap);
+    assert_eq!(recorded.gap_percent, last_month.gap_percent);
+    assert_eq!(recorded.period_start, last_month.period_start);
+
+    let env = tagguard::tools::ToolEnv::new(scans).with_cost(costs);
+    let history = ToolRegistry::standard()
+        .get("get_violation_history")
+        .unwrap()
+        .call(&env, &CallContext::default(), json!({}))
+        .await
+        .unwrap()
+        .structured;
+    let point = history["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        point["cost_gap"]["gap_percent"],
+        json!(recorded.gap_percent.unwrap())
+    );
+    assert_eq!(history["gap_trend"]["periods"], 1);
+    assert_eq!(history["gap_trend"]["direction"], "stable");
+    engine.shutdown().await;
+    store.close();
 }

@@ -351,3 +351,153 @@ async fn tagguard_cost_reads_cost_explorer_through_aws_endpoint_url() {
     assert_eq!(again["cache"]["state"], "cached");
     assert_eq!(again["total_spend"], json["total_spend"]);
 }
+
+/// Starts one untagged instance of each of `types` in us-east-1 of `account`; their ids.
+async fn instances(account: &str, types: &[aws_sdk_ec2::types::InstanceType]) -> Vec<String> {
+    let ec2 = aws_sdk_ec2::Client::new(&config_in(account, "us-east-1").await);
+    let mut ids = Vec::new();
+    for itype in types {
+        let out = ec2
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(itype.clone())
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .expect("RunInstances");
+        ids.push(out.instances()[0].instance_id().unwrap().to_string());
+    }
+    ids
+}
+
+/// The monthly cost and its source of each violating resource of a JSON result, by id.
+fn costs_by_id(json: &Value) -> std::collections::BTreeMap<String, (Value, String)> {
+    json["tally"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["resource_id"].as_str().unwrap().to_string(),
+                (
+                    v["monthly_cost"].clone(),
+                    v["cost_source"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The pools the scan's pricing asks of `GetCostAndUsage` (last month, by account and region,
+/// with normalised hours): EC2's, then RDS's (none).
+fn pools(account: &str, ec2: (&str, &str)) -> Vec<Value> {
+    let mut ec2_pool = answer(
+        &[("DIMENSION", "LINKED_ACCOUNT"), ("DIMENSION", "REGION")],
+        &[],
+        None,
+    );
+    ec2_pool["ResultsByTime"][0]["Groups"] = json!([{
+        "Keys": [account, "us-east-1"],
+        "Metrics": {
+            "AmortizedCost": {"Amount": ec2.0, "Unit": "USD"},
+            "NormalizedUsageAmount": {"Amount": ec2.1, "Unit": "N/A"}
+        }
+    }]);
+    let rds_pool = answer(
+        &[("DIMENSION", "LINKED_ACCOUNT"), ("DIMENSION", "REGION")],
+        &[],
+        None,
+    );
+    vec![ec2_pool, rds_pool]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_are_allocated_their_size_share_of_ec2_spend_without_resource_data() {
+    use aws_sdk_ec2::types::InstanceType;
+    let account = unique_account();
+    let ids = instances(
+        &account,
+        &[
+            InstanceType::M5Large,
+            InstanceType::M5Xlarge,
+            InstanceType::T3Micro,
+        ],
+    )
+    .await;
+    // $876 over 8,760 normalised hours: $0.10 an hour of a size-1 (small) instance.
+    seed(&account, pools(&account, ("876.00", "8760"))).await;
+    let credentials = credentials_in(&account).await;
+    let args = [
+        "--regions",
+        "us-east-1",
+        "--resource-types",
+        "ec2:instance,s3:bucket",
+    ];
+    let (code, json, stderr) = super::aws_moto::scan_cli_at(&moto(), &credentials, &args);
+    assert_eq!(code, Some(1), "{stderr}");
+    let costs = costs_by_id(&json);
+    // A month of running: large (4) 4 × 730 h × $0.10, xlarge (8) twice that, micro (0.5).
+    assert_eq!(costs[&ids[0]], (json!(292.0), "allocated".to_string()));
+    assert_eq!(costs[&ids[1]], (json!(584.0), "allocated".to_string()));
+    assert_eq!(costs[&ids[2]], (json!(36.5), "allocated".to_string()));
+    let notes = json["notes"].to_string();
+    assert!(
+        notes.contains("resource-level cost data is unavailable"),
+        "{notes}"
+    );
+    assert!(notes.contains("allocated for EC2 and RDS"), "{notes}");
+    // The cost sums are those of the instances.
+    let non_compliant = &json["tally"]["cost"]["by_resource_type"]["ec2:instance"]["non_compliant"];
+    assert_eq!(
+        non_compliant["monthly_cost"],
+        json!(912.5),
+        "{non_compliant}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_level_billing_gives_actual_costs_scaled_from_fourteen_days() {
+    use aws_sdk_ec2::types::InstanceType;
+    let account = unique_account();
+    let ids = instances(&account, &[InstanceType::M5Large, InstanceType::T3Micro]).await;
+    seed(&account, pools(&account, ("876.00", "8760"))).await;
+    // Cost Explorer's resource-level answer for EC2 (moto lacks it): the large instance billed
+    // $2.40 a day for 14 days; the micro is not in it, so it is allocated.
+    let today = chrono::Utc::now().date_naive();
+    let days: Vec<Value> = (1..=14)
+        .map(|back| {
+            let day = today - chrono::Duration::days(back);
+            json!({
+                "TimePeriod": {"Start": day.to_string(), "End": (day + chrono::Duration::days(1)).to_string()},
+                "Total": {}, "Estimated": false,
+                "Groups": [{"Keys": [ids[0]], "Metrics": {"AmortizedCost": {"Amount": "2.40", "Unit": "USD"}}}]
+            })
+        })
+        .collect();
+    let proxy = FaultProxy::start(&[]);
+    proxy
+        .configure(json!({"answers": [
+            {"target": "AWSInsightsIndexService.GetCostAndUsageWithResources",
+             "body_contains": "Amazon Elastic Compute Cloud - Compute",
+             "body": {"ResultsByTime": days, "GroupDefinitions": [{"Type": "DIMENSION", "Key": "RESOURCE_ID"}]}},
+            {"target": "AWSInsightsIndexService.GetCostAndUsageWithResources",
+             "body": {"ResultsByTime": []}}
+        ]}))
+        .await;
+    let credentials = credentials_in(&account).await;
+    let args = ["--regions", "us-east-1", "--resource-types", "ec2:instance"];
+    let (code, json, stderr) = super::aws_moto::scan_cli_at(&proxy.url, &credentials, &args);
+    assert_eq!(code, Some(1), "{stderr}");
+    let costs = costs_by_id(&json);
+    // $2.40 a day: 730 / 24 days a month.
+    assert_eq!(costs[&ids[0]], (json!(73.0), "actual".to_string()));
+    assert_eq!(costs[&ids[1]], (json!(36.5), "allocated".to_string()));
+    let notes = json["notes"].to_string();
+    assert!(notes.contains("actual for 1 resource"), "{notes}");
+    let faults = proxy.faults().await;
+    assert_eq!(
+        faults["answered"]["AWSInsightsIndexService.GetCostAndUsageWithResources"], 9,
+        "one question per mapped service"
+    );
+}

@@ -633,8 +633,7 @@ fn listing_shards(
 
 /// AWS has no cost data in a resource listing; stated with every result so that an unknown
 /// cost is never read as zero.
-const COST_NOTE: &str =
-    "monthly_cost is unknown for AWS resources: tagguard does not read Cost Explorer yet";
+const COST_NOTE: &str = "AWS's listings carry no cost: a resource's monthly_cost is what Cost Explorer gives when the scan prices resources (the other notes say what it rests on), else unknown, never 0";
 
 /// An SDK timestamp as a chrono time.
 pub(crate) fn to_chrono(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
