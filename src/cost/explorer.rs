@@ -182,6 +182,50 @@ pub fn expression(filter: &Filter) -> Expression {
     }
 }
 
+/// What a `GetCostAndUsage`-shaped request is made of, built once for all its attempts.
+struct Parts {
+    period: DateInterval,
+    granularity: ce::types::Granularity,
+    filter: Option<Expression>,
+    group_by: Option<Vec<GroupDefinition>>,
+    metrics: Vec<String>,
+}
+
+impl Parts {
+    fn of(query: &CostQuery) -> Result<Parts, SourceError> {
+        Ok(Parts {
+            period: DateInterval::builder()
+                .start(query.period.start.to_string())
+                .end(query.period.end.to_string())
+                .build()
+                .map_err(|e| bad_answer(e.to_string()))?,
+            granularity: match query.granularity {
+                super::Granularity::Monthly => ce::types::Granularity::Monthly,
+                super::Granularity::Daily => ce::types::Granularity::Daily,
+            },
+            filter: query.filter.as_ref().map(expression),
+            group_by: (!query.group_by.is_empty())
+                .then(|| query.group_by.iter().map(group_definition).collect()),
+            metrics: metrics_of(query),
+        })
+    }
+}
+
+/// Sets `parts` and the page `token` on a request builder of either operation (their
+/// builders are different types with the same setters).
+macro_rules! with_parts {
+    ($builder:expr, $parts:expr, $token:expr) => {
+        $builder
+            .time_period($parts.period.clone())
+            .granularity($parts.granularity.clone())
+            .set_filter($parts.filter.clone())
+            // Metrics take the CamelCase names (the `Metric` enum is for forecasts).
+            .set_metrics(Some($parts.metrics.clone()))
+            .set_group_by($parts.group_by.clone())
+            .set_next_page_token($token.clone())
+    };
+}
+
 /// The metrics a query asks: its money metric, and normalised usage when it wants it.
 fn metrics_of(query: &CostQuery) -> Vec<String> {
     let mut metrics = vec![query.metric.ce_name().to_string()];
@@ -362,29 +406,10 @@ impl CostSource for ExplorerSource {
         query: &CostQuery,
         token: Option<String>,
     ) -> Result<CostPage, SourceError> {
-        let period = DateInterval::builder()
-            .start(query.period.start.to_string())
-            .end(query.period.end.to_string())
-            .build()
-            .map_err(|e| bad_answer(e.to_string()))?;
-        let filter = query.filter.as_ref().map(expression);
-        let group_by: Vec<GroupDefinition> = query.group_by.iter().map(group_definition).collect();
-        let metrics = metrics_of(query);
+        let parts = Parts::of(query)?;
         let out = self
             .paced(|| {
-                let request = self
-                    .client
-                    .get_cost_and_usage()
-                    .time_period(period.clone())
-                    .granularity(match query.granularity {
-                        super::Granularity::Monthly => ce::types::Granularity::Monthly,
-                        super::Granularity::Daily => ce::types::Granularity::Daily,
-                    })
-                    .set_filter(filter.clone())
-                    // Metrics take the CamelCase names (the `Metric` enum is for forecasts).
-                    .set_metrics(Some(metrics.clone()))
-                    .set_group_by((!group_by.is_empty()).then(|| group_by.clone()))
-                    .set_next_page_token(token.clone());
+                let request = with_parts!(self.client.get_cost_and_usage(), parts, token);
                 async move {
                     request
                         .send()
@@ -401,28 +426,14 @@ impl CostSource for ExplorerSource {
         query: &CostQuery,
         token: Option<String>,
     ) -> Result<CostPage, SourceError> {
-        let period = DateInterval::builder()
-            .start(query.period.start.to_string())
-            .end(query.period.end.to_string())
-            .build()
-            .map_err(|e| bad_answer(e.to_string()))?;
-        let filter = query.filter.as_ref().map(expression);
-        let group_by: Vec<GroupDefinition> = query.group_by.iter().map(group_definition).collect();
-        let metrics = metrics_of(query);
+        let parts = Parts::of(query)?;
         let out = self
             .paced_once(|| {
-                let request = self
-                    .client
-                    .get_cost_and_usage_with_resources()
-                    .time_period(period.clone())
-                    .granularity(match query.granularity {
-                        super::Granularity::Monthly => ce::types::Granularity::Monthly,
-                        super::Granularity::Daily => ce::types::Granularity::Daily,
-                    })
-                    .set_filter(filter.clone())
-                    .set_metrics(Some(metrics.clone()))
-                    .set_group_by((!group_by.is_empty()).then(|| group_by.clone()))
-                    .set_next_page_token(token.clone());
+                let request = with_parts!(
+                    self.client.get_cost_and_usage_with_resources(),
+                    parts,
+                    token
+                );
                 async move {
                     request
                         .send()

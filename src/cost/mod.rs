@@ -72,6 +72,13 @@ pub trait CostSource: Send + Sync {
         false
     }
 
+    /// Why a gap should not be computed with every scan, if it should not: the demo's bill of
+    /// a very large estate is read anew for each question (seconds each), so only
+    /// `tagguard cost` and the tool ask it.
+    fn too_costly_for_every_scan(&self) -> Option<String> {
+        None
+    }
+
     /// Today in billing's calendar (UTC).
     fn today(&self) -> NaiveDate {
         Utc::now().date_naive()

@@ -958,6 +958,9 @@ impl CostService {
         if !self.settings.record_gap {
             return Ok(None);
         }
+        if let Some(reason) = self.source.too_costly_for_every_scan() {
+            return Err(reason);
+        }
         let question = GapQuestion {
             scope: ScanScope {
                 accounts: scope.accounts.clone(),

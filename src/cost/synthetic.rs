@@ -28,6 +28,10 @@ use crate::policy::Policy;
 use crate::source::synthetic::{SyntheticSource, SyntheticSpec};
 use crate::source::{ResourceSource, SourceError};
 
+/// The largest demo estate whose gap is recorded with every scan (its bill is read about
+/// seven times per gap: a second each per million resources).
+const GAP_WITH_SCANS_UP_TO: u64 = 200_000;
+
 /// Groups per page: small enough that the demo pages as Cost Explorer does.
 const PAGE_GROUPS: usize = 500;
 
@@ -151,6 +155,8 @@ pub struct SyntheticBilling {
 /// question is dropped (a large estate's bill takes seconds to read).
 struct Bill {
     name: String,
+    /// Resources of the estate.
+    size: u64,
     estate: SyntheticSource,
     /// The lines of no resource (made at the first question, from one pass over the estate);
     /// resources' lines are made as each question reads them, so a large estate's bill is
@@ -224,6 +230,7 @@ impl SyntheticBilling {
         Ok(SyntheticBilling {
             bill: Arc::new(Bill {
                 name: format!("demo-billing:{}:{:016x}", estate.name(), hash(&policy_text)),
+                size: spec.size,
                 estate,
                 shared_lines: std::sync::OnceLock::new(),
                 activated,
@@ -516,6 +523,15 @@ impl CostSource for SyntheticBilling {
         true
     }
 
+    fn too_costly_for_every_scan(&self) -> Option<String> {
+        let size = self.bill.size;
+        (size > GAP_WITH_SCANS_UP_TO).then(|| {
+            format!(
+                "the demo's bill of {size} resources is read anew for each question, so its gap is recorded with scans of estates up to {GAP_WITH_SCANS_UP_TO} resources; tagguard cost and get_cost_attribution_gap compute it for any size"
+            )
+        })
+    }
+
     fn today(&self) -> NaiveDate {
         self.bill.today
     }
@@ -798,6 +814,24 @@ mod tests {
             with_lower_key > 0,
             "the estate has case variants of the key"
         );
+    }
+
+    #[test]
+    fn only_bills_of_smaller_estates_are_read_with_every_scan() {
+        let policy = Arc::new(default_policy());
+        let today = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+        let at =
+            |size| SyntheticBilling::as_of(SyntheticSpec { size, seed: 1 }, policy.clone(), today);
+        assert_eq!(
+            at(GAP_WITH_SCANS_UP_TO)
+                .unwrap()
+                .too_costly_for_every_scan(),
+            None
+        );
+        let reason = at(GAP_WITH_SCANS_UP_TO + 1)
+            .unwrap()
+            .too_costly_for_every_scan();
+        assert!(reason.unwrap().contains("tagguard cost"));
     }
 
     #[tokio::test]

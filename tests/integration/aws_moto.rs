@@ -389,7 +389,7 @@ pub(crate) fn scan_cli_at(
     credentials: &Credentials,
     args: &[&str],
 ) -> (Option<i32>, Value, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tagguard"));
+    let mut command = aws_cli(endpoint, credentials);
     command
         .env("TAGGUARD_DATA_DIR", crate::support::data_dir())
         .args([
@@ -400,7 +400,19 @@ pub(crate) fn scan_cli_at(
             "json",
             "--no-progress",
         ])
-        .args(args)
+        .args(args);
+    let out = command.output().expect("tagguard runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON on stdout ({e}); stderr: {stderr}"));
+    (out.status.code(), json, stderr)
+}
+
+/// The tagguard binary reaching AWS at `endpoint` (moto, or a proxy in front of it) with
+/// `credentials` only: no profile, config file or instance metadata of the machine.
+pub(crate) fn aws_cli(endpoint: &str, credentials: &Credentials) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tagguard"));
+    command
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
         .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
@@ -415,11 +427,7 @@ pub(crate) fn scan_cli_at(
         Some(token) => command.env("AWS_SESSION_TOKEN", token),
         None => command.env_remove("AWS_SESSION_TOKEN"),
     };
-    let out = command.output().expect("tagguard runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON on stdout ({e}); stderr: {stderr}"));
-    (out.status.code(), json, stderr)
+    command
 }
 
 pub(crate) fn found(json: &Value) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {

@@ -459,28 +459,8 @@ async fn every_scanned_demo_resource_costs_what_its_bill_says() {
     let estate = Arc::new(SyntheticSource::new(spec, policy.clone()).unwrap());
     let billing = billing(spec, &policy);
     let costs = Arc::new(service(&billing, &policy, None));
-    let engine = tagguard::engine::EngineHandle::start(tagguard::config::Config::default())
-        .await
-        .unwrap();
-    let scans = Arc::new(
-        tagguard::scans::ScanService::new(
-            engine.clone(),
-            policy.clone(),
-            estate.clone(),
-            None,
-            std::time::Duration::ZERO,
-        )
-        .with_costs(Some(costs.clone())),
-    );
-    let mut question =
-        tagguard::scans::ScanQuestion::new(ScanScope::default(), tagguard::domain::Origin::Cli);
-    question.analyses.cost = true;
-    question.cache = tagguard::scans::CachePolicy::Bypass;
-    let result = scans
-        .scan(&tagguard::scans::RunContext::default(), question)
-        .await
-        .unwrap()
-        .result;
+    let (engine, scans) = priced_scans(estate.clone(), &policy, None, &costs).await;
+    let result = cli_scan(&scans).await;
     let monthly = monthly_by_arn(&billing);
     let mut seen = BTreeSet::new();
     for violation in result.violations() {
@@ -531,28 +511,8 @@ async fn a_recorded_scan_keeps_its_gap_and_the_history_shows_it() {
     let estate = Arc::new(SyntheticSource::new(spec, policy.clone()).unwrap());
     let billing = billing(spec, &policy);
     let costs = Arc::new(service(&billing, &policy, Some(store.clone())));
-    let engine = tagguard::engine::EngineHandle::start(tagguard::config::Config::default())
-        .await
-        .unwrap();
-    let scans = Arc::new(
-        tagguard::scans::ScanService::new(
-            engine.clone(),
-            policy.clone(),
-            estate,
-            Some(store.clone()),
-            std::time::Duration::ZERO,
-        )
-        .with_costs(Some(costs.clone())),
-    );
-    let mut question =
-        tagguard::scans::ScanQuestion::new(ScanScope::default(), tagguard::domain::Origin::Cli);
-    question.analyses.cost = true;
-    question.cache = tagguard::scans::CachePolicy::Bypass;
-    let result = scans
-        .scan(&tagguard::scans::RunContext::default(), question)
-        .await
-        .unwrap()
-        .result;
+    let (engine, scans) = priced_scans(estate, &policy, Some(store.clone()), &costs).await;
+    let result = cli_scan(&scans).await;
     let recorded = result
         .meta
         .cost_gap
@@ -593,4 +553,43 @@ async fn a_recorded_scan_keeps_its_gap_and_the_history_shows_it() {
     assert_eq!(history["gap_trend"]["direction"], "stable");
     engine.shutdown().await;
     store.close();
+}
+
+/// A scan service over `estate` whose scans are priced by `costs`, on a new engine.
+async fn priced_scans(
+    estate: Arc<SyntheticSource>,
+    policy: &Arc<Policy>,
+    store: Option<Store>,
+    costs: &Arc<CostService>,
+) -> (
+    tagguard::engine::EngineHandle,
+    Arc<tagguard::scans::ScanService>,
+) {
+    let engine = tagguard::engine::EngineHandle::start(tagguard::config::Config::default())
+        .await
+        .unwrap();
+    let scans = Arc::new(
+        tagguard::scans::ScanService::new(
+            engine.clone(),
+            policy.clone(),
+            estate,
+            store,
+            std::time::Duration::ZERO,
+        )
+        .with_costs(Some(costs.clone())),
+    );
+    (engine, scans)
+}
+
+/// A fresh scan of everything, summing costs, as `tagguard scan` asks it.
+async fn cli_scan(scans: &Arc<tagguard::scans::ScanService>) -> Arc<tagguard::domain::ScanResult> {
+    let mut question =
+        tagguard::scans::ScanQuestion::new(ScanScope::default(), tagguard::domain::Origin::Cli);
+    question.analyses.cost = true;
+    question.cache = tagguard::scans::CachePolicy::Bypass;
+    scans
+        .scan(&tagguard::scans::RunContext::default(), question)
+        .await
+        .unwrap()
+        .result
 }

@@ -4,7 +4,6 @@
 //! (`ListCostAllocationTags`) or for failures, the answering proxy of `tests/fault_proxy.py`
 //! in front of it. Each test works in an account of its own, so queues do not mix.
 
-use std::process::Command;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -65,6 +64,17 @@ fn answer(definitions: &[(&str, &str)], groups: &[(&[&str], &str)], next: Option
         out["NextPageToken"] = json!(token);
     }
     out
+}
+
+/// The proxy's answer to `ListCostAllocationTags`: each tag with its status.
+fn activation_answer(tags: &[(&str, &str)]) -> Value {
+    json!({
+        "target": "AWSInsightsIndexService.ListCostAllocationTags",
+        "body": {"CostAllocationTags": tags
+            .iter()
+            .map(|(key, status)| json!({"TagKey": key, "Type": "UserDefined", "Status": status}))
+            .collect::<Vec<_>>()}
+    })
 }
 
 const EC2: &str = "Amazon Elastic Compute Cloud - Compute";
@@ -208,13 +218,10 @@ async fn an_inactive_allocation_tag_is_not_measurable_and_not_asked() {
     seed(&account, november(true)).await;
     let proxy = FaultProxy::start(&[]);
     proxy
-        .configure(json!({"answers": [{
-            "target": "AWSInsightsIndexService.ListCostAllocationTags",
-            "body": {"CostAllocationTags": [
-                {"TagKey": "CostCenter", "Type": "UserDefined", "Status": "Active"},
-                {"TagKey": "Team", "Type": "UserDefined", "Status": "Inactive"}
-            ]}
-        }]}))
+        .configure(json!({"answers": [activation_answer(&[
+            ("CostCenter", "Active"),
+            ("Team", "Inactive"),
+        ])]}))
         .await;
     let service = service_at(&account, Some(&proxy.url)).await;
     let gap = ask(&service, &november_question(&["CostCenter", "Team"]))
@@ -247,8 +254,7 @@ async fn a_failing_call_is_an_issue_and_unknown_never_zero() {
     let proxy = FaultProxy::start(&[]);
     proxy
         .configure(json!({"answers": [
-            {"target": "AWSInsightsIndexService.ListCostAllocationTags",
-             "body": {"CostAllocationTags": [{"TagKey": "CostCenter", "Type": "UserDefined", "Status": "Active"}]}},
+            activation_answer(&[("CostCenter", "Active")]),
             {"target": "AWSInsightsIndexService.GetCostAndUsage", "body_contains": "\"TAG\"",
              "error": "AccessDeniedException",
              "message": "User: arn:aws:iam::123456789012:user/x is not authorized to perform: ce:GetCostAndUsage"}
@@ -298,15 +304,12 @@ async fn tagguard_cost_reads_cost_explorer_through_aws_endpoint_url() {
     seed(&account, november(true)).await;
     let proxy = FaultProxy::start(&[]);
     proxy
-        .configure(json!({"answers": [{
-            "target": "AWSInsightsIndexService.ListCostAllocationTags",
-            "body": {"CostAllocationTags": [{"TagKey": "CostCenter", "Type": "UserDefined", "Status": "Active"}]}
-        }]}))
+        .configure(json!({"answers": [activation_answer(&[("CostCenter", "Active")])]}))
         .await;
     let credentials = credentials_in(&account).await;
     let data = tempfile::tempdir().unwrap();
     let run = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tagguard"));
+        let mut command = super::aws_moto::aws_cli(&proxy.url, &credentials);
         command
             .args([
                 "cost",
@@ -320,17 +323,8 @@ async fn tagguard_cost_reads_cost_explorer_through_aws_endpoint_url() {
                 "json",
             ])
             .env("TAGGUARD_DATA_DIR", data.path())
-            .env("AWS_ENDPOINT_URL", &proxy.url)
-            .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
-            .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
-            .env("AWS_SESSION_TOKEN", credentials.session_token().unwrap())
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env_remove("AWS_PROFILE")
-            .env_remove("TAGGUARD_POLICY")
-            .env_remove("TAGGUARD_CONFIG");
+            // Cost Explorer answers from any region of the partition.
+            .env("AWS_REGION", "eu-west-1");
         let out = command.output().expect("tagguard runs");
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         let json: Value = serde_json::from_slice(&out.stdout)
