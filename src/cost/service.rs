@@ -622,6 +622,11 @@ impl CostService {
             ));
         }
         caveats.extend(figures.caveats.iter().cloned());
+        if in_scope.iter().all(|slice| slice.groups.is_empty()) {
+            caveats.push(
+                "billing has no usage for this period and scope: there was none, or Cost Explorer has not processed it (new accounts take up to 24 hours), or a filter names accounts or regions billing does not know".to_string(),
+            );
+        }
         if figures.estimated {
             caveats.push(
                 "part of the period is not final (Cost Explorer's Estimated): its figures will still change".to_string(),

@@ -495,3 +495,49 @@ async fn resource_level_billing_gives_actual_costs_scaled_from_fourteen_days() {
         "one question per mapped service"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ungrouped_answer_gives_its_total_and_an_empty_queue_gives_no_data() {
+    use tagguard::cost::CostSource;
+    use tagguard::cost::query::CostQuery;
+    let account = unique_account();
+    seed(
+        &account,
+        vec![json!({
+            "ResultsByTime": [{
+                "TimePeriod": {"Start": "2026-11-01", "End": "2026-12-01"},
+                "Total": {"AmortizedCost": {"Amount": "42.4200001", "Unit": "USD"}},
+                "Groups": [], "Estimated": true
+            }],
+            "DimensionValueAttributes": []
+        })],
+    )
+    .await;
+    let limit = RateLimit {
+        requests_per_second: 50.try_into().unwrap(),
+        burst: 50.try_into().unwrap(),
+    };
+    let source = ExplorerSource::with_config(
+        config_in(&account, "us-east-1").await,
+        quick_retries(),
+        limit,
+        &PacingConfig::default(),
+    );
+    let query = CostQuery {
+        period: range("2026-11-01", "2026-12-01").unwrap(),
+        granularity: tagguard::cost::Granularity::Monthly,
+        metric: tagguard::cost::Metric::AmortizedCost,
+        filter: None,
+        group_by: Vec::new(),
+        with_usage: false,
+    };
+    let page = source.cost_and_usage(&query, None).await.unwrap();
+    assert_eq!(page.slices.len(), 1);
+    assert_eq!(page.slices[0].total, Some(Usd::from_micros(42_420_000)));
+    assert!(page.slices[0].groups.is_empty() && page.slices[0].estimated);
+    // Another question finds the queue empty: moto's default is no data, not an error.
+    let mut other = query.clone();
+    other.granularity = tagguard::cost::Granularity::Daily;
+    let empty = source.cost_and_usage(&other, None).await.unwrap();
+    assert!(empty.slices.is_empty() && empty.next_token.is_none());
+}
