@@ -99,6 +99,32 @@ pub struct GapPlan {
     pub scope: Vec<Filter>,
 }
 
+/// Line items of usage record types only (what total spend counts).
+pub fn usage_filter() -> Filter {
+    Filter::Dimension(
+        Dimension::RecordType,
+        USAGE_RECORD_TYPES.iter().map(|t| t.to_string()).collect(),
+    )
+}
+
+/// A scope's accounts and regions as billing filters (none for "everything billing shows").
+pub fn scope_filters(scope: &crate::domain::ScanScope) -> Vec<Filter> {
+    let mut filters = Vec::new();
+    if !scope.accounts.is_empty() {
+        filters.push(Filter::Dimension(
+            Dimension::LinkedAccount,
+            scope.accounts.iter().cloned().collect(),
+        ));
+    }
+    if !scope.regions.is_empty() {
+        filters.push(Filter::Dimension(
+            Dimension::Region,
+            scope.regions.iter().cloned().collect(),
+        ));
+    }
+    filters
+}
+
 /// `parts` joined: one part alone, several in an `And` (Cost Explorer refuses an `And` of one).
 pub fn all_of(mut parts: Vec<Filter>) -> Option<Filter> {
     match parts.len() {
@@ -121,10 +147,7 @@ impl GapPlan {
     }
 
     fn usage_and_scope(&self) -> Vec<Filter> {
-        let mut parts = vec![Filter::Dimension(
-            Dimension::RecordType,
-            USAGE_RECORD_TYPES.iter().map(|t| t.to_string()).collect(),
-        )];
+        let mut parts = vec![usage_filter()];
         parts.extend(self.scope.iter().cloned());
         parts
     }

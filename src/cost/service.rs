@@ -248,7 +248,6 @@ struct Ledger {
     billing: String,
     requests: CostRequests,
     oldest: Option<u64>,
-    asked: u32,
     /// Questions (not the activation check) answered from the cache, and asked anew: a plan
     /// of both is asked again whole, so that its figures are of one moment.
     answers_cached: u32,
@@ -470,19 +469,7 @@ impl CostService {
             .period
             .resolve(today)
             .map_err(CostError::InvalidInput)?;
-        let mut scope = Vec::new();
-        if !question.scope.accounts.is_empty() {
-            scope.push(Filter::Dimension(
-                Dimension::LinkedAccount,
-                question.scope.accounts.iter().cloned().collect(),
-            ));
-        }
-        if !question.scope.regions.is_empty() {
-            scope.push(Filter::Dimension(
-                Dimension::Region,
-                question.scope.regions.iter().cloned().collect(),
-            ));
-        }
+        let scope = gap::scope_filters(&question.scope);
         let plan = GapPlan {
             period,
             granularity: question.granularity,
@@ -718,23 +705,16 @@ impl CostService {
         let mut notes = Vec::new();
         let billing = match tokio::time::timeout(budget, self.source.billing_key()).await {
             Ok(Ok(billing)) => billing,
-            Ok(Err(error)) => {
-                notes.push(format!(
-                        "billing could not be asked to price the resources ({}): their monthly_cost is unknown",
-                        error.message
-                    ));
-                return Pricing {
-                    notes,
-                    ..Pricing::default()
-                };
-            }
-            Err(_) => {
-                notes.push(format!(
-                        "billing did not answer within {:.1} s (cost.pricing_budget_seconds, or the scan's deadline): the resources' monthly_cost is unknown",
+            failed => {
+                let reason = match failed {
+                    Ok(Err(error)) => format!("billing could not be asked ({})", error.message),
+                    _ => format!(
+                        "billing did not answer within {:.1} s (cost.pricing_budget_seconds, or the scan's deadline)",
                         budget.as_secs_f64()
-                    ));
+                    ),
+                };
                 return Pricing {
-                    notes,
+                    notes: vec![format!("{reason}: the resources' monthly_cost is unknown")],
                     ..Pricing::default()
                 };
             }
@@ -780,27 +760,10 @@ impl CostService {
         let usage = |service: &str| {
             let mut parts = vec![
                 Filter::Dimension(Dimension::Service, vec![service.to_string()]),
-                Filter::Dimension(
-                    Dimension::RecordType,
-                    super::query::USAGE_RECORD_TYPES
-                        .iter()
-                        .map(|t| t.to_string())
-                        .collect(),
-                ),
+                gap::usage_filter(),
             ];
-            if !scope.accounts.is_empty() {
-                parts.push(Filter::Dimension(
-                    Dimension::LinkedAccount,
-                    scope.accounts.iter().cloned().collect(),
-                ));
-            }
-            if !scope.regions.is_empty() {
-                parts.push(Filter::Dimension(
-                    Dimension::Region,
-                    scope.regions.iter().cloned().collect(),
-                ));
-            }
-            super::gap::all_of(parts)
+            parts.extend(gap::scope_filters(scope));
+            gap::all_of(parts)
         };
         let mut book = CostBook::new();
         let _turn = self.serial.lock().await;
@@ -1037,7 +1000,6 @@ impl CostService {
                 ),
             ));
         }
-        ledger.asked += 1;
         match self.source.allocation_tags(tags).await {
             Ok(map) => {
                 self.count_made(ledger);
@@ -1142,7 +1104,6 @@ impl CostService {
             if cancel.is_cancelled() {
                 return Err(AskError::Cancelled);
             }
-            ledger.asked += 1;
             let call = async {
                 match api {
                     Api::CostAndUsage => self.source.cost_and_usage(query, token.clone()).await,

@@ -650,16 +650,16 @@ impl Bill {
                 slices
             }
         };
-        let slices: Vec<CostSlice> = (*slices).clone();
         let total = total_groups(&slices);
         // Pages cut the groups of every slice, in order; an ungrouped answer is one page.
         let mut page = Vec::new();
         let mut seen = 0usize;
         let mut taken = 0usize;
-        for slice in slices {
+        // Only what the page holds is copied out of the remembered answer.
+        for slice in slices.iter() {
             if slice.groups.is_empty() {
                 if skip == 0 {
-                    page.push(slice);
+                    page.push(slice.clone());
                 }
                 continue;
             }
@@ -674,8 +674,10 @@ impl Bill {
             taken += upto - from;
             seen += len;
             page.push(CostSlice {
+                period: slice.period,
+                estimated: slice.estimated,
+                total: slice.total,
                 groups: slice.groups[from..upto].to_vec(),
-                ..slice
             });
             if taken == PAGE_GROUPS {
                 let next = skip + taken;
