@@ -59,4 +59,5 @@ pub mod report;
 pub mod scans;
 pub mod source;
 pub mod store;
+pub mod suggest;
 pub mod tools;

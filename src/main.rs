@@ -30,7 +30,7 @@ use tagguard::policy::{LoadOptions, Policy, default_policy, load_policy_with};
 use tagguard::report::{self, Format};
 use tagguard::scans::{CachePolicy, ProgressSink, RunContext, ScanQuestion, ScanService};
 use tagguard::source::aws::AwsOptions;
-use tagguard::source::{ResourceSource, SourceSpec, SyntheticSpec};
+use tagguard::source::{ResourceSource, SourceSpec, SyntheticSource, SyntheticSpec};
 use tagguard::store::history::{GroupBy, HistoryQuery, history_report};
 use tagguard::store::{
     AuditQuery, AuditStatus, Retention, Spool, Store, StoreError, default_data_dir,
@@ -71,6 +71,10 @@ enum Command {
     /// attribute (missing or invalid tags), per tag and broken down, from billing (the demo's,
     /// or AWS Cost Explorer with --source aws).
     Cost(CostArgs),
+    /// Suggest values for the missing and invalid tags of resources (by ARN), each with a
+    /// confidence measured on the estate and the evidence behind it; or, with --evaluate,
+    /// measure how reliable the suggestions are on the estate.
+    Suggest(SuggestArgs),
     /// Check or show a tagging policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -224,6 +228,28 @@ struct CostArgs {
     /// Ask billing again instead of using answers cached in the last hours.
     #[arg(long)]
     refresh: bool,
+}
+
+#[derive(Args)]
+struct SuggestArgs {
+    #[command(flatten)]
+    from: SourceArgs,
+    #[command(flatten)]
+    common: Common,
+    /// ARNs of the resources (1 to 100).
+    #[arg(required_unless_present = "evaluate", conflicts_with = "evaluate")]
+    arns: Vec<String>,
+    /// Tags to suggest values for, comma-separated (default: each resource's missing and
+    /// invalid required tags).
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Output: table or json.
+    #[arg(long, default_value = "table")]
+    format: Format,
+    /// Instead of suggesting: hide the known tags of every compliant resource in scope one
+    /// at a time, predict them, and print the reliability table and the coverage.
+    #[arg(long)]
+    evaluate: bool,
 }
 
 #[derive(Args)]
@@ -411,6 +437,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Scan(args) => runtime()?.block_on(scan(args)),
         Command::Cost(args) => runtime()?.block_on(cost(args)),
+        Command::Suggest(args) => runtime()?.block_on(suggest(args)),
         Command::History(args) => runtime()?.block_on(history(args)),
         Command::Audit(args) => runtime()?.block_on(audit(args)),
         Command::Healthcheck { addr } => runtime()?.block_on(healthcheck(addr)),
@@ -543,6 +570,72 @@ async fn cost(args: CostArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         },
     )
+}
+
+async fn suggest(args: SuggestArgs) -> Result<ExitCode> {
+    if !matches!(args.format, Format::Table | Format::Json) {
+        bail!(
+            "--format {} is not offered here: use table or json",
+            args.format
+        );
+    }
+    let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
+    let config = Config::load(args.common.config.as_deref())?;
+    let (source, scope, spec) = open_source(&args.from, &[], &policy, &config).await?;
+    let engine = EngineHandle::start(config).await?;
+    // Nothing is recorded or cached: each run reads its evidence anew.
+    let service = Arc::new(ScanService::new(
+        engine.clone(),
+        policy.clone(),
+        source,
+        None,
+        Duration::ZERO,
+    ));
+    let ctx = RunContext::default();
+    let mut out = BufWriter::new(io::stdout().lock());
+    if args.evaluate {
+        let intended = match &spec {
+            SourceSpec::Demo(demo) => {
+                Some(SyntheticSource::new(*demo, policy.clone())?.intended_tags(&scope))
+            }
+            _ => None,
+        };
+        let answer =
+            tagguard::suggest::service::evaluate_scope(&service, &ctx, scope, intended.as_ref())
+                .await;
+        engine.shutdown().await;
+        let (evaluation, notes) = answer?;
+        for note in &notes {
+            eprintln!("tagguard: note: {note}");
+        }
+        match args.format {
+            Format::Json => serde_json::to_writer_pretty(&mut out, &evaluation)?,
+            _ => report::suggest::write_evaluation(&evaluation, &mut out)?,
+        }
+        writeln!(out)?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let question = tagguard::suggest::service::SuggestQuestion {
+        arns: args.arns,
+        tags: (!args.tags.is_empty()).then_some(args.tags),
+        server_scope: scope,
+        asked_by: "cli".to_string(),
+        evidence_origin: Origin::Lookup("suggest".to_string()),
+        refresh: false,
+    };
+    let answer = tagguard::suggest::service::suggest(&service, &ctx, question).await;
+    engine.shutdown().await;
+    let report = answer?;
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        _ => report::suggest::write_suggestions(&report, &mut out)?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn scan(args: ScanArgs) -> Result<ExitCode> {

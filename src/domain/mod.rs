@@ -33,7 +33,7 @@ pub use tags::{LookAlike, TagMatch, eq_ignore_case, find_tag, keys_are_ascii, lo
 pub use tally::{
     CostSplit, CostSums, CostTally, GroupKey, GroupKind, GroupTagStats, OFFENDERS_KEPT, Offender,
     Offenders, RunKey, TagCostSums, TagCounts, TagStats, TagStatsSpec, Tally, TallyOptions,
-    TypeCounts, ViolationRuns,
+    TypeCounts, ViolationRuns, groups_of, name_tokens,
 };
 
 /// Gives a fieldless enum one spelling per variant, used everywhere: `as_str`, `Display`,
@@ -340,6 +340,25 @@ pub struct ResourceAttributes {
     pub security_groups: Vec<String>,
     /// IAM instance profile of an EC2 instance.
     pub iam_instance_profile: Option<String>,
+}
+
+/// A network object resources run in (a VPC or a subnet), with its name and tags: what
+/// suggestions read besides the resources (an `Environment` the VPC carries, `prod` in its
+/// name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkObject {
+    /// `vpc` or `subnet`.
+    pub kind: GroupKind,
+    /// The account.
+    pub account_id: Arc<str>,
+    /// The region.
+    pub region: Arc<str>,
+    /// `vpc-…` or `subnet-…`.
+    pub id: String,
+    /// Its `Name` tag.
+    pub name: Option<String>,
+    /// Its tags.
+    pub tags: Vec<Tag>,
 }
 
 /// A resource as every source delivers it.

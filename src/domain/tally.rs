@@ -305,8 +305,11 @@ pub struct TallyOptions {
     pub match_arns: bool,
     /// Sum monthly costs per type and per tag.
     pub cost: bool,
-    /// Count tag values per VPC, subnet, stack and Auto Scaling group (for suggestions).
+    /// Count tag values per group of related resources (for suggestions).
     pub tag_stats: Option<Arc<TagStatsSpec>>,
+    /// Keep every resource seen, whole: for lookups of given ARNs and for evaluations of
+    /// suggestions, never for scans of a whole estate (it holds the estate in memory).
+    pub keep_resources: bool,
 }
 
 /// Everything a scan counts and keeps.
@@ -328,6 +331,9 @@ pub struct Tally {
     pub cost: Option<CostTally>,
     /// With [`TallyOptions::tag_stats`]: tag values per group of resources.
     pub tag_stats: Option<TagStats>,
+    /// With [`TallyOptions::keep_resources`]: every resource seen, sorted by ARN. Not
+    /// serialised: a kept resource answers the question that asked for it and no other.
+    pub resources: Vec<Resource>,
 }
 
 impl Tally {
@@ -374,6 +380,12 @@ impl Tally {
         }
         if options.match_arns {
             self.matched_arns.insert(resource.arn.clone());
+        }
+        if options.keep_resources {
+            let at = self
+                .resources
+                .partition_point(|kept| kept.arn < resource.arn);
+            self.resources.insert(at, resource.clone());
         }
         if findings.is_empty() {
             return;
@@ -441,6 +453,12 @@ impl Tally {
             self.matched_arns = other.matched_arns;
         } else {
             self.matched_arns.extend(other.matched_arns);
+        }
+        if self.resources.is_empty() {
+            self.resources = other.resources;
+        } else if !other.resources.is_empty() {
+            self.resources.extend(other.resources);
+            self.resources.sort_by(|a, b| a.arn.cmp(&b.arn));
         }
         self.cost = merge_analysis(
             self.cost.take(),
@@ -818,6 +836,12 @@ pub enum GroupKind {
     Stack,
     /// The Auto Scaling group it belongs to.
     AutoScalingGroup,
+    /// Resources of the same type in the same VPC (or, with no VPC, the same type).
+    Similar,
+    /// Resources whose names share a word (`payments` in `payments-prod-db`).
+    NameToken,
+    /// Resources carrying the same valid value of another policy tag (`Owner=a@example.com`).
+    CoTag,
 }
 
 super::string_enum!(GroupKind "a group kind" {
@@ -825,7 +849,78 @@ super::string_enum!(GroupKind "a group kind" {
     Subnet => "subnet",
     Stack => "stack",
     AutoScalingGroup => "asg",
+    Similar => "similar",
+    NameToken => "name",
+    CoTag => "tag",
 });
+
+/// Words of names that say nothing about who owns a resource or what it is for: kinds of
+/// resource and roles every application has.
+const GENERIC_WORDS: [&str; 24] = [
+    "api", "app", "asg", "aws", "bucket", "cluster", "data", "database", "db", "default", "fn",
+    "function", "handler", "instance", "lambda", "logs", "node", "server", "service", "srv",
+    "stack", "svc", "web", "worker",
+];
+
+/// The words of a resource's name (its `name`, else its id) that can tell something about
+/// it: lowercase, three characters or more, not a number, not a hex id, not a generic word.
+/// At most four, in order.
+pub fn name_tokens(resource: &Resource) -> Vec<String> {
+    let name = resource.name.as_deref().unwrap_or(&resource.id);
+    let mut tokens: Vec<String> = Vec::new();
+    for word in name.split(|c: char| !c.is_alphanumeric()) {
+        let word = word.to_lowercase();
+        let has_digit = word.chars().any(|c| c.is_ascii_digit());
+        let hex_id = has_digit && word.chars().all(|c| c.is_ascii_hexdigit());
+        let numbered =
+            has_digit && word.chars().filter(|c| c.is_ascii_digit()).count() * 2 >= word.len();
+        if word.chars().count() < 3
+            || hex_id
+            || numbered
+            || GENERIC_WORDS.contains(&word.as_str())
+            || tokens.contains(&word)
+        {
+            continue;
+        }
+        tokens.push(word);
+        if tokens.len() == 4 {
+            break;
+        }
+    }
+    tokens
+}
+
+/// The groups a resource belongs to, given the valid values it carries (`clean`, as
+/// `(tag, value)`): what [`TagStats`] counts it in and what suggestions look up.
+pub fn groups_of(resource: &Resource, clean: &[(&Arc<str>, &str)]) -> Vec<(GroupKind, String)> {
+    let attributes = &resource.attributes;
+    let mut groups = Vec::with_capacity(8 + clean.len());
+    for (kind, id) in [
+        (GroupKind::Vpc, &attributes.vpc_id),
+        (GroupKind::Subnet, &attributes.subnet_id),
+        (GroupKind::Stack, &attributes.cloudformation_stack),
+        (GroupKind::AutoScalingGroup, &attributes.autoscaling_group),
+    ] {
+        if let Some(id) = id {
+            groups.push((kind, id.clone()));
+        }
+    }
+    groups.push((
+        GroupKind::Similar,
+        format!(
+            "{}|{}",
+            resource.resource_type,
+            attributes.vpc_id.as_deref().unwrap_or("-")
+        ),
+    ));
+    for token in name_tokens(resource) {
+        groups.push((GroupKind::NameToken, token));
+    }
+    for (tag, value) in clean {
+        groups.push((GroupKind::CoTag, format!("{tag}={value}")));
+    }
+    groups
+}
 
 /// One group of resources: its kind, and where it lives (ids are unique per account and
 /// region).
@@ -905,16 +1000,6 @@ pub struct TagStats {
 
 impl TagStats {
     fn observe(&mut self, spec: &TagStatsSpec, resource: &Resource, findings: &[Finding]) {
-        let attributes = &resource.attributes;
-        let groups = [
-            (GroupKind::Vpc, &attributes.vpc_id),
-            (GroupKind::Subnet, &attributes.subnet_id),
-            (GroupKind::Stack, &attributes.cloudformation_stack),
-            (GroupKind::AutoScalingGroup, &attributes.autoscaling_group),
-        ];
-        if groups.iter().all(|(_, id)| id.is_none()) {
-            return;
-        }
         let keys_ascii = keys_are_ascii(&resource.tags);
         // The clean values: carried, not blank, and with no finding on the tag.
         let clean: Vec<(&Arc<str>, &str)> = spec
@@ -927,13 +1012,12 @@ impl TagStats {
                 (!flagged && !value.trim().is_empty()).then_some((name, value))
             })
             .collect();
-        for (kind, id) in groups {
-            let Some(id) = id else { continue };
+        for (kind, id) in groups_of(resource, &clean) {
             let key = GroupKey {
                 kind,
                 account: resource.account_id.clone(),
                 region: resource.region.clone(),
-                id: id.clone(),
+                id,
             };
             let group = self.groups.entry(key).or_default();
             group.resources += 1;
@@ -1045,6 +1129,7 @@ mod tests {
                 names: vec![Arc::from("CostCenter"), Arc::from("Owner")],
                 ignore_case: true,
             })),
+            keep_resources: true,
         }
     }
 
@@ -1155,9 +1240,11 @@ mod tests {
 
         #[test]
         fn a_tally_reads_back_equal(parts in tallies()) {
-            let tally = merged(parts);
+            let mut tally = merged(parts);
             let json = serde_json::to_string(&tally).unwrap();
             let back: Tally = serde_json::from_str(&json).unwrap();
+            // Kept resources answer one question and are not written.
+            tally.resources.clear();
             prop_assert_eq!(back, tally);
         }
     }

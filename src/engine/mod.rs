@@ -83,8 +83,10 @@ pub use validator::validate_batch;
 pub struct Analyses {
     /// Monthly cost sums per resource type and per tag.
     pub cost: bool,
-    /// Tag values per VPC, subnet, stack and Auto Scaling group, for suggestions.
+    /// Tag values per group of related resources (VPC, stack, name…), for suggestions.
     pub tag_stats: bool,
+    /// Every resource seen, whole (lookups of given ARNs, evaluations); never cached.
+    pub resources: bool,
 }
 
 impl Analyses {
@@ -93,12 +95,15 @@ impl Analyses {
         Analyses {
             cost: tally.cost.is_some(),
             tag_stats: tally.tag_stats.is_some(),
+            resources: !tally.resources.is_empty(),
         }
     }
 
     /// Whether these analyses include every one of `wanted`.
     pub fn covers(self, wanted: Analyses) -> bool {
-        (self.cost || !wanted.cost) && (self.tag_stats || !wanted.tag_stats)
+        (self.cost || !wanted.cost)
+            && (self.tag_stats || !wanted.tag_stats)
+            && (self.resources || !wanted.resources)
     }
 }
 
@@ -318,6 +323,14 @@ impl EngineHandle {
     pub fn cancel(&self, scan: ScanId) {
         // A stopped supervisor has no scans left to cancel.
         let _ = self.supervisor.send_message(SupervisorMsg::Cancel(scan));
+    }
+
+    /// The engine's pacing, for calls made outside a scan (the network objects suggestions
+    /// read, the tag writes of a fix): the same limiters scans use.
+    pub fn throttle(&self) -> Arc<dyn crate::source::Throttle> {
+        Arc::new(EngineThrottle {
+            limiters: self.limiters.clone(),
+        })
     }
 
     /// The rate limiters in use (shared across scans).

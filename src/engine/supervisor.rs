@@ -272,6 +272,7 @@ fn tally_options(request: &ScanRequest) -> TallyOptions {
                 ignore_case: !policy.naming().case_sensitivity,
             })
         }),
+        keep_resources: request.analyses.resources,
     }
 }
 

@@ -7,6 +7,7 @@ mod csv;
 pub mod history;
 pub mod json;
 mod markdown;
+pub mod suggest;
 mod summary;
 
 use std::io::{self, Write};

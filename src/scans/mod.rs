@@ -17,6 +17,9 @@
 //!   asked for.
 
 mod cache;
+mod lookup;
+
+pub use lookup::lookup_scopes;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -101,6 +104,7 @@ impl ScanQuestion {
     fn cacheable(&self) -> bool {
         self.origin.is_recorded()
             && self.scope.arns.is_empty()
+            && !self.analyses.resources
             && self.severity == SeverityFilter::All
             && self.cache != CachePolicy::Bypass
     }

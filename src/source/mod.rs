@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Resource, ResourceType, ScanIssue, ScanIssueKind, ScanScope};
+use crate::domain::{NetworkObject, Resource, ResourceType, ScanIssue, ScanIssueKind, ScanScope};
 use crate::policy::Policy;
 
 pub use snapshot::SnapshotSource;
@@ -369,6 +369,17 @@ pub trait ResourceSource: Send + Sync + 'static {
         token: Option<String>,
         cx: &FetchContext<'_>,
     ) -> Result<Page, SourceError>;
+
+    /// The VPCs and subnets of `account` in `region`, with their names and tags (evidence
+    /// for suggestions). The default: none known (a file of resources has no network).
+    async fn network(
+        &self,
+        _account: &str,
+        _region: &str,
+        _cx: &FetchContext<'_>,
+    ) -> Result<Vec<NetworkObject>, SourceError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The offset a page token of an in-memory source stands for (`None` is the first page).

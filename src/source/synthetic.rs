@@ -16,8 +16,8 @@ use regex::Regex;
 
 use super::{FetchContext, Page, ResourceSource, Shard, ShardPlan, SourceError};
 use crate::domain::{
-    CostSource, Resource, ResourceAttributes, ResourceType, ScanIssueKind, ScanScope, Severity,
-    Tag, Usd, ViolationType,
+    CostSource, GroupKind, NetworkObject, Resource, ResourceAttributes, ResourceType,
+    ScanIssueKind, ScanScope, Severity, Tag, Usd, ViolationType,
 };
 use crate::policy::{Policy, eq_ignore_case, is_portable, is_reserved};
 
@@ -73,6 +73,42 @@ const APPS: [&str; 10] = [
     "catalog",
     "shipping",
 ];
+
+/// Teams of the demo organisation. Each application belongs to one (`APP_TEAMS`), and the
+/// tags a team decides (cost centre, owner) follow it, with the noise of real estates: some
+/// resources carry another team's values (shared infrastructure, a transfer nobody retagged).
+const TEAMS: [&str; 6] = [
+    "retail",
+    "payments-team",
+    "growth",
+    "data-eng",
+    "security",
+    "platform",
+];
+
+/// The team of each of `APPS`.
+const APP_TEAMS: [usize; 10] = [0, 1, 2, 0, 3, 4, 5, 3, 0, 5];
+
+/// Deployment stages: the canonical name and the short form names and stacks use.
+const STAGES: [(&str, &str); 4] = [
+    ("production", "prod"),
+    ("staging", "stg"),
+    ("development", "dev"),
+    ("test", "test"),
+];
+
+/// Per account: the percentage of its resources in each of `STAGES` (accounts are mostly one
+/// stage, as organisations split them, but not only).
+const ACCOUNT_STAGES: [[u64; 4]; 3] = [[82, 18, 0, 0], [0, 55, 0, 45], [0, 0, 85, 15]];
+
+/// Subnets per VPC; they are shared by every team of the VPC.
+const SUBNETS_PER_VPC: u64 = 3;
+
+/// Percentage of resources carrying another team's values.
+const OTHER_TEAM_PERCENT: u64 = 8;
+
+/// Percentage of required tags set to a random valid value (a person's slip).
+const SLIP_PERCENT: u64 = 3;
 
 /// Candidate values for tags whose policy has a regex but no allowed list; those matching the
 /// regex become the tag's valid values.
@@ -153,6 +189,41 @@ struct RulePlan {
     valid: Vec<String>,
     not_allowed: Vec<String>,
     bad_format: Vec<String>,
+    /// What decides the tag's value in this estate.
+    driver: Driver,
+}
+
+/// What decides a required tag's value: the stage, the application, or the team (guessed
+/// from the tag's name, so any policy gets a structured estate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    Stage,
+    Application,
+    Team,
+}
+
+impl Driver {
+    fn of(tag: &str) -> Driver {
+        let name = tag.to_lowercase();
+        if ["env", "stage", "tier"].iter().any(|w| name.contains(w)) {
+            Driver::Stage
+        } else if ["app", "service", "workload", "product", "project", "system"]
+            .iter()
+            .any(|w| name.contains(w))
+        {
+            Driver::Application
+        } else {
+            Driver::Team
+        }
+    }
+}
+
+/// Where a resource sits in the organisation: what its tags, names, stack and network follow.
+struct Placement {
+    app: usize,
+    team: usize,
+    stage: usize,
+    vpc: String,
 }
 
 impl RulePlan {
@@ -269,6 +340,23 @@ impl SyntheticSource {
         truth
     }
 
+    /// Every resource in scope with the tags it carried before the generator injected its
+    /// violations: the values a missing or broken tag was meant to have (what suggestions
+    /// are judged against).
+    pub fn intended_tags(&self, scope: &ScanScope) -> BTreeMap<String, Vec<Tag>> {
+        let mut intended = BTreeMap::new();
+        for slice in self.slices.iter().filter(|s| slice_in_scope(s, scope)) {
+            for index in slice.start..slice.start + slice.count {
+                let mut tags = Vec::new();
+                let resource = self
+                    .generator
+                    .generate_with(index, slice, None, Some(&mut tags));
+                intended.insert(resource.arn, tags);
+            }
+        }
+        intended
+    }
+
     fn slice_of(&self, shard: &Shard) -> Option<&Slice> {
         self.slices.iter().find(|s| &s.shard == shard)
     }
@@ -376,6 +464,58 @@ impl ResourceSource for SyntheticSource {
             issues: Vec::new(),
         })
     }
+
+    /// One VPC per stage the account runs, named after it (`prod-vpc`), six in ten of them
+    /// tagged with the stage's tags; three subnets in each (`prod-private-a`).
+    async fn network(
+        &self,
+        account: &str,
+        region: &str,
+        _cx: &FetchContext<'_>,
+    ) -> Result<Vec<NetworkObject>, SourceError> {
+        let Some(account_index) = ACCOUNTS.iter().position(|(a, _)| *a == account) else {
+            return Ok(Vec::new());
+        };
+        if !REGIONS.iter().any(|(r, _)| *r == region) {
+            return Ok(Vec::new());
+        }
+        let mut objects = Vec::new();
+        for (stage, share) in ACCOUNT_STAGES[account_index].iter().enumerate() {
+            if *share == 0 {
+                continue;
+            }
+            let short = STAGES[stage].1;
+            let vpc = vpc_of(account, region, stage);
+            let mut tags = vec![Tag::new("Name", format!("{short}-vpc"))];
+            if hash_str(&vpc) % 10 < 6 {
+                for rule in self.generator.required.iter() {
+                    if rule.driver == Driver::Stage {
+                        tags.push(Tag::new(&*rule.name, stage_value(rule, stage)));
+                    }
+                }
+            }
+            for k in 0..SUBNETS_PER_VPC {
+                let name = format!("{short}-private-{}", ["a", "b", "c"][k as usize % 3]);
+                objects.push(NetworkObject {
+                    kind: GroupKind::Subnet,
+                    account_id: account.into(),
+                    region: region.into(),
+                    id: subnet_of(&vpc, k),
+                    name: Some(name.clone()),
+                    tags: vec![Tag::new("Name", name)],
+                });
+            }
+            objects.push(NetworkObject {
+                kind: GroupKind::Vpc,
+                account_id: account.into(),
+                region: region.into(),
+                id: vpc,
+                name: Some(format!("{short}-vpc")),
+                tags,
+            });
+        }
+        Ok(objects)
+    }
 }
 
 /// Expectations collected while generating: (type, severity, tag name).
@@ -427,6 +567,7 @@ impl Generator {
                 None => Vec::new(),
             };
             required.push(RulePlan {
+                driver: Driver::of(&rule.name),
                 name: rule.name.clone(),
                 applies_to: rule.applies_to.clone(),
                 allowed: rule.allowed_values.clone(),
@@ -475,29 +616,44 @@ impl Generator {
     }
 
     /// Resource `index` of `slice`; pushes what it injected to `expect` when given.
-    fn generate(
+    fn generate(&self, index: u64, slice: &Slice, expect: Option<&mut Expectations>) -> Resource {
+        self.generate_with(index, slice, expect, None)
+    }
+
+    /// Resource `index` of `slice`; pushes what it injected to `expect`, and writes to
+    /// `intended` the tags it carried before any violation was injected.
+    fn generate_with(
         &self,
         index: u64,
         slice: &Slice,
         mut expect: Option<&mut Expectations>,
+        intended: Option<&mut Vec<Tag>>,
     ) -> Resource {
+        // Two streams: `rng` draws what the compliance mix depends on, `layout` where the
+        // resource sits (stage, team, names), so the structure can change without changing
+        // which resources are compliant.
         let mut rng = Rng::new(self.seed, index);
+        let mut layout = Rng::new(self.seed ^ LAYOUT_STREAM, index);
         let account = &slice.shard.account_id;
         let region = &slice.shard.region;
         let resource_type = &slice.resource_type;
-        let app = APPS[rng.below(APPS.len() as u64) as usize];
+        let app_index = rng.below(APPS.len() as u64) as usize;
+        let app = APPS[app_index];
+        let place = place(&mut layout, app_index, account, region);
+        let stage = STAGES[place.stage].1;
         let mut attributes = ResourceAttributes::default();
-        let vpc = format!("vpc-{:08x}", (hash_str(account) ^ hash_str(region)) as u32);
+        let vpc = place.vpc.clone();
         let mut monthly_cost;
         let (arn, id, name) = match resource_type {
             ResourceType::Ec2Instance => {
                 let id = format!("i-{:08x}{:09x}", rng.next() as u32, index);
                 let (itype, cost) = INSTANCE_TYPES[rng.below(INSTANCE_TYPES.len() as u64) as usize];
                 attributes.instance_type = Some(itype.to_string());
-                attributes.subnet_id = Some(format!("subnet-{:08x}", rng.next() as u32 & 0xffff));
+                rng.next(); // the subnet's draw of earlier estates, kept for their mix
+                attributes.subnet_id = Some(subnet_of(&vpc, layout.below(SUBNETS_PER_VPC)));
                 attributes.vpc_id = Some(vpc);
                 if rng.chance(20) {
-                    attributes.autoscaling_group = Some(format!("{app}-asg"));
+                    attributes.autoscaling_group = Some(format!("{app}-{stage}-asg"));
                 }
                 monthly_cost = Some(Usd::from_cents(cost));
                 (
@@ -507,9 +663,14 @@ impl Generator {
                 )
             }
             ResourceType::RdsDb => {
-                let id = format!("{app}-db-{index}");
+                let id = if layout.chance(80) {
+                    format!("{app}-{stage}-db-{index}")
+                } else {
+                    format!("db-{index}")
+                };
                 let (class, cost) = DB_CLASSES[rng.below(DB_CLASSES.len() as u64) as usize];
                 attributes.instance_type = Some(class.to_string());
+                attributes.subnet_id = Some(subnet_of(&vpc, layout.below(SUBNETS_PER_VPC)));
                 attributes.vpc_id = Some(vpc);
                 monthly_cost = Some(Usd::from_cents(cost));
                 (
@@ -519,12 +680,21 @@ impl Generator {
                 )
             }
             ResourceType::S3Bucket => {
-                let id = format!("{app}-data-{index}-{:04x}", rng.next() as u16);
+                let suffix = rng.next() as u16;
+                let id = match layout.below(10) {
+                    0..7 => format!("{app}-{stage}-data-{index}-{suffix:04x}"),
+                    7..9 => format!("{}-logs-{index}-{suffix:04x}", TEAMS[place.team]),
+                    _ => format!("bucket-{index}-{suffix:04x}"),
+                };
                 monthly_cost = Some(cents_between(&mut rng, 100, 40_100));
                 (format!("arn:aws:s3:::{id}"), id.clone(), Some(id))
             }
             ResourceType::LambdaFunction => {
-                let id = format!("{app}-handler-{index}");
+                let id = match layout.below(10) {
+                    0..8 => format!("{app}-{stage}-handler-{index}"),
+                    8 => format!("{app}-handler-{index}"),
+                    _ => format!("fn-{index}"),
+                };
                 monthly_cost = Some(cents_between(&mut rng, 20, 4_020));
                 (
                     format!("arn:aws:lambda:{region}:{account}:function:{id}"),
@@ -533,8 +703,10 @@ impl Generator {
                 )
             }
             ResourceType::EcsService | ResourceType::Other(_) => {
-                let cluster =
-                    ["prod-cluster", "staging-cluster", "batch-cluster"][rng.below(3) as usize];
+                let cluster = match rng.below(3) {
+                    2 => format!("batch-{stage}"),
+                    _ => format!("{stage}-cluster"),
+                };
                 let service = format!("{app}-svc-{index}");
                 let id = format!("{cluster}/{service}");
                 monthly_cost = Some(cents_between(&mut rng, 2_000, 40_000));
@@ -552,7 +724,15 @@ impl Generator {
         let age_seconds = rng.below(1_200 * 86_400) as i64;
         let created_at = epoch() - Duration::seconds(age_seconds);
 
-        let tags = self.tags(&mut rng, resource_type, app, index, &mut expect);
+        let tags = self.tags(
+            &mut rng,
+            &mut layout,
+            &place,
+            resource_type,
+            index,
+            &mut expect,
+            intended,
+        );
         if let Some(stack) = tags
             .iter()
             .find(|t| t.key == "aws:cloudformation:stack-name")
@@ -583,14 +763,19 @@ impl Generator {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // one resource's streams, place and records
     fn tags(
         &self,
         rng: &mut Rng,
+        layout: &mut Rng,
+        place: &Placement,
         resource_type: &ResourceType,
-        app: &str,
         index: u64,
         expect: &mut Option<&mut Expectations>,
+        intended: Option<&mut Vec<Tag>>,
     ) -> Vec<Tag> {
+        let app = APPS[place.app];
+        let stage = STAGES[place.stage].1;
         let mut note = |violation: ViolationType, severity: Severity, tag: &str| {
             if let Some(e) = expect.as_deref_mut() {
                 e.push((violation, severity, tag.to_string()));
@@ -603,18 +788,26 @@ impl Generator {
             .collect();
         let mut tags: Vec<Tag> = Vec::with_capacity(applicable.len() + 4);
         for rule in &applicable {
-            let value = &rule.valid[rng.below(rule.valid.len() as u64) as usize];
-            tags.push(Tag::new(&*rule.name, value.as_str()));
+            rng.next(); // the value's draw of earlier estates, kept for their mix
+            tags.push(Tag::new(&*rule.name, value_for(rule, place, layout)));
         }
         if let Some(key) = self.name_key
             && *resource_type == ResourceType::Ec2Instance
         {
-            tags.push(Tag::new(key, format!("{app}-{index}")));
+            let name = match layout.below(20) {
+                0..14 => {
+                    let role = ["web", "worker", "api"][layout.below(3) as usize];
+                    format!("{app}-{stage}-{role}-{index}")
+                }
+                14..17 => format!("{app}-{index}"),
+                _ => format!("ip-10-{}-{}-{}", index % 250, layout.below(250), index % 7),
+            };
+            tags.push(Tag::new(key, name));
         }
         if rng.chance(30) {
             tags.push(Tag::new(
                 "aws:cloudformation:stack-name",
-                format!("{app}-stack"),
+                format!("{app}-{stage}-stack"),
             ));
         }
         for optional in &self.optional {
@@ -625,6 +818,10 @@ impl Generator {
                 };
                 tags.push(Tag::new(&*optional.name, value));
             }
+        }
+
+        if let Some(intended) = intended {
+            intended.clone_from(&tags);
         }
 
         let pick = |rng: &mut Rng, candidates: &[&RulePlan]| -> Option<usize> {
@@ -832,6 +1029,109 @@ impl Generator {
                     Severity::Warning,
                     &rule.name,
                 );
+            }
+        }
+    }
+}
+
+/// Seeds the layout stream apart from the compliance stream.
+const LAYOUT_STREAM: u64 = 0x7e57_ab1e_5eed_0001;
+
+/// Where resource of application `app` in `account` and `region` sits.
+fn place(layout: &mut Rng, app: usize, account: &str, region: &str) -> Placement {
+    let account_index = ACCOUNTS
+        .iter()
+        .position(|(a, _)| *a == account)
+        .unwrap_or(0);
+    let mut roll = layout.below(100);
+    let mut stage = 0;
+    for (i, share) in ACCOUNT_STAGES[account_index].iter().enumerate() {
+        if roll < *share {
+            stage = i;
+            break;
+        }
+        roll -= share;
+    }
+    let team = if layout.chance(OTHER_TEAM_PERCENT) {
+        layout.below(TEAMS.len() as u64) as usize
+    } else if APPS[app] == "reporting" && layout.chance(50) {
+        2 // reporting is run by two teams, and each tags it its own way
+    } else {
+        APP_TEAMS[app]
+    };
+    let vpc = vpc_of(account, region, stage);
+    Placement {
+        app,
+        team,
+        stage,
+        vpc,
+    }
+}
+
+/// Subnet `k` of `vpc`.
+fn subnet_of(vpc: &str, k: u64) -> String {
+    format!(
+        "subnet-{:08x}",
+        (hash_str(vpc) ^ k.wrapping_mul(0x9E37)) as u32
+    )
+}
+
+/// Whether `value`, a name the estate uses (an application, a team's address), is valid for a
+/// tag with no allowed list.
+fn fits(rule: &RulePlan, value: &str) -> bool {
+    rule.allowed.is_none()
+        && rule
+            .regex_exact_case
+            .as_ref()
+            .or(rule.regex.as_ref())
+            .is_none_or(|r| r.is_match(value))
+}
+
+/// The value of `rule`'s tag (of the stage driver) for stage `stage`.
+fn stage_value(rule: &RulePlan, stage: usize) -> String {
+    let (canonical, short) = STAGES[stage];
+    let listed = |name: &str| rule.valid.iter().find(|v| eq_ignore_case(v, name)).cloned();
+    listed(canonical)
+        .or_else(|| listed(short))
+        .or_else(|| fits(rule, canonical).then(|| canonical.to_string()))
+        .unwrap_or_else(|| rule.valid[stage % rule.valid.len()].clone())
+}
+
+/// The VPC of `stage` in `account` and `region`.
+fn vpc_of(account: &str, region: &str, stage: usize) -> String {
+    format!(
+        "vpc-{:08x}",
+        (hash_str(account) ^ hash_str(region) ^ hash_str(STAGES[stage].0).rotate_left(7)) as u32
+    )
+}
+
+/// The value `rule`'s tag has for a resource placed at `place`: its stage, application or
+/// team mapped onto the tag's valid values, or (a slip) any valid value.
+fn value_for(rule: &RulePlan, place: &Placement, layout: &mut Rng) -> String {
+    let n = rule.valid.len();
+    if layout.chance(SLIP_PERCENT) {
+        return rule.valid[layout.below(n as u64) as usize].clone();
+    }
+    let listed = |name: &str| rule.valid.iter().find(|v| eq_ignore_case(v, name)).cloned();
+    match rule.driver {
+        Driver::Stage => stage_value(rule, place.stage),
+        Driver::Application => {
+            let app = APPS[place.app];
+            listed(app)
+                .or_else(|| fits(rule, app).then(|| app.to_string()))
+                .unwrap_or_else(|| rule.valid[hash_str(app) as usize % n].clone())
+        }
+        Driver::Team => {
+            let team = TEAMS[place.team];
+            let address = format!("{team}@example.com");
+            if fits(rule, &address) {
+                address
+            } else if fits(rule, team) {
+                team.to_string()
+            } else {
+                listed(team).unwrap_or_else(|| {
+                    rule.valid[(place.team + hash_str(&rule.name) as usize) % n].clone()
+                })
             }
         }
     }

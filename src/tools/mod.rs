@@ -17,6 +17,7 @@ mod find_untagged_resources;
 mod get_cost_attribution_gap;
 mod get_tagging_policy;
 mod get_violation_history;
+mod suggest_tags;
 mod validate_resource_tags;
 mod views;
 
@@ -45,6 +46,7 @@ pub use find_untagged_resources::FindUntaggedResources;
 pub use get_cost_attribution_gap::GetCostAttributionGap;
 pub use get_tagging_policy::GetTaggingPolicy;
 pub use get_violation_history::GetViolationHistory;
+pub use suggest_tags::SuggestTags;
 pub use validate_resource_tags::ValidateResourceTags;
 
 /// What every tool works with: the scan service (engine, policy, source, store, cache), what
@@ -513,6 +515,7 @@ impl ToolRegistry {
             .with(GetTaggingPolicy)
             .with(GetViolationHistory)
             .with(GetCostAttributionGap)
+            .with(SuggestTags)
     }
 
     /// Adds a tool.

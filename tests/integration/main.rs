@@ -15,5 +15,6 @@ mod mcp_fuzz;
 mod properties;
 mod scans;
 mod store;
+mod suggest;
 mod support;
 mod tools;

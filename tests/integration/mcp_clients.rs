@@ -588,6 +588,7 @@ const TOOLS: &[&str] = &[
     "get_cost_attribution_gap",
     "get_tagging_policy",
     "get_violation_history",
+    "suggest_tags",
     "validate_resource_tags",
 ];
 

@@ -340,7 +340,7 @@ proptest! {
     ) {
         let policy = policy_with_case(false);
         let source = estate(size, seed, &policy);
-        let analyses = Analyses { cost, tag_stats: !cost };
+        let analyses = Analyses { cost, tag_stats: !cost, resources: cost };
         runtime().block_on(async {
             let engine = EngineHandle::start(Config::default()).await.unwrap();
             let whole = engine
@@ -383,7 +383,7 @@ proptest! {
             let engine = EngineHandle::start(Config::default()).await.unwrap();
             let request = ScanRequest::new(estate(size, seed, &policy), policy.clone())
                 .with_severity(severity)
-                .with_analyses(Analyses { cost: true, tag_stats: true });
+                .with_analyses(Analyses { cost: true, tag_stats: true, resources: false });
             let result = engine.scan(request).await.unwrap();
             engine.shutdown().await;
             let dir = tempfile::tempdir().unwrap();

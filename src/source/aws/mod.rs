@@ -26,6 +26,7 @@ mod ec2;
 mod ecs;
 mod errors;
 mod lambda;
+mod network;
 mod rds;
 mod s3;
 mod tagging;
@@ -766,6 +767,24 @@ impl ResourceSource for AwsSource {
             issues: planned.issues,
             notes,
         })
+    }
+
+    /// Reaches the account as its scans do (the caller's credentials, or the role in it).
+    async fn network(
+        &self,
+        account: &str,
+        region: &str,
+        cx: &FetchContext<'_>,
+    ) -> Result<Vec<crate::domain::NetworkObject>, SourceError> {
+        let (caller, partition) = self.caller(cx).await?;
+        let access = self.access_of(account, &caller, &partition);
+        let config = self
+            .account_config(&access)
+            .await?
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .build();
+        network::network_objects(&config, account, region, &self.options.retries, cx).await
     }
 
     async fn fetch_page(
