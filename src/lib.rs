@@ -55,6 +55,7 @@ pub mod domain;
 pub mod engine;
 pub mod mcp;
 pub mod policy;
+pub mod remediate;
 pub mod report;
 pub mod scans;
 pub mod source;

@@ -75,6 +75,10 @@ enum Command {
     /// confidence measured on the estate and the evidence behind it; or, with --evaluate,
     /// measure how reliable the suggestions are on the estate.
     Suggest(SuggestArgs),
+    /// Plan the tag changes that fix violations (from confident suggestions and values you
+    /// set), written to a file with its plan id and the equivalent AWS CLI commands; nothing
+    /// in AWS changes.
+    Fix(FixArgs),
     /// Check or show a tagging policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -250,6 +254,54 @@ struct SuggestArgs {
     /// at a time, predict them, and print the reliability table and the coverage.
     #[arg(long)]
     evaluate: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["plan", "apply", "undo"])))]
+struct FixArgs {
+    #[command(flatten)]
+    from: SourceArgs,
+    #[command(flatten)]
+    common: Common,
+    /// Plan: write the plan (JSON) to this file; nothing in AWS changes.
+    #[arg(long, value_name = "PLAN.json")]
+    plan: Option<PathBuf>,
+    /// Apply a plan file through the Resource Groups Tagging API, after showing it and asking
+    /// (or with --yes); every resource is re-read first and refused if its tags changed since
+    /// the plan, then read back. Needs tagging write permissions (docs/iam-remediation.json).
+    #[arg(long, value_name = "PLAN.json")]
+    apply: Option<PathBuf>,
+    /// Undo the apply of plan PLAN_ID: restore the values its keys held before.
+    #[arg(long, value_name = "PLAN_ID")]
+    undo: Option<String>,
+    /// Apply or undo without asking.
+    #[arg(long)]
+    yes: bool,
+    /// Resource types, comma-separated (`ec2:instance,s3:bucket`), or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    resource_types: Vec<String>,
+    /// Fix these resources instead of every non-compliant resource in scope.
+    #[arg(long = "arn", value_name = "ARN")]
+    arns: Vec<String>,
+    /// Suggestions below this confidence are left out.
+    #[arg(long, default_value_t = 0.9)]
+    min_confidence: f64,
+    /// A value to set where the tag is missing or invalid (repeatable): Key=Value.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    sets: Vec<(String, String)>,
+    /// Most resources the plan covers.
+    #[arg(long, default_value_t = tagguard::remediate::plan::DEFAULT_LIMIT)]
+    limit: usize,
+}
+
+/// `Key=Value` of `--set`.
+fn parse_set(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
 }
 
 #[derive(Args)]
@@ -438,6 +490,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Scan(args) => runtime()?.block_on(scan(args)),
         Command::Cost(args) => runtime()?.block_on(cost(args)),
         Command::Suggest(args) => runtime()?.block_on(suggest(args)),
+        Command::Fix(args) => runtime()?.block_on(fix(args)),
         Command::History(args) => runtime()?.block_on(history(args)),
         Command::Audit(args) => runtime()?.block_on(audit(args)),
         Command::Healthcheck { addr } => runtime()?.block_on(healthcheck(addr)),
@@ -636,6 +689,184 @@ async fn suggest(args: SuggestArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn fix(args: FixArgs) -> Result<ExitCode> {
+    let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
+    let config = Config::load(args.common.config.as_deref())?;
+    let (source, scope, _) =
+        open_source(&args.from, &args.resource_types, &policy, &config).await?;
+    let store = open_store(&args.common, &config);
+    let engine = EngineHandle::start(config).await?;
+    let service = Arc::new(ScanService::new(
+        engine.clone(),
+        policy.clone(),
+        source,
+        None,
+        Duration::ZERO,
+    ));
+    if args.apply.is_some() || args.undo.is_some() {
+        let done = fix_write(&args, &service, &scope, store.as_ref()).await;
+        engine.shutdown().await;
+        if let Some(store) = store {
+            store.close();
+        }
+        return done;
+    }
+    let plan_file = args.plan.clone().expect("clap requires one mode");
+    let question = tagguard::remediate::PlanQuestion {
+        scope,
+        arns: args.arns,
+        sets: args.sets,
+        min_confidence: args.min_confidence,
+        limit: args.limit,
+        asked_by: "fix".to_string(),
+        origin: Origin::Lookup("fix".to_string()),
+    };
+    let made = tagguard::remediate::make_plan(&service, &RunContext::default(), question).await;
+    engine.shutdown().await;
+    let plan = match made {
+        Ok(plan) => plan,
+        Err(e) => {
+            if let Some(store) = store {
+                store.close();
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(store) = &store {
+        if let Err(e) = tagguard::remediate::keep_plan(store, &plan).await {
+            eprintln!(
+                "tagguard: warning: the plan is not kept in the store ({e}); apply it from its file"
+            );
+        }
+        store.close();
+    }
+    let file = std::fs::File::create(&plan_file)
+        .with_context(|| format!("cannot write the plan to '{}'", plan_file.display()))?;
+    let mut out = BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, &plan)?;
+    writeln!(out)?;
+    out.flush()?;
+    let t = &plan.totals;
+    println!(
+        "plan {} written to {}: {} change(s) on {} resource(s) ({} from suggestions, {} set, {} keys respelled), {} tag(s) left alone",
+        plan.plan_id,
+        plan_file.display(),
+        t.changes,
+        t.resources,
+        t.from_suggestions,
+        t.user_set,
+        t.respelled,
+        t.skipped
+    );
+    for note in &plan.notes {
+        println!("note: {note}");
+    }
+    if !plan.commands.is_empty() {
+        println!("\nthe same changes with the AWS CLI:");
+        for line in &plan.commands {
+            println!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fix --apply` and `fix --undo`: show what will be written, ask, write, report.
+async fn fix_write(
+    args: &FixArgs,
+    service: &Arc<ScanService>,
+    scope: &tagguard::domain::ScanScope,
+    store: Option<&Store>,
+) -> Result<ExitCode> {
+    use tagguard::remediate::{self as fixes, WriteKind};
+    let Some(store) = store else {
+        bail!(
+            "the store cannot be opened: an apply must record the previous values, or it could not be undone"
+        );
+    };
+    let ctx = RunContext::default();
+    let (kind, plan_id, count, places) = if let Some(path) = &args.apply {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the plan '{}'", path.display()))?;
+        let plan: fixes::Plan = serde_json::from_str(&text)
+            .with_context(|| format!("'{}' is not a tagguard plan", path.display()))?;
+        let places = fixes::apply::places(&plan);
+        (
+            WriteKind::Apply,
+            plan.plan_id.clone(),
+            plan.totals.changes,
+            places,
+        )
+    } else {
+        let id = args.undo.clone().expect("clap requires one mode");
+        let Some(applied) = fixes::kept_apply(store, &id).await? else {
+            bail!("no apply of plan '{id}' is recorded in this store");
+        };
+        let places = applied
+            .results
+            .iter()
+            .map(|r| (r.account_id.clone(), r.region.clone()))
+            .collect();
+        (
+            WriteKind::Undo,
+            id,
+            applied.applied + applied.failed,
+            places,
+        )
+    };
+    let where_: Vec<String> = places.iter().map(|(a, r)| format!("{a}/{r}")).collect();
+    let what = match kind {
+        WriteKind::Apply => format!("apply {count} tag change(s) of plan {plan_id}"),
+        WriteKind::Undo => {
+            format!("restore the previous tags of {count} resource(s) changed by plan {plan_id}")
+        }
+    };
+    eprintln!(
+        "tagguard: about to {what} through {} in {}",
+        service.source().name(),
+        where_.join(", ")
+    );
+    if !args.yes {
+        if !io::stdin().is_terminal() {
+            bail!("not confirmed: run it on a terminal to be asked, or pass --yes");
+        }
+        eprint!("proceed? [y/N] ");
+        let mut answer = String::new();
+        io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("tagguard: nothing changed");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let record = match kind {
+        WriteKind::Apply => {
+            let path = args.apply.as_ref().expect("apply mode");
+            let plan: fixes::Plan = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+            fixes::keep_plan(store, &plan).await?;
+            fixes::apply(service, &ctx, &plan, scope).await?
+        }
+        WriteKind::Undo => {
+            let applied = fixes::kept_apply(store, &plan_id)
+                .await?
+                .expect("read above");
+            fixes::undo(service, &ctx, &applied, scope).await?
+        }
+    };
+    fixes::keep_record(store, &record).await?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, &record)?;
+    writeln!(out)?;
+    out.flush()?;
+    eprintln!(
+        "tagguard: {} applied, {} failed, {} refused (changed since), {} skipped (gone)",
+        record.applied, record.failed, record.refused, record.skipped
+    );
+    Ok(if record.failed + record.refused + record.skipped == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 async fn scan(args: ScanArgs) -> Result<ExitCode> {

@@ -131,6 +131,16 @@ impl ScanCache {
         }
     }
 
+    /// Drops every entry this process cached (after tags were written, every cached answer
+    /// may be wrong).
+    pub async fn forget_all(&self) {
+        let keys: Vec<String> = self.hot.iter().map(|e| e.key().clone()).collect();
+        self.hot.clear();
+        if !keys.is_empty() {
+            self.forget_stored(keys).await;
+        }
+    }
+
     /// Caches a new scan under `key`, and drops the entries it supersedes.
     pub async fn put(&self, key: String, result: Arc<ScanResult>) {
         if self.ttl.is_zero() {

@@ -241,6 +241,11 @@ impl ScanService {
         self.store.as_ref()
     }
 
+    /// Forgets the cached answers: tags were written, so they may be wrong.
+    pub async fn forget_cached(&self) {
+        self.cache.forget_all().await;
+    }
+
     /// Answers `question`: from the cache when it may, else by joining the same question's
     /// scan in flight, else by a new scan, recorded when its origin is an audit.
     pub async fn scan(

@@ -370,6 +370,42 @@ pub trait ResourceSource: Send + Sync + 'static {
         cx: &FetchContext<'_>,
     ) -> Result<Page, SourceError>;
 
+    /// Writes `tags` on `arns` (resources of `account` in `region`, at most 20): the ARNs it
+    /// could not tag, each with the reason. The default: the source cannot be written.
+    async fn tag_resources(
+        &self,
+        _account: &str,
+        _region: &str,
+        _arns: &[String],
+        _tags: &BTreeMap<String, String>,
+        _cx: &FetchContext<'_>,
+    ) -> Result<BTreeMap<String, String>, SourceError> {
+        Err(self.read_only())
+    }
+
+    /// Removes the tags `keys` from `arns`: the ARNs it could not untag, with the reason.
+    async fn untag_resources(
+        &self,
+        _account: &str,
+        _region: &str,
+        _arns: &[String],
+        _keys: &[String],
+        _cx: &FetchContext<'_>,
+    ) -> Result<BTreeMap<String, String>, SourceError> {
+        Err(self.read_only())
+    }
+
+    /// Why tags cannot be written here.
+    fn read_only(&self) -> SourceError {
+        SourceError::new(
+            ScanIssueKind::InvalidInput,
+            format!(
+                "the source '{}' cannot be changed: tags are applied to AWS only (--source aws)",
+                self.name()
+            ),
+        )
+    }
+
     /// The VPCs and subnets of `account` in `region`, with their names and tags (evidence
     /// for suggestions). The default: none known (a file of resources has no network).
     async fn network(

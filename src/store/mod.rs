@@ -43,7 +43,7 @@ pub use audit::{AuditQuery, AuditRecord, AuditStatus};
 pub use findings::FINDINGS_PER_CHUNK;
 pub use spool::{SPOOL_DIR, Spool};
 pub use tables::SCHEMA_VERSION;
-use tables::{AUDIT, CACHE, FINDINGS, META, SCANS, SCOPE_SCANS, SPOOLED};
+use tables::{AUDIT, CACHE, FINDINGS, META, REMEDIATION, SCANS, SCOPE_SCANS, SPOOLED};
 
 /// Summaries are never pruned younger than this (a year of monthly trends, and a month more).
 pub const MIN_SUMMARY_DAYS: u32 = 400;
@@ -245,6 +245,11 @@ enum WriteJob {
         keys: Vec<String>,
         done: oneshot::Sender<Result<u64, StoreError>>,
     },
+    RemediationPut {
+        key: String,
+        value: Vec<u8>,
+        done: oneshot::Sender<Result<u64, StoreError>>,
+    },
 }
 
 struct Inner {
@@ -402,6 +407,25 @@ impl Store {
         self.write(|done| WriteJob::CachePut { key, value, done })
             .await
             .map(|_| ())
+    }
+
+    /// Keeps a remediation record (`plan|ID`, …) and waits for the commit.
+    pub async fn put_remediation(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
+        self.write(|done| WriteJob::RemediationPut { key, value, done })
+            .await
+            .map(|_| ())
+    }
+
+    /// The remediation record kept under `key`, if any.
+    pub async fn remediation(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_string();
+        self.read_table(REMEDIATION, move |table| {
+            Ok(table
+                .get(key.as_str())
+                .map_err(read_error)?
+                .map(|v| v.value().to_vec()))
+        })
+        .await
     }
 
     /// Drops cached results and waits for the commit.
@@ -591,6 +615,8 @@ fn migrate(db: &Database, file: &str) -> Result<(), StoreError> {
             .map_err(|e| io_error("migration", e))?;
         txn.open_table(SPOOLED)
             .map_err(|e| io_error("migration", e))?;
+        txn.open_table(REMEDIATION)
+            .map_err(|e| io_error("migration", e))?;
     }
     txn.commit().map_err(|e| io_error("migration", e))
 }
@@ -737,7 +763,9 @@ fn write_loop(
             let (done, id) = match job {
                 WriteJob::Scan { done, summary, .. } => (done, summary.scan_id),
                 WriteJob::Audit { done, record } => (done, record.key),
-                WriteJob::CachePut { done, .. } | WriteJob::CacheRemove { done, .. } => (done, 0),
+                WriteJob::CachePut { done, .. }
+                | WriteJob::CacheRemove { done, .. }
+                | WriteJob::RemediationPut { done, .. } => (done, 0),
             };
             let _ = done.send(outcome.clone().map(|()| id));
         }
@@ -761,6 +789,9 @@ fn commit_batch(
             .open_table(SCOPE_SCANS)
             .map_err(|e| io_error("write", e))?;
         let mut spooled = txn.open_table(SPOOLED).map_err(|e| io_error("write", e))?;
+        let mut remediation = txn
+            .open_table(REMEDIATION)
+            .map_err(|e| io_error("write", e))?;
         let mut scopes_written = std::collections::BTreeSet::new();
         for job in batch.iter_mut() {
             let (summary, rows, spooled_as) = match job {
@@ -787,6 +818,12 @@ fn commit_batch(
                 }
                 WriteJob::CachePut { key, value, .. } => {
                     cache
+                        .insert(key.as_str(), value.as_slice())
+                        .map_err(|e| io_error("write", e))?;
+                    continue;
+                }
+                WriteJob::RemediationPut { key, value, .. } => {
+                    remediation
                         .insert(key.as_str(), value.as_slice())
                         .map_err(|e| io_error("write", e))?;
                     continue;

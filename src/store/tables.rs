@@ -36,3 +36,8 @@ pub const SCOPE_SCANS: TableDefinition<(&str, u64), ()> = TableDefinition::new("
 /// (a merge cut short before it was deleted) is not stored twice. A table added without a
 /// version bump: older code ignores it.
 pub const SPOOLED: TableDefinition<&str, u64> = TableDefinition::new("spooled");
+
+/// Remediation records by key (`plan|ID`: a plan, as JSON), so that a plan made by one
+/// command can be applied by another and undone later. A table added without a version bump:
+/// older code ignores it.
+pub const REMEDIATION: TableDefinition<&str, &[u8]> = TableDefinition::new("remediation");

@@ -120,7 +120,7 @@ pub struct SuggestReport {
 }
 
 /// The policy's spelling of each asked tag, or an error naming the unknown one.
-fn asked_tags(
+pub fn asked_tags(
     policy: &crate::policy::Policy,
     tags: &[String],
 ) -> Result<Vec<Arc<str>>, SuggestError> {
@@ -165,7 +165,7 @@ async fn network_of(
 }
 
 /// The accounts and regions of resources.
-fn places_of<'r>(resources: impl Iterator<Item = &'r Resource>) -> BTreeSet<(String, String)> {
+pub fn places_of<'r>(resources: impl Iterator<Item = &'r Resource>) -> BTreeSet<(String, String)> {
     resources
         .map(|r| (r.account_id.to_string(), r.region.to_string()))
         .collect()
@@ -178,6 +178,124 @@ fn scope_of(places: &BTreeSet<(String, String)>) -> ScanScope {
         regions: places.iter().map(|(_, r)| r.clone()).collect(),
         ..ScanScope::default()
     }
+}
+
+/// The resources `arns` name, read whole (lookups, not recorded), and the merged lookup.
+pub async fn lookup_resources(
+    scans: &Arc<ScanService>,
+    ctx: &RunContext,
+    arns: &[&Arn],
+    server_scope: &ScanScope,
+    asked_by: &str,
+) -> Result<(Vec<Resource>, Option<ScanResult>), SuggestError> {
+    let mut lookup: Option<ScanResult> = None;
+    for scope in lookup_scopes(arns, server_scope) {
+        let mut q = ScanQuestion::new(scope, Origin::Lookup(asked_by.to_string()));
+        q.analyses.resources = true;
+        let answer = scans.scan(ctx, q).await?;
+        let part = ScanResult::clone(&answer.result);
+        match &mut lookup {
+            None => lookup = Some(part),
+            Some(all) => all
+                .merge(part)
+                .map_err(|e| SuggestError::Scan(ScanError::Engine(e.to_string())))?,
+        }
+    }
+    let resources = lookup
+        .as_mut()
+        .map(|r| std::mem::take(&mut r.tally.resources))
+        .unwrap_or_default();
+    Ok((resources, lookup))
+}
+
+/// The evidence of some accounts and regions, and where it came from.
+pub struct Gathered {
+    /// The evidence.
+    pub evidence: Evidence,
+    /// Its origin, for the answer.
+    pub info: EvidenceInfo,
+    /// What could not be read.
+    pub issues: Vec<ScanIssue>,
+    /// Notes (a network that could not be read).
+    pub notes: Vec<String>,
+    /// Whether the evidence scan was partial.
+    pub partial: bool,
+}
+
+/// Gathers the evidence of `places`: one scan with tag statistics (from the cache when
+/// `origin` is a tool's and `refresh` is false) and their VPCs and subnets.
+pub async fn gather_evidence(
+    scans: &Arc<ScanService>,
+    ctx: &RunContext,
+    places: &BTreeSet<(String, String)>,
+    origin: Origin,
+    refresh: bool,
+) -> Result<Gathered, SuggestError> {
+    let policy = scans.policy();
+    let mut gathered = Gathered {
+        evidence: Evidence::new(TagStats::default(), Vec::new(), policy),
+        info: EvidenceInfo {
+            scan_id: None,
+            resources_scanned: 0,
+            groups: 0,
+            network_objects: 0,
+            cached_seconds_ago: None,
+        },
+        issues: Vec::new(),
+        notes: Vec::new(),
+        partial: false,
+    };
+    if places.is_empty() {
+        return Ok(gathered);
+    }
+    let mut q = ScanQuestion::new(scope_of(places), origin);
+    q.analyses.tag_stats = true;
+    // Costs too: then the evidence scan is the one every tool's scope question reuses.
+    q.analyses.cost = true;
+    if refresh {
+        q.cache = CachePolicy::Refresh;
+    }
+    let answer = scans.scan(ctx, q).await?;
+    let result = &answer.result;
+    gathered.info.scan_id = Some(result.meta.scan_id.to_string());
+    gathered.info.resources_scanned = result.totals.total_resources;
+    gathered.info.cached_seconds_ago = answer.cache.from_cache.then_some(answer.cache.age_seconds);
+    gathered.partial = result.partial;
+    gathered.issues = result.tally.issues.clone();
+    let network = network_of(scans, places, &mut gathered.notes).await;
+    gathered.info.network_objects = network.len() as u64;
+    let stats = result.tally.tag_stats.clone().unwrap_or_default();
+    gathered.evidence = Evidence::new(stats, network, policy);
+    gathered.info.groups = gathered.evidence.groups() as u64;
+    Ok(gathered)
+}
+
+/// The suggestions for one resource: for `asked` tags, or its missing and invalid ones.
+pub fn suggestions_for(
+    policy: &crate::policy::Policy,
+    evidence: &Evidence,
+    resource: &Resource,
+    asked: Option<&[Arc<str>]>,
+) -> Vec<TagSuggestion> {
+    let findings = policy.validate(&resource.resource_type, &resource.tags);
+    let subject = Subject {
+        resource,
+        findings: &findings,
+        hidden: None,
+    };
+    tags_to_suggest(policy, resource, &findings, asked)
+        .into_iter()
+        .map(|(tag, problem, current)| {
+            suggest_tag(
+                policy,
+                evidence,
+                &subject,
+                &tag,
+                problem,
+                current.as_deref(),
+            )
+        })
+        .collect()
 }
 
 /// Suggests tag values for the resources `question` names.
@@ -217,68 +335,34 @@ pub async fn suggest(
         .collect();
     let valid: Vec<&Arn> = parsed.values().filter_map(|p| p.as_ref().ok()).collect();
 
-    // The resources themselves, whole.
-    let mut lookup: Option<ScanResult> = None;
-    for scope in lookup_scopes(&valid, &question.server_scope) {
-        let mut q = ScanQuestion::new(scope, Origin::Lookup(question.asked_by.clone()));
-        q.analyses.resources = true;
-        let answer = scans.scan(ctx, q).await?;
-        let part = ScanResult::clone(&answer.result);
-        match &mut lookup {
-            None => lookup = Some(part),
-            Some(all) => all
-                .merge(part)
-                .map_err(|e| SuggestError::Scan(ScanError::Engine(e.to_string())))?,
-        }
-    }
-    let found: BTreeMap<&str, &Resource> = lookup
-        .iter()
-        .flat_map(|r| r.tally.resources.iter())
-        .map(|r| (r.arn.as_str(), r))
-        .collect();
+    let (resources, lookup) = lookup_resources(
+        scans,
+        ctx,
+        &valid,
+        &question.server_scope,
+        &question.asked_by,
+    )
+    .await?;
+    let found: BTreeMap<&str, &Resource> = resources.iter().map(|r| (r.arn.as_str(), r)).collect();
     let lookup_partial = lookup.as_ref().is_some_and(|r| r.partial);
-
-    // The evidence of their accounts and regions.
-    let places = places_of(found.values().copied());
-    let mut notes = Vec::new();
+    let places = places_of(resources.iter());
+    let gathered = gather_evidence(
+        scans,
+        ctx,
+        &places,
+        question.evidence_origin.clone(),
+        question.refresh,
+    )
+    .await?;
     let mut issues: Vec<ScanIssue> = lookup
         .as_ref()
         .map(|r| r.tally.issues.clone())
         .unwrap_or_default();
-    let mut info = EvidenceInfo {
-        scan_id: None,
-        resources_scanned: 0,
-        groups: 0,
-        network_objects: 0,
-        cached_seconds_ago: None,
-    };
-    let mut partial = lookup_partial;
-    let evidence = if places.is_empty() {
-        Evidence::new(TagStats::default(), Vec::new(), &policy)
-    } else {
-        let mut q = ScanQuestion::new(scope_of(&places), question.evidence_origin.clone());
-        q.analyses.tag_stats = true;
-        // Costs too: then the evidence scan is the one every tool's scope question reuses.
-        q.analyses.cost = true;
-        if question.refresh {
-            q.cache = CachePolicy::Refresh;
-        }
-        let answer = scans.scan(ctx, q).await?;
-        let result = &answer.result;
-        info.scan_id = Some(result.meta.scan_id.to_string());
-        info.resources_scanned = result.totals.total_resources;
-        info.cached_seconds_ago = answer.cache.from_cache.then_some(answer.cache.age_seconds);
-        partial |= result.partial;
-        issues.extend(result.tally.issues.iter().cloned());
-        let network = network_of(scans, &places, &mut notes).await;
-        info.network_objects = network.len() as u64;
-        let stats = result.tally.tag_stats.clone().unwrap_or_default();
-        let evidence = Evidence::new(stats, network, &policy);
-        info.groups = evidence.groups() as u64;
-        evidence
-    };
+    issues.extend(gathered.issues);
     issues.sort();
     issues.dedup();
+    let (evidence, info, notes) = (gathered.evidence, gathered.info, gathered.notes);
+    let partial = lookup_partial || gathered.partial;
 
     let mut report = SuggestReport {
         results: Vec::with_capacity(given.len()),
@@ -310,23 +394,7 @@ pub async fn suggest(
                 item.status = ResourceStatus::Found;
                 item.resource_type = Some(resource.resource_type.clone());
                 item.name = resource.name.clone();
-                let findings = policy.validate(&resource.resource_type, &resource.tags);
-                let subject = Subject {
-                    resource,
-                    findings: &findings,
-                    hidden: None,
-                };
-                for (tag, problem, current) in
-                    tags_to_suggest(&policy, resource, &findings, asked.as_deref())
-                {
-                    let s = suggest_tag(
-                        &policy,
-                        &evidence,
-                        &subject,
-                        &tag,
-                        problem,
-                        current.as_deref(),
-                    );
+                for s in suggestions_for(&policy, &evidence, resource, asked.as_deref()) {
                     match s.candidates.first() {
                         Some(top) => {
                             report.tags_with_candidates += 1;

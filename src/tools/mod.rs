@@ -17,6 +17,7 @@ mod find_untagged_resources;
 mod get_cost_attribution_gap;
 mod get_tagging_policy;
 mod get_violation_history;
+mod plan_tag_remediation;
 mod suggest_tags;
 mod validate_resource_tags;
 mod views;
@@ -46,6 +47,7 @@ pub use find_untagged_resources::FindUntaggedResources;
 pub use get_cost_attribution_gap::GetCostAttributionGap;
 pub use get_tagging_policy::GetTaggingPolicy;
 pub use get_violation_history::GetViolationHistory;
+pub use plan_tag_remediation::PlanTagRemediation;
 pub use suggest_tags::SuggestTags;
 pub use validate_resource_tags::ValidateResourceTags;
 
@@ -516,6 +518,7 @@ impl ToolRegistry {
             .with(GetViolationHistory)
             .with(GetCostAttributionGap)
             .with(SuggestTags)
+            .with(PlanTagRemediation)
     }
 
     /// Adds a tool.

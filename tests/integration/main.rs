@@ -13,6 +13,7 @@ mod engine_sharing;
 mod mcp_clients;
 mod mcp_fuzz;
 mod properties;
+mod remediate;
 mod scans;
 mod store;
 mod suggest;

@@ -588,6 +588,7 @@ const TOOLS: &[&str] = &[
     "get_cost_attribution_gap",
     "get_tagging_policy",
     "get_violation_history",
+    "plan_tag_remediation",
     "suggest_tags",
     "validate_resource_tags",
 ];
@@ -768,16 +769,22 @@ over_both_transports!(
 );
 
 /// RDS ARNs of which exactly one names a resource without any violation, built from the demo
-/// estate's naming pattern (`arn:aws:rds:REGION:ACCOUNT:db:APP-db-INDEX`, indices contiguous
-/// per account and region) as seen in the violations: an index missing between two listed
-/// ones, with every application name seen.
+/// estate's naming patterns (`arn:aws:rds:REGION:ACCOUNT:db:APP-STAGE-db-INDEX` or
+/// `…:db:db-INDEX`, indices contiguous per account and region) as seen in the violations: an
+/// index missing between two listed ones, with every prefix seen.
 fn clean_rds_candidates(rds_violations: &[Value]) -> Vec<String> {
     let mut apps = BTreeSet::new();
     let mut indices: HashMap<(String, String), BTreeSet<u64>> = HashMap::new();
     for v in rds_violations {
         let id = v["resource_id"].as_str().expect("resource_id");
-        let (app, index) = id.rsplit_once("-db-").expect("APP-db-INDEX");
-        apps.insert(app.to_string());
+        let (prefix, index) = match id.strip_prefix("db-") {
+            Some(index) => ("db-".to_string(), index),
+            None => {
+                let (prefix, index) = id.rsplit_once("-db-").expect("APP-STAGE-db-INDEX");
+                (format!("{prefix}-db-"), index)
+            }
+        };
+        apps.insert(prefix);
         let key = (
             v["region"].as_str().unwrap().to_string(),
             v["account_id"].as_str().unwrap().to_string(),
@@ -794,7 +801,7 @@ fn clean_rds_candidates(rds_violations: &[Value]) -> Vec<String> {
         if let Some(gap) = (first + 1..last).find(|i| !seen.contains(i)) {
             return apps
                 .iter()
-                .map(|app| format!("arn:aws:rds:{region}:{account}:db:{app}-db-{gap}"))
+                .map(|prefix| format!("arn:aws:rds:{region}:{account}:db:{prefix}{gap}"))
                 .collect();
         }
     }

@@ -227,7 +227,7 @@ fn ec2_tags(pairs: &[(&str, &str)]) -> Vec<aws_sdk_ec2::types::Tag> {
 /// a CloudFormation stack per team and stage whose instances follow a naming convention,
 /// loose instances, one instance tagged by the wrong team, and broken instances whose
 /// tags were lost. Returns the broken instances with the tags they lost.
-async fn seed(account: &str) -> Vec<(String, Vec<(String, String)>)> {
+pub(crate) async fn seed(account: &str) -> Vec<(String, Vec<(String, String)>)> {
     let region = "us-east-1";
     let config = config_in(account, region).await;
     let ec2 = aws_sdk_ec2::Client::new(&config);

@@ -29,6 +29,7 @@ mod lambda;
 mod network;
 mod rds;
 mod s3;
+mod tag_writer;
 mod tagging;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -465,6 +466,23 @@ impl AwsSource {
         Ok(config)
     }
 
+    /// The configuration reaching `account` in `region`, outside a scan's shards.
+    async fn config_for(
+        &self,
+        account: &str,
+        region: &str,
+        cx: &FetchContext<'_>,
+    ) -> Result<SdkConfig, SourceError> {
+        let (caller, partition) = self.caller(cx).await?;
+        let access = self.access_of(account, &caller, &partition);
+        Ok(self
+            .account_config(&access)
+            .await?
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .build())
+    }
+
     /// Resolves one account: how it is reached, and its regions.
     async fn plan_account(
         &self,
@@ -769,6 +787,50 @@ impl ResourceSource for AwsSource {
         })
     }
 
+    async fn tag_resources(
+        &self,
+        account: &str,
+        region: &str,
+        arns: &[String],
+        tags: &BTreeMap<String, String>,
+        cx: &FetchContext<'_>,
+    ) -> Result<BTreeMap<String, String>, SourceError> {
+        let config = self.config_for(account, region, cx).await?;
+        let change = tag_writer::Change::Tag(tags);
+        tag_writer::write(
+            &config,
+            account,
+            region,
+            arns,
+            &change,
+            &self.options.retries,
+            cx,
+        )
+        .await
+    }
+
+    async fn untag_resources(
+        &self,
+        account: &str,
+        region: &str,
+        arns: &[String],
+        keys: &[String],
+        cx: &FetchContext<'_>,
+    ) -> Result<BTreeMap<String, String>, SourceError> {
+        let config = self.config_for(account, region, cx).await?;
+        let change = tag_writer::Change::Untag(keys);
+        tag_writer::write(
+            &config,
+            account,
+            region,
+            arns,
+            &change,
+            &self.options.retries,
+            cx,
+        )
+        .await
+    }
+
     /// Reaches the account as its scans do (the caller's credentials, or the role in it).
     async fn network(
         &self,
@@ -776,14 +838,7 @@ impl ResourceSource for AwsSource {
         region: &str,
         cx: &FetchContext<'_>,
     ) -> Result<Vec<crate::domain::NetworkObject>, SourceError> {
-        let (caller, partition) = self.caller(cx).await?;
-        let access = self.access_of(account, &caller, &partition);
-        let config = self
-            .account_config(&access)
-            .await?
-            .to_builder()
-            .region(Region::new(region.to_string()))
-            .build();
+        let config = self.config_for(account, region, cx).await?;
         network::network_objects(&config, account, region, &self.options.retries, cx).await
     }
 

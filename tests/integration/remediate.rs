@@ -1,0 +1,257 @@
+//! Remediation against moto: a plan from suggestions, an apply through the tagging API that
+//! refuses a resource changed since the plan and reports one that fails to tag while the rest
+//! are applied, a fresh scan that finds the fixed resources compliant, and an undo that
+//! restores the exact previous tags.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_credential_types::Credentials;
+use serde_json::{Value, json};
+
+use crate::aws_faults::FaultProxy;
+use crate::aws_moto::{aws_cli, config_in, credentials_in, moto, scan_cli_at, unique_account};
+use crate::suggest::seed;
+
+/// `tagguard fix …` against `endpoint` in `account`, with its own data directory.
+fn fix(
+    endpoint: &str,
+    credentials: &Credentials,
+    account: &str,
+    data: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let out = aws_cli(endpoint, credentials)
+        .env("TAGGUARD_DATA_DIR", data)
+        .args([
+            "fix",
+            "--source",
+            "aws",
+            "--regions",
+            "us-east-1",
+            "--accounts",
+            account,
+        ])
+        .args(args)
+        .output()
+        .expect("tagguard runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Every instance's whole tag set, as EC2 itself reports it.
+async fn instance_tags(account: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let ec2 = aws_sdk_ec2::Client::new(&config_in(account, "us-east-1").await);
+    let out = ec2
+        .describe_instances()
+        .send()
+        .await
+        .expect("DescribeInstances");
+    let mut all = BTreeMap::new();
+    for instance in out.reservations().iter().flat_map(|r| r.instances()) {
+        let arn = format!(
+            "arn:aws:ec2:us-east-1:{account}:instance/{}",
+            instance.instance_id().unwrap()
+        );
+        let tags = instance
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect();
+        all.insert(arn, tags);
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_plan_is_applied_verified_and_undone_on_moto() {
+    let account = unique_account();
+    seed(&account).await;
+    let credentials = credentials_in(&account).await;
+    let data = tempfile::tempdir().unwrap();
+    let plan_path = data.path().join("plan.json");
+
+    // Plan: only ec2 instances, suggestions of 0.8 and more.
+    let (code, stdout, stderr) = fix(
+        &moto(),
+        &credentials,
+        &account,
+        data.path(),
+        &[
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--resource-types",
+            "ec2:instance",
+            "--min-confidence",
+            "0.8",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("aws resourcegroupstaggingapi tag-resources"),
+        "{stdout}"
+    );
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let planned: Vec<&Value> = plan["resources"].as_array().unwrap().iter().collect();
+    assert!(planned.len() >= 4, "{plan}");
+    let before_apply = instance_tags(&account).await;
+    // A plan never touches a valid value: every changed key is absent or invalid now.
+    for r in &planned {
+        let now = &before_apply[r["resource_arn"].as_str().unwrap()];
+        for c in r["changes"].as_array().unwrap() {
+            let tag = c["tag"].as_str().unwrap();
+            assert!(!now.contains_key(tag), "{tag} is there already: {r}");
+            assert!(c["origin"]["confidence"].as_f64().unwrap() >= 0.8);
+        }
+    }
+
+    // One resource changes after the plan (to a value still invalid, so that it stays in the
+    // fresh scan's violations); another cannot be tagged.
+    let stale = planned[0]["resource_arn"].as_str().unwrap().to_string();
+    let failing = planned[1]["resource_arn"].as_str().unwrap().to_string();
+    let ec2 = aws_sdk_ec2::Client::new(&config_in(&account, "us-east-1").await);
+    ec2.create_tags()
+        .resources(stale.rsplit('/').next().unwrap())
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("CostCenter")
+                .value("Sales-Team")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let before_apply = instance_tags(&account).await;
+    let proxy = FaultProxy::start(&[]);
+    proxy
+        .configure(json!({"answers": [{
+            "target": "ResourceGroupsTaggingAPI_20170126.TagResources",
+            "body_contains": failing.rsplit('/').next().unwrap(),
+            "error": "AccessDeniedException",
+            "message": "User is not authorized to perform: ec2:CreateTags",
+        }]}))
+        .await;
+
+    // Apply, unconfirmed: refused.
+    let plan_arg = plan_path.to_str().unwrap();
+    let (code, _, stderr) = fix(
+        &proxy.url,
+        &credentials,
+        &account,
+        data.path(),
+        &["--apply", plan_arg],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert_eq!(
+        instance_tags(&account).await,
+        before_apply,
+        "nothing written unconfirmed"
+    );
+
+    let (code, stdout, stderr) = fix(
+        &proxy.url,
+        &credentials,
+        &account,
+        data.path(),
+        &["--apply", plan_arg, "--yes"],
+    );
+    assert_eq!(code, Some(2), "not everything applied: {stdout}{stderr}");
+    let record: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let status: BTreeMap<&str, &str> = record["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["resource_arn"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(status[stale.as_str()], "refused", "{record}");
+    assert_eq!(status[failing.as_str()], "failed", "{record}");
+    assert_eq!(
+        record["applied"].as_u64().unwrap() as usize,
+        planned.len() - 2,
+        "{record}"
+    );
+    assert_eq!(
+        proxy.faults().await["answered"]["ResourceGroupsTaggingAPI_20170126.TagResources"]
+            .as_u64()
+            .map(|n| n >= 1),
+        Some(true)
+    );
+
+    // What EC2 holds now: the applied resources carry exactly the planned values, and
+    // nothing else of theirs changed; the refused and failed ones are untouched.
+    let after_apply = instance_tags(&account).await;
+    for r in &planned {
+        let arn = r["resource_arn"].as_str().unwrap();
+        let mut expected = before_apply[arn].clone();
+        if arn != stale && arn != failing {
+            for c in r["changes"].as_array().unwrap() {
+                expected.insert(
+                    c["tag"].as_str().unwrap().into(),
+                    c["to_value"].as_str().unwrap().into(),
+                );
+            }
+        }
+        assert_eq!(after_apply[arn], expected, "{arn}");
+    }
+
+    // A fresh scan: the applied resources have no violation left on the tags planned.
+    let (_, scan, _) = scan_cli_at(
+        &moto(),
+        &credentials,
+        &[
+            "--regions",
+            "us-east-1",
+            "--accounts",
+            &account,
+            "--resource-types",
+            "ec2:instance",
+        ],
+    );
+    let violated: BTreeSet<(String, String)> = scan["tally"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["resource_arn"].as_str().unwrap().to_string(),
+                v["tag_name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for r in &planned {
+        let arn = r["resource_arn"].as_str().unwrap();
+        for c in r["changes"].as_array().unwrap() {
+            let key = (arn.to_string(), c["tag"].as_str().unwrap().to_string());
+            assert_eq!(
+                violated.contains(&key),
+                arn == failing || arn == stale,
+                "{key:?}"
+            );
+        }
+    }
+
+    // Undo: the exact previous tags come back.
+    let plan_id = plan["plan_id"].as_str().unwrap();
+    let (code, stdout, stderr) = fix(
+        &moto(),
+        &credentials,
+        &account,
+        data.path(),
+        &["--undo", plan_id, "--yes"],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        instance_tags(&account).await,
+        before_apply,
+        "undo restores every tag"
+    );
+}
