@@ -34,8 +34,11 @@ and fail chosen calls: each is {"target": "AWSInsightsIndexService.ListCostAlloc
 "message": "...", "times": N}. A request whose X-Amz-Target equals `target` and whose body
 contains `body_contains` (when given) is answered by the first matching answer: with `error`, an
 awsJson error of that code and `status` (default 400); else `body` as JSON with `status`
-(default 200). `times` (default unlimited) bounds how often it answers; answers are counted
-under "answered" by target.
+(default 200). With `fail_each` (a FailureInfo, such as {"StatusCode": 400, "ErrorCode":
+"InvalidParameterException", "ErrorMessage": "..."}), a tagging API write is answered as
+the Resource Groups Tagging API answers ARNs it could not write: every ARN of the request's
+`ResourceARNList` in `FailedResourcesMap` with that failure. `times` (default unlimited) bounds
+how often it answers; answers are counted under "answered" by target.
 
 Standard library only, so that any python3 can run it.
 """
@@ -336,7 +339,8 @@ class Rules:
 class Answer:
     """A canned reply to calls of one awsJson target (see the module's docstring)."""
 
-    KEYS = ("target", "body_contains", "status", "body", "error", "message", "times")
+    KEYS = ("target", "body_contains", "status", "body", "error", "message", "times",
+            "fail_each")
 
     def __init__(self, spec):
         unknown = set(spec) - set(self.KEYS)
@@ -351,6 +355,7 @@ class Answer:
         self.status = int(spec.get("status", 400 if self.error else 200))
         self.body = spec.get("body", {})
         self.message = spec.get("message", "injected by fault_proxy")
+        self.fail_each = spec.get("fail_each")
         times = spec.get("times")
         self.left = None if times is None else int(times)
 
@@ -361,8 +366,8 @@ class Answer:
             return False
         return self.left is None or self.left > 0
 
-    def reply(self):
-        """(status, headers, payload); counts one use."""
+    def reply(self, request_body):
+        """(status, headers, payload) to `request_body`; counts one use."""
         if self.left is not None:
             self.left -= 1
         headers = [("Content-Type", "application/x-amz-json-1.1"),
@@ -370,6 +375,12 @@ class Answer:
         if self.error:
             headers.append(("x-amzn-ErrorType", self.error))
             payload = {"__type": self.error, "message": self.message}
+        elif self.fail_each is not None:
+            try:
+                arns = json.loads(request_body or b"{}").get("ResourceARNList") or []
+            except ValueError:
+                arns = []
+            payload = {"FailedResourcesMap": {arn: self.fail_each for arn in arns}}
         else:
             payload = self.body
         return self.status, headers, json.dumps(payload).encode()
@@ -645,7 +656,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         if not path_only.startswith("/moto-api"):
             with state.lock:
                 answer = next((a for a in rules.answers if a.matches(self.headers, body)), None)
-                reply = answer.reply() if answer else None
+                reply = answer.reply(body) if answer else None
             if reply:
                 state.bump("answered", answer.target)
                 return self.send_reply(*reply)

@@ -1,7 +1,9 @@
 //! Remediation against moto: a plan from suggestions, an apply through the tagging API that
 //! refuses a resource changed since the plan and reports one that fails to tag while the rest
 //! are applied, a fresh scan that finds the fixed resources compliant, and an undo that
-//! restores the exact previous tags.
+//! restores the exact previous tags; and the types the tagging API answers it does not
+//! support (an answering proxy says so, in the API's own format) written through their own
+//! services.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +11,9 @@ use aws_credential_types::Credentials;
 use serde_json::{Value, json};
 
 use crate::aws_faults::FaultProxy;
-use crate::aws_moto::{aws_cli, config_in, credentials_in, moto, scan_cli_at, unique_account};
+use crate::aws_moto::{
+    aws_cli, config_in, create_estate, credentials_in, moto, scan_cli_at, unique_account,
+};
 use crate::suggest::seed;
 
 /// `tagguard fix …` against `endpoint` in `account`, with its own data directory.
@@ -253,5 +257,160 @@ async fn a_plan_is_applied_verified_and_undone_on_moto() {
         instance_tags(&account).await,
         before_apply,
         "undo restores every tag"
+    );
+}
+
+/// The whole tag set of each of `arns`, as the tagging API of moto reports it (a resource it
+/// leaves out has none).
+async fn tags_of(account: &str, arns: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let tagging =
+        aws_sdk_resourcegroupstagging::Client::new(&config_in(account, "us-east-1").await);
+    let mut all: BTreeMap<String, BTreeMap<String, String>> =
+        arns.iter().map(|a| (a.clone(), BTreeMap::new())).collect();
+    for chunk in arns.chunks(100) {
+        let out = tagging
+            .get_resources()
+            .set_resource_arn_list(Some(chunk.to_vec()))
+            .send()
+            .await
+            .expect("GetResources");
+        for mapping in out.resource_tag_mapping_list() {
+            let tags = mapping
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            all.insert(mapping.resource_arn().unwrap().to_string(), tags);
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn types_the_tagging_api_cannot_write_are_written_through_their_own_service() {
+    let account = unique_account();
+    let config = config_in(&account, "us-east-1").await;
+    let created = create_estate(&config, &account, "us-east-1", 5).await;
+    let credentials = credentials_in(&account).await;
+    let data = tempfile::tempdir().unwrap();
+    let plan_path = data.path().join("plan.json");
+    let types = "rds:db,s3:bucket,lambda:function,ecs:service";
+
+    // Values the user sets, for every required tag: each resource missing one or carrying an
+    // invalid value (or a key in the wrong case) gets a change.
+    let (code, stdout, stderr) = fix(
+        &moto(),
+        &credentials,
+        &account,
+        data.path(),
+        &[
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--resource-types",
+            types,
+            "--set",
+            "CostCenter=Research",
+            "--set",
+            "Owner=platform@example.com",
+            "--set",
+            "Environment=staging",
+            "--set",
+            "Application=billing",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let planned: Vec<&Value> = plan["resources"].as_array().unwrap().iter().collect();
+    let planned_types: BTreeSet<&str> = planned
+        .iter()
+        .map(|r| r["resource_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        planned_types,
+        BTreeSet::from(["rds:db", "s3:bucket", "lambda:function", "ecs:service"]),
+        "{plan}"
+    );
+    let arns: Vec<String> = created
+        .iter()
+        .filter(|c| c.resource_type.as_str() != "ec2:instance")
+        .map(|c| c.arn.clone())
+        .collect();
+    let before = tags_of(&account, &arns).await;
+
+    // The tagging API answers every write: "not supported" for each ARN.
+    let unsupported = json!({
+        "StatusCode": 400,
+        "ErrorCode": "InvalidParameterException",
+        "ErrorMessage": "The resource type is not supported by this operation",
+    });
+    let proxy = FaultProxy::start(&[]);
+    proxy
+        .configure(json!({"answers": [
+            {"target": "ResourceGroupsTaggingAPI_20170126.TagResources", "fail_each": unsupported},
+            {"target": "ResourceGroupsTaggingAPI_20170126.UntagResources", "fail_each": unsupported},
+        ]}))
+        .await;
+    let (code, stdout, stderr) = fix(
+        &proxy.url,
+        &credentials,
+        &account,
+        data.path(),
+        &["--apply", plan_path.to_str().unwrap(), "--yes"],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let record: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    assert_eq!(
+        record["applied"].as_u64().unwrap() as usize,
+        planned.len(),
+        "{record}"
+    );
+    let answered = &proxy.faults().await["answered"];
+    assert!(
+        answered["ResourceGroupsTaggingAPI_20170126.TagResources"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "{answered}"
+    );
+
+    // Each service holds what was planned: added and corrected values, keys in the wrong case
+    // renamed, nothing else touched.
+    let after = tags_of(&account, &arns).await;
+    for arn in &arns {
+        let mut expected = before[arn].clone();
+        if let Some(r) = planned.iter().find(|r| r["resource_arn"] == arn.as_str()) {
+            for c in r["changes"].as_array().unwrap() {
+                if let Some(from_key) = c["from_key"].as_str() {
+                    expected.remove(from_key);
+                }
+                expected.insert(
+                    c["tag"].as_str().unwrap().into(),
+                    c["to_value"].as_str().unwrap().into(),
+                );
+            }
+        }
+        assert_eq!(after[arn], expected, "{arn}");
+    }
+
+    // Undo through the same refusing API: the exact previous tags, every service.
+    let (code, stdout, stderr) = fix(
+        &proxy.url,
+        &credentials,
+        &account,
+        data.path(),
+        &["--undo", plan["plan_id"].as_str().unwrap(), "--yes"],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        tags_of(&account, &arns).await,
+        before,
+        "undo restores every tag"
+    );
+    assert!(
+        proxy.faults().await["answered"]["ResourceGroupsTaggingAPI_20170126.UntagResources"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
     );
 }

@@ -467,6 +467,22 @@ impl AwsSource {
     }
 
     /// The configuration reaching `account` in `region`, outside a scan's shards.
+    /// Where tag writes of `account` in `region` go.
+    fn writer<'a>(
+        &'a self,
+        config: &'a SdkConfig,
+        account: &'a str,
+        region: &'a str,
+    ) -> tag_writer::Writer<'a> {
+        tag_writer::Writer {
+            config,
+            account,
+            region,
+            retries: &self.options.retries,
+            s3_path_style: self.s3_custom_endpoint(),
+        }
+    }
+
     async fn config_for(
         &self,
         account: &str,
@@ -796,17 +812,8 @@ impl ResourceSource for AwsSource {
         cx: &FetchContext<'_>,
     ) -> Result<BTreeMap<String, String>, SourceError> {
         let config = self.config_for(account, region, cx).await?;
-        let change = tag_writer::Change::Tag(tags);
-        tag_writer::write(
-            &config,
-            account,
-            region,
-            arns,
-            &change,
-            &self.options.retries,
-            cx,
-        )
-        .await
+        let writer = self.writer(&config, account, region);
+        tag_writer::write(&writer, arns, &tag_writer::Change::Tag(tags), cx).await
     }
 
     async fn untag_resources(
@@ -818,17 +825,8 @@ impl ResourceSource for AwsSource {
         cx: &FetchContext<'_>,
     ) -> Result<BTreeMap<String, String>, SourceError> {
         let config = self.config_for(account, region, cx).await?;
-        let change = tag_writer::Change::Untag(keys);
-        tag_writer::write(
-            &config,
-            account,
-            region,
-            arns,
-            &change,
-            &self.options.retries,
-            cx,
-        )
-        .await
+        let writer = self.writer(&config, account, region);
+        tag_writer::write(&writer, arns, &tag_writer::Change::Untag(keys), cx).await
     }
 
     /// Reaches the account as its scans do (the caller's credentials, or the role in it).
