@@ -319,6 +319,10 @@ struct ServeArgs {
         env = "TAGGUARD_HTTP_ADDR"
     )]
     http: Option<SocketAddr>,
+    /// Serve apply_tag_remediation too, which writes the tags of a kept plan to AWS (with
+    /// credentials allowed to: docs/iam-remediation.json). Without it the server only reads.
+    #[arg(long)]
+    allow_remediation: bool,
     #[command(flatten)]
     from: SourceArgs,
     #[command(flatten)]
@@ -1005,7 +1009,12 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         });
         env = env.with_cost(cost);
     }
-    let server = McpServer::new(env, ToolRegistry::standard());
+    let registry = if args.allow_remediation {
+        ToolRegistry::with_remediation()
+    } else {
+        ToolRegistry::standard()
+    };
+    let server = McpServer::new(env, registry);
     let outcome = match args.http {
         None => mcp::stdio::serve(
             server,

@@ -11,6 +11,7 @@
 //!
 //! **Adding a tool** is one file here plus one line in [`ToolRegistry::standard`].
 
+mod apply_tag_remediation;
 mod calls;
 mod check_tag_compliance;
 mod find_untagged_resources;
@@ -41,6 +42,7 @@ use crate::source::{ResourceSource, SourceError};
 use crate::store::Store;
 
 pub use crate::scans::{CacheInfo, ProgressSink};
+pub use apply_tag_remediation::ApplyTagRemediation;
 pub use calls::{CallGate, CallOutcome, Guardrails};
 pub use check_tag_compliance::CheckTagCompliance;
 pub use find_untagged_resources::FindUntaggedResources;
@@ -519,6 +521,12 @@ impl ToolRegistry {
             .with(GetCostAttributionGap)
             .with(SuggestTags)
             .with(PlanTagRemediation)
+    }
+
+    /// The standard tools and `apply_tag_remediation`, which writes tags: for a server
+    /// started with `--allow-remediation`.
+    pub fn with_remediation() -> ToolRegistry {
+        ToolRegistry::standard().with(ApplyTagRemediation)
     }
 
     /// Adds a tool.

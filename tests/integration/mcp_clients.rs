@@ -1378,3 +1378,70 @@ async fn public_bind_without_token_exits_2() {
     assert_eq!(output.status.code(), Some(2), "stderr:\n{stderr}");
     assert!(stderr.contains("TAGGUARD_AUTH_TOKEN"), "stderr:\n{stderr}");
 }
+
+/// Started with `--allow-remediation`, the server offers `apply_tag_remediation` too, annotated
+/// as destructive; it takes a kept plan's id only, and an unknown id is an error. The demo
+/// estate cannot be written: each resource of the plan comes back failed, with the reason,
+/// and nothing is reported applied.
+async fn remediation_is_served_only_when_allowed(_server: &Server, session: &Session) {
+    let tools = within(10, "tools/list", session.client.list_all_tools())
+        .await
+        .expect("tools/list succeeds");
+    let apply = tools
+        .iter()
+        .find(|t| t.name == "apply_tag_remediation")
+        .expect("apply_tag_remediation is served with --allow-remediation");
+    let annotations = apply.annotations.as_ref().expect("annotated");
+    assert_eq!(annotations.read_only_hint, Some(false));
+    assert_eq!(annotations.destructive_hint, Some(true));
+    assert_eq!(annotations.idempotent_hint, Some(false));
+    let schema = serde_json::to_value(apply.input_schema.as_ref()).unwrap();
+    assert_eq!(schema["required"], json!(["plan_id"]), "{schema}");
+
+    let unknown = session
+        .tool_error("apply_tag_remediation", json!({"plan_id": "plan-0-0"}))
+        .await;
+    assert!(unknown.contains("plan-0-0"), "{unknown}");
+    let free_form = session
+        .tool_error(
+            "apply_tag_remediation",
+            json!({"plan_id": "x", "set": {"CostCenter": "Finance"}}),
+        )
+        .await;
+    assert!(!free_form.is_empty());
+
+    let plan = session
+        .structured(
+            "plan_tag_remediation",
+            json!({"resource_types": ["ec2:instance"], "min_confidence": 0.8, "limit": 3}),
+        )
+        .await;
+    let planned = plan["resources"].as_array().unwrap().len();
+    assert!(planned >= 1, "{plan}");
+    let record = session
+        .structured("apply_tag_remediation", json!({"plan_id": plan["plan_id"]}))
+        .await;
+    assert_eq!(record["plan_id"], plan["plan_id"]);
+    assert_eq!(record["applied"], 0, "{record}");
+    assert_eq!(
+        record["results"].as_array().unwrap().len(),
+        planned,
+        "{record}"
+    );
+    for result in record["results"].as_array().unwrap() {
+        assert_eq!(result["status"], "failed", "{record}");
+        assert!(
+            result["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be changed"),
+            "{record}"
+        );
+    }
+}
+
+over_both_transports!(
+    apply_tag_remediation_with_allow_remediation,
+    remediation_is_served_only_when_allowed,
+    &["--allow-remediation"]
+);

@@ -420,6 +420,8 @@ async fn on_moto_suggestions_follow_stacks_networks_and_names() {
     // The evaluation on the same estate: confident suggestions are right.
     let evaluation = tagguard_json(&account, &credentials, &["--evaluate"]);
     let hidden = &evaluation["hidden"];
+    // The figures of docs/BENCHMARKS.md (run with --nocapture to see them).
+    eprintln!("moto evaluation: {hidden}");
     assert!(hidden["tags"].as_u64().unwrap() >= 100, "{hidden}");
     let confident = hidden["confident"].as_u64().unwrap();
     assert!(
