@@ -414,3 +414,84 @@ async fn types_the_tagging_api_cannot_write_are_written_through_their_own_servic
             >= 1
     );
 }
+
+/// On the demo estate, through the public tool: a plan changes only tags the generator's own
+/// record says are violated (missing, invalid, or a key of the wrong case), never a valid one;
+/// every value it writes is one the policy accepts for the resource's type; a value set wins
+/// wherever that tag needs a fix; and no suggestion below the minimum confidence is used.
+#[tokio::test]
+async fn a_plan_changes_only_violated_tags_with_accepted_values() {
+    use tagguard::domain::{ResourceType, ScanScope, Tag};
+    use tagguard::tools::{CallContext, ToolRegistry};
+
+    let policy = crate::support::policy();
+    let source = crate::support::estate(2_000, 77, &policy);
+    let env = crate::support::tool_env(source.clone(), &policy, None).await;
+    let truth = source.ground_truth(&ScanScope::default());
+    let violated: BTreeSet<(String, String)> = truth
+        .violations
+        .iter()
+        .map(|v| (v.resource_arn.clone(), v.tag_name.clone()))
+        .collect();
+    let plan = ToolRegistry::standard()
+        .get("plan_tag_remediation")
+        .expect("tool exists")
+        .call(
+            &env,
+            &CallContext::default(),
+            json!({"set": {"Owner": "finops@example.com"}, "min_confidence": 0.9, "limit": 200}),
+        )
+        .await
+        .expect("a plan")
+        .structured;
+    let resources = plan["resources"].as_array().unwrap();
+    // 200 non-compliant resources are looked at; one whose every fix is skipped is left out.
+    assert!(
+        (150..=200).contains(&resources.len()),
+        "{} resources planned",
+        resources.len()
+    );
+    let mut owners = 0;
+    for r in resources {
+        let arn = r["resource_arn"].as_str().unwrap();
+        let kind: ResourceType = r["resource_type"].as_str().unwrap().parse().unwrap();
+        for c in r["changes"].as_array().unwrap() {
+            let tag = c["tag"].as_str().unwrap();
+            let from_key = c["from_key"].as_str();
+            assert!(
+                violated.contains(&(arn.to_string(), tag.to_string()))
+                    || from_key.is_some_and(|k| violated.contains(&(arn.to_string(), k.into()))),
+                "{arn}: {tag} is not violated, yet changed: {c}"
+            );
+            let value = c["to_value"].as_str().unwrap();
+            assert!(
+                policy
+                    .validate(&kind, &[Tag::new(tag, value)])
+                    .iter()
+                    .all(|f| *f.tag_name != *tag),
+                "{arn}: {tag}={value} is rejected by the policy"
+            );
+            match c["origin"]["kind"].as_str().unwrap() {
+                "suggestion" => assert!(c["origin"]["confidence"].as_f64().unwrap() >= 0.9),
+                "user_set" => {
+                    assert_eq!((tag, value), ("Owner", "finops@example.com"));
+                    owners += 1;
+                }
+                "respelled" => assert!(from_key.is_some(), "{c}"),
+                other => panic!("unknown origin {other}"),
+            }
+        }
+        // Where Owner needed a fix, the value set is the one planned.
+        if violated.contains(&(arn.to_string(), "Owner".to_string())) {
+            assert!(
+                r["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["tag"] == "Owner" && c["to_value"] == "finops@example.com"),
+                "{r}"
+            );
+        }
+    }
+    assert!(owners > 0);
+}
