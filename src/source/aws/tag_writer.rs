@@ -319,8 +319,8 @@ async fn through_own_service(
 }
 
 /// S3 replaces a bucket's whole tag set at once: read it, change it, write it back (or delete
-/// it when nothing is left). A write by someone else between the read and the write is lost;
-/// the read-back after the apply reports it.
+/// it when nothing is left). A change of another key by someone else between the read and the
+/// write is lost: S3 has no conditional tag write.
 async fn write_bucket_tags(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
