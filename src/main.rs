@@ -640,14 +640,7 @@ async fn suggest(args: SuggestArgs) -> Result<ExitCode> {
     let config = Config::load(args.common.config.as_deref())?;
     let (source, scope, spec) = open_source(&args.from, &[], &policy, &config).await?;
     let engine = EngineHandle::start(config).await?;
-    // Nothing is recorded or cached: each run reads its evidence anew.
-    let service = Arc::new(ScanService::new(
-        engine.clone(),
-        policy.clone(),
-        source,
-        None,
-        Duration::ZERO,
-    ));
+    let service = uncached_service(&engine, &policy, source);
     let ctx = RunContext::default();
     let mut out = BufWriter::new(io::stdout().lock());
     if args.evaluate {
@@ -695,6 +688,22 @@ async fn suggest(args: SuggestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A scan service that records and caches nothing, for a command whose run reads its evidence
+/// anew (`suggest`, `fix`).
+fn uncached_service(
+    engine: &EngineHandle,
+    policy: &Arc<tagguard::policy::Policy>,
+    source: Arc<dyn tagguard::source::ResourceSource>,
+) -> Arc<ScanService> {
+    Arc::new(ScanService::new(
+        engine.clone(),
+        policy.clone(),
+        source,
+        None,
+        Duration::ZERO,
+    ))
+}
+
 async fn fix(args: FixArgs) -> Result<ExitCode> {
     let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
     let config = Config::load(args.common.config.as_deref())?;
@@ -702,13 +711,7 @@ async fn fix(args: FixArgs) -> Result<ExitCode> {
         open_source(&args.from, &args.resource_types, &policy, &config).await?;
     let store = open_store(&args.common, &config);
     let engine = EngineHandle::start(config).await?;
-    let service = Arc::new(ScanService::new(
-        engine.clone(),
-        policy.clone(),
-        source,
-        None,
-        Duration::ZERO,
-    ));
+    let service = uncached_service(&engine, &policy, source);
     if args.apply.is_some() || args.undo.is_some() {
         let done = fix_write(&args, &service, &scope, store.as_ref()).await;
         engine.shutdown().await;
@@ -790,18 +793,19 @@ async fn fix_write(
         );
     };
     let ctx = RunContext::default();
-    let (kind, plan_id, count, places) = if let Some(path) = &args.apply {
+    /// What is about to be written: the plan read once, or the apply an undo reverses.
+    enum Write {
+        Apply(fixes::Plan),
+        Undo(fixes::WriteRecord),
+    }
+    let (write, kind, plan_id, count, places) = if let Some(path) = &args.apply {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the plan '{}'", path.display()))?;
         let plan: fixes::Plan = serde_json::from_str(&text)
             .with_context(|| format!("'{}' is not a tagguard plan", path.display()))?;
         let places = fixes::apply::places(&plan);
-        (
-            WriteKind::Apply,
-            plan.plan_id.clone(),
-            plan.totals.changes,
-            places,
-        )
+        let (id, count) = (plan.plan_id.clone(), plan.totals.changes);
+        (Write::Apply(plan), WriteKind::Apply, id, count, places)
     } else {
         let id = args.undo.clone().expect("clap requires one mode");
         let Some(applied) = fixes::kept_apply(store, &id).await? else {
@@ -812,12 +816,8 @@ async fn fix_write(
             .iter()
             .map(|r| (r.account_id.clone(), r.region.clone()))
             .collect();
-        (
-            WriteKind::Undo,
-            id,
-            applied.applied + applied.failed,
-            places,
-        )
+        let count = applied.applied + applied.failed;
+        (Write::Undo(applied), WriteKind::Undo, id, count, places)
     };
     let where_: Vec<String> = places.iter().map(|(a, r)| format!("{a}/{r}")).collect();
     let what = match kind {
@@ -843,19 +843,12 @@ async fn fix_write(
             return Ok(ExitCode::from(2));
         }
     }
-    let record = match kind {
-        WriteKind::Apply => {
-            let path = args.apply.as_ref().expect("apply mode");
-            let plan: fixes::Plan = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let record = match write {
+        Write::Apply(plan) => {
             fixes::keep_plan(store, &plan).await?;
             fixes::apply(service, &ctx, &plan, scope).await?
         }
-        WriteKind::Undo => {
-            let applied = fixes::kept_apply(store, &plan_id)
-                .await?
-                .expect("read above");
-            fixes::undo(service, &ctx, &applied, scope).await?
-        }
+        Write::Undo(applied) => fixes::undo(service, &ctx, &applied, scope).await?,
     };
     fixes::keep_record(store, &record).await?;
     let mut out = BufWriter::new(io::stdout().lock());
