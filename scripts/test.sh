@@ -3,7 +3,8 @@
 # AWS source against a real AWS API emulator (moto), and the MCP server against the shared
 # acceptance harness (../shared/acceptance/mcp, when present). Needs the Rust toolchain and Python 3;
 # everything else it sets up itself: moto goes into .venv (once), and is started on a free
-# loopback port for the run and stopped after it.
+# loopback port for the run and stopped after it; Chromium (for the HTML report) comes from
+# the system or Debian's package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,24 @@ if [ ! -x .venv/bin/moto_server ]; then
   fi
   .venv/bin/pip install --quiet --disable-pip-version-check "$MOTO_SPEC"
 fi
+
+# Headless Chromium renders and prints the HTML report in the tests: the system's, else
+# Debian's package (as root, or through sudo without a password).
+if [ -z "${TAGGUARD_TEST_CHROMIUM:-}" ]; then
+  for name in chromium chromium-browser google-chrome; do
+    if command -v "$name" >/dev/null 2>&1; then TAGGUARD_TEST_CHROMIUM=$(command -v "$name"); break; fi
+  done
+fi
+if [ -z "${TAGGUARD_TEST_CHROMIUM:-}" ]; then
+  echo "== installing Chromium (Debian package chromium)"
+  if [ "$(id -u)" = 0 ]; then as_root=(); elif sudo -n true 2>/dev/null; then as_root=(sudo -n); else as_root=(false); fi
+  if ! { "${as_root[@]}" apt-get install -y -q chromium >/dev/null 2>&1 || { "${as_root[@]}" apt-get update -q >/dev/null 2>&1 && "${as_root[@]}" apt-get install -y -q chromium >/dev/null 2>&1; }; }; then
+    echo "scripts/test.sh: Chromium is needed for the HTML report's tests and could not be installed: install it (Debian: apt-get install chromium) or set TAGGUARD_TEST_CHROMIUM" >&2
+    exit 2
+  fi
+  TAGGUARD_TEST_CHROMIUM=$(command -v chromium)
+fi
+export TAGGUARD_TEST_CHROMIUM
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 moto_log=$(mktemp)

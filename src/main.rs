@@ -27,6 +27,8 @@ use tagguard::domain::{
 use tagguard::engine::{EngineHandle, ScanRequest};
 use tagguard::mcp::{self, McpServer, http::HttpOptions, http::check_bind};
 use tagguard::policy::{LoadOptions, Policy, default_policy, load_policy_with};
+use tagguard::report::compliance::ReportOptions;
+use tagguard::report::document::ReportFormat;
 use tagguard::report::{self, Format};
 use tagguard::scans::{CachePolicy, ProgressSink, RunContext, ScanQuestion, ScanService};
 use tagguard::source::aws::AwsOptions;
@@ -35,7 +37,7 @@ use tagguard::store::history::{GroupBy, HistoryQuery, history_report};
 use tagguard::store::{
     AuditQuery, AuditStatus, Retention, Spool, Store, StoreError, default_data_dir,
 };
-use tagguard::tools::{ToolEnv, ToolRegistry};
+use tagguard::tools::{CallContext, ReportQuestion, ToolEnv, ToolRegistry, build_report};
 
 /// mimalloc: scans allocate and free millions of small strings; the system allocator spent
 /// about 40 % of a 1 M-resource scan in malloc and free (docs/BENCHMARKS.md).
@@ -79,6 +81,10 @@ enum Command {
     /// set), written to a file with its plan id and the equivalent AWS CLI commands; nothing
     /// in AWS changes.
     Fix(FixArgs),
+    /// Write the compliance report (score, rankings, tables per type, tag, account and region,
+    /// trend, cost gap, worst offenders, recommendations) as json, csv, markdown or a
+    /// self-contained html page.
+    Report(ReportArgs),
     /// Check or show a tagging policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -200,6 +206,36 @@ fn parse_deadline(text: &str) -> std::result::Result<Duration, String> {
             "'{text}' is not a deadline: give seconds above zero, or a number with s, m or h (90s, 5m)"
         )),
     }
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    from: SourceArgs,
+    #[command(flatten)]
+    common: Common,
+    /// Resource types, comma-separated (`ec2:instance,s3:bucket`), or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    resource_types: Vec<String>,
+    /// Output: markdown, json, csv or html.
+    #[arg(long, default_value = "markdown")]
+    format: ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Leave the recommendations out.
+    #[arg(long)]
+    no_recommendations: bool,
+    /// Days of history for the trend.
+    #[arg(long, default_value_t = 30)]
+    history_days: u32,
+    /// Answer within this time (`90`, `90s`, `5m`) with what was read by then (the report
+    /// says it is partial).
+    #[arg(long, value_name = "DURATION", value_parser = parse_deadline, env = "TAGGUARD_DEADLINE")]
+    deadline: Option<Duration>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Args)]
@@ -493,6 +529,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Scan(args) => runtime()?.block_on(scan(args)),
         Command::Cost(args) => runtime()?.block_on(cost(args)),
+        Command::Report(args) => runtime()?.block_on(compliance_report(args)),
         Command::Suggest(args) => runtime()?.block_on(suggest(args)),
         Command::Fix(args) => runtime()?.block_on(fix(args)),
         Command::History(args) => runtime()?.block_on(history(args)),
@@ -586,6 +623,94 @@ async fn open_source(
     };
     let scope = scope(from, &spec, resource_types)?;
     Ok((spec.open(policy).await?, scope, spec))
+}
+
+/// `tagguard report`: a fresh scan (recorded in the history), the history and last month's
+/// gap, rendered; exit 0 when written, 2 when it could not be made or the scan was partial
+/// (the report is written all the same, and says so).
+async fn compliance_report(args: ReportArgs) -> Result<ExitCode> {
+    let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
+    let config = Config::load(args.common.config.as_deref())?;
+    let (source, scope, spec) =
+        open_source(&args.from, &args.resource_types, &policy, &config).await?;
+    let (store, spool) = open_recorder(
+        &args.common,
+        &config,
+        "the report's scan is handed to it for its history",
+    );
+    let costs = cost_service(&spec, &policy, &store, &config).await?;
+    let deadline = args.deadline.or(config.timeouts.scan_deadline());
+    let engine = EngineHandle::start(config).await?;
+    let service = Arc::new(
+        ScanService::new(
+            engine.clone(),
+            policy,
+            source,
+            store.clone(),
+            Duration::ZERO,
+        )
+        .with_spool(spool)
+        .with_costs(costs.clone()),
+    );
+    let mut env = ToolEnv::new(service).with_default_scope(scope.clone());
+    if let Some(costs) = costs {
+        env = env.with_cost(costs);
+    }
+    let bar = (!args.no_progress && io::stderr().is_terminal()).then(Spinner::new);
+    let ctx = CallContext::new(
+        bar.clone().map(|b| Arc::new(b) as Arc<dyn ProgressSink>),
+        CancellationToken::new(),
+    );
+    let question = ReportQuestion {
+        resource_types: scope.resource_types.iter().map(|t| t.to_string()).collect(),
+        regions: Vec::new(),
+        accounts: Vec::new(),
+        force_refresh: true,
+        deadline_seconds: deadline.map(|d| d.as_secs().max(1)),
+        history_days: args.history_days,
+        options: ReportOptions {
+            recommendations: !args.no_recommendations,
+        },
+    };
+    let built = build_report(&env, &ctx, question).await;
+    if let Some(bar) = bar {
+        bar.0.finish_and_clear();
+    }
+    engine.shutdown().await;
+    if let Some(store) = store {
+        store.close();
+    }
+    let built = built.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = tagguard::report::document::render(&built.report, args.format);
+    match &args.out {
+        Some(path) => {
+            // Written beside and renamed, so a reader never sees half a report.
+            let partial_path = path.with_extension("tagguard-partial");
+            std::fs::write(&partial_path, text.as_bytes())
+                .and_then(|_| std::fs::rename(&partial_path, path))
+                .with_context(|| format!("cannot write the report to '{}'", path.display()))?;
+            eprintln!(
+                "tagguard: report written to {} ({} bytes)",
+                path.display(),
+                text.len()
+            );
+        }
+        None => {
+            let mut out = BufWriter::new(io::stdout().lock());
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
+        }
+    }
+    if built.report.scan.partial {
+        eprintln!(
+            "tagguard: the scan was partial ({} part(s) not read): the report covers only what was read",
+            built.report.scan.issues.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn cost(args: CostArgs) -> Result<ExitCode> {

@@ -319,6 +319,10 @@ pub struct Tally {
     pub by_resource_type: BTreeMap<ResourceType, TypeCounts>,
     /// Violation counts per tag.
     pub by_tag: BTreeMap<Arc<str>, TagCounts>,
+    /// Counts per account.
+    pub by_account: BTreeMap<Arc<str>, TypeCounts>,
+    /// Counts per region (`global` for resources of no region).
+    pub by_region: BTreeMap<Arc<str>, TypeCounts>,
     /// The resources with the most errors.
     pub worst_offenders: Offenders,
     /// Violations the severity filter admits, in source order.
@@ -370,6 +374,18 @@ impl Tally {
                 counts.count(applicable, errors, warnings);
                 self.by_resource_type
                     .insert(resource.resource_type.clone(), counts);
+            }
+        }
+        for (place, by_place) in [
+            (&resource.account_id, &mut self.by_account),
+            (&resource.region, &mut self.by_region),
+        ] {
+            match by_place.get_mut(place) {
+                Some(counts) => counts.count(applicable, errors, warnings),
+                None => by_place
+                    .entry(place.clone())
+                    .or_default()
+                    .count(applicable, errors, warnings),
             }
         }
         if let Some(cost) = &mut self.cost {
@@ -441,6 +457,12 @@ impl Tally {
         }
         for (tag, counts) in other.by_tag {
             self.by_tag.entry(tag).or_default().merge(&counts);
+        }
+        for (account, counts) in other.by_account {
+            self.by_account.entry(account).or_default().merge(&counts);
+        }
+        for (region, counts) in other.by_region {
+            self.by_region.entry(region).or_default().merge(&counts);
         }
         self.worst_offenders.merge(other.worst_offenders);
         self.violations.merge(other.violations);
@@ -514,9 +536,11 @@ fn merge_analysis<T>(
 
 impl Serialize for Tally {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Tally", 9)?;
+        let mut s = serializer.serialize_struct("Tally", 11)?;
         s.serialize_field("by_resource_type", &self.by_resource_type)?;
         s.serialize_field("by_tag", &self.by_tag)?;
+        s.serialize_field("by_account", &self.by_account)?;
+        s.serialize_field("by_region", &self.by_region)?;
         s.serialize_field("worst_offenders", &self.worst_offenders)?;
         s.serialize_field("violations", &Flat(&self.violations))?;
         s.serialize_field("violation_runs", &self.violations.index())?;
@@ -591,6 +615,8 @@ impl<'de> Deserialize<'de> for Tally {
                     match &*key {
                         "by_resource_type" => tally.by_resource_type = map.next_value()?,
                         "by_tag" => tally.by_tag = map.next_value()?,
+                        "by_account" => tally.by_account = map.next_value()?,
+                        "by_region" => tally.by_region = map.next_value()?,
                         "worst_offenders" => tally.worst_offenders = map.next_value()?,
                         "violations" => flat = Some(map.next_value::<FlatViolations>()?.0),
                         "violation_runs" => index = Some(map.next_value()?),
@@ -740,6 +766,27 @@ pub struct CostTally {
     /// Per tag: the resources missing it, and those whose value is invalid (each resource
     /// once per tag, however many errors it has there).
     pub by_tag: BTreeMap<Arc<str>, TagCostSums>,
+    /// Per account.
+    #[serde(default)]
+    pub by_account: BTreeMap<Arc<str>, CostSplit>,
+    /// Per region.
+    #[serde(default)]
+    pub by_region: BTreeMap<Arc<str>, CostSplit>,
+}
+
+impl CostSplit {
+    fn add(&mut self, non_compliant: bool, cost: Option<Usd>, source: CostSource) {
+        if non_compliant {
+            self.non_compliant.add(cost, source);
+        } else {
+            self.compliant.add(cost, source);
+        }
+    }
+
+    fn merge(&mut self, other: &CostSplit) {
+        self.compliant.merge(&other.compliant);
+        self.non_compliant.merge(&other.non_compliant);
+    }
 }
 
 impl CostTally {
@@ -752,10 +799,18 @@ impl CostTally {
                 .entry(resource.resource_type.clone())
                 .or_default(),
         };
-        if non_compliant {
-            split.non_compliant.add(cost, source);
-        } else {
-            split.compliant.add(cost, source);
+        split.add(non_compliant, cost, source);
+        for (place, by_place) in [
+            (&resource.account_id, &mut self.by_account),
+            (&resource.region, &mut self.by_region),
+        ] {
+            match by_place.get_mut(place) {
+                Some(split) => split.add(non_compliant, cost, source),
+                None => by_place
+                    .entry(place.clone())
+                    .or_default()
+                    .add(non_compliant, cost, source),
+            }
         }
         for (i, finding) in findings.iter().enumerate() {
             if finding.severity != Severity::Error {
@@ -785,9 +840,16 @@ impl CostTally {
 
     fn merge(&mut self, other: CostTally) {
         for (resource_type, split) in other.by_resource_type {
-            let mine = self.by_resource_type.entry(resource_type).or_default();
-            mine.compliant.merge(&split.compliant);
-            mine.non_compliant.merge(&split.non_compliant);
+            self.by_resource_type
+                .entry(resource_type)
+                .or_default()
+                .merge(&split);
+        }
+        for (account, split) in other.by_account {
+            self.by_account.entry(account).or_default().merge(&split);
+        }
+        for (region, split) in other.by_region {
+            self.by_region.entry(region).or_default().merge(&split);
         }
         for (tag, sums) in other.by_tag {
             let mine = self.by_tag.entry(tag).or_default();

@@ -33,7 +33,7 @@ pub enum AggregatorMsg {
     /// The source could not plan the scan at all.
     PlanFailed(SourceError),
     /// A batch was validated.
-    BatchValidated(BatchOutcome),
+    BatchValidated(Box<BatchOutcome>),
     /// Problems that cost some resources of a shard but not the shard.
     Issues(Vec<ScanIssue>),
     /// A shard's fetcher ended (read everything, or failed).
@@ -144,7 +144,7 @@ impl Actor for Aggregator {
                 myself.stop(None);
                 return Ok(());
             }
-            AggregatorMsg::BatchValidated(outcome) => state.merge(outcome),
+            AggregatorMsg::BatchValidated(outcome) => state.merge(*outcome),
             AggregatorMsg::Issues(issues) => state.issues.extend(issues),
             // A shard ends once: its fetcher's own end may race the supervisor's (a deadline
             // that passed as the fetcher finished); the first wins.

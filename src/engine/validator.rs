@@ -100,7 +100,7 @@ impl Worker for ValidatorWorker {
         // A stopped aggregator means the scan was cancelled; the outcome is not wanted.
         let _ = self
             .aggregator
-            .send_message(AggregatorMsg::BatchValidated(outcome));
+            .send_message(AggregatorMsg::BatchValidated(Box::new(outcome)));
         Ok(key)
     }
 }

@@ -1,6 +1,6 @@
 //! The MCP methods, held in a jsonrpsee [`RpcModule`]: `initialize`, `ping`, `tools/list`,
-//! `tools/call`, and the notifications `notifications/initialized` and
-//! `notifications/cancelled`.
+//! `tools/call`, `resources/list`, `resources/read`, `resources/templates/list`, and the
+//! notifications `notifications/initialized` and `notifications/cancelled`.
 //!
 //! Handlers get the per-call [`CallState`] (session, progress sink, cancellation) through the
 //! jsonrpsee `Extensions` the transport fills in.
@@ -15,10 +15,53 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ServerState;
-use super::protocol::{INTERNAL_ERROR, INVALID_PARAMS, REQUEST_CANCELLED, negotiate};
+use super::protocol::{
+    INTERNAL_ERROR, INVALID_PARAMS, REQUEST_CANCELLED, RESOURCE_NOT_FOUND, negotiate,
+};
 use super::session::Session;
 use crate::store::AuditStatus;
+use crate::tools::resources::{self, ResourceError};
 use crate::tools::{CallContext, Content};
+
+/// What the server offers, as `initialize` (and `server/discover`) say: only what is served.
+pub fn capabilities() -> Value {
+    json!({
+        "tools": { "listChanged": false },
+        "resources": { "listChanged": false, "subscribe": false },
+    })
+}
+
+/// Parameters of `resources/list` and the other paginated lists.
+#[derive(Deserialize, Default)]
+struct ListParams {
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// Parameters of `resources/read`.
+#[derive(Deserialize)]
+struct ReadParams {
+    uri: String,
+}
+
+fn resource_error(failure: ResourceError) -> ErrorObjectOwned {
+    match failure {
+        ResourceError::NotFound(message) => error(RESOURCE_NOT_FOUND, message),
+        ResourceError::Invalid(message) => error(INVALID_PARAMS, message),
+    }
+}
+
+fn parse_or_default<T: for<'de> Deserialize<'de> + Default>(
+    params: &Params<'_>,
+    method: &str,
+) -> Result<T, ErrorObjectOwned> {
+    if params.as_str().is_none() {
+        return Ok(T::default());
+    }
+    params
+        .parse()
+        .map_err(|e| error(INVALID_PARAMS, format!("{method}: {}", e.message())))
+}
 
 /// What a handler knows of the call it serves: the caller's session, and the call's context
 /// (its progress sink, when the caller gave a `progressToken`, and its cancellation, by
@@ -66,7 +109,7 @@ pub fn build(state: Arc<ServerState>) -> RpcModule<ServerState> {
             call.session.initialize();
             Ok::<_, ErrorObjectOwned>(json!({
                 "protocolVersion": version,
-                "capabilities": { "tools": { "listChanged": false } },
+                "capabilities": capabilities(),
                 "serverInfo": {
                     "name": "tagguard",
                     "title": "tagguard: AWS tag compliance",
@@ -90,6 +133,38 @@ pub fn build(state: Arc<ServerState>) -> RpcModule<ServerState> {
     module
         .register_async_method("tools/call", |params, state, ext| async move {
             tools_call(params, state, ext).await
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_method("resources/list", |params, state, _| {
+            let request: ListParams = parse_or_default(&params, "resources/list")?;
+            let (entries, next) =
+                resources::list(&state.env, request.cursor.as_deref()).map_err(resource_error)?;
+            let mut result = json!({ "resources": entries });
+            if let Some(next) = next {
+                result["nextCursor"] = json!(next);
+            }
+            Ok::<_, ErrorObjectOwned>(result)
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_method("resources/templates/list", |params, _, _| {
+            let _: ListParams = parse_or_default(&params, "resources/templates/list")?;
+            Ok::<_, ErrorObjectOwned>(json!({ "resourceTemplates": resources::templates() }))
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_async_method("resources/read", |params, state, _| async move {
+            let request: ReadParams = params
+                .parse()
+                .map_err(|e| error(INVALID_PARAMS, format!("resources/read: {}", e.message())))?;
+            let contents = resources::read(&state.env, &request.uri)
+                .await
+                .map_err(resource_error)?;
+            Ok::<_, ErrorObjectOwned>(json!({ "contents": contents }))
         })
         .expect(UNIQUE);
 

@@ -19,6 +19,8 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 /// JSON-RPC: the server failed.
 pub const INTERNAL_ERROR: i32 = -32603;
+/// MCP: no resource has the URI `resources/read` asked for.
+pub const RESOURCE_NOT_FOUND: i32 = -32002;
 /// The request was cancelled (the code LSP uses; MCP sends no response over stdio).
 pub const REQUEST_CANCELLED: i32 = -32800;
 

@@ -183,7 +183,7 @@ fn table(gap: &AttributionGap, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-fn group_name(gap: &AttributionGap) -> &'static str {
+pub(crate) fn group_name(gap: &AttributionGap) -> &'static str {
     match gap.group_by {
         crate::cost::Breakdown::Service => "service",
         crate::cost::Breakdown::Region => "region",

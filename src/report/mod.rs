@@ -2,9 +2,12 @@
 //! the cost-attribution gap, the history, and the audit log.
 
 pub mod audit;
+pub mod compliance;
 pub mod cost;
 mod csv;
+pub mod document;
 pub mod history;
+pub mod html;
 pub mod json;
 mod markdown;
 pub mod suggest;

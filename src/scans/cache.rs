@@ -47,9 +47,14 @@ pub struct ScanCache {
     store: Option<Store>,
 }
 
+/// The shape of the results the cache holds: raised when a tally gains what older results
+/// lack (per-account and per-region counts in 2), so that a result cached by an older
+/// tagguard is never read as one with those parts empty.
+const RESULT_SHAPE: u32 = 2;
+
 /// The normalised key of a query: lists are sets, so their order never matters.
 pub fn cache_key(source: &str, scope: &ScanScope, policy_version: &str) -> String {
-    format!("{source}|{}|{policy_version}", scope.key())
+    format!("{source}|{}|{policy_version}|r{RESULT_SHAPE}", scope.key())
 }
 
 /// Whether `narrow` is within `wide`: every list of `wide` is empty (all) or holds `narrow`'s.

@@ -15,10 +15,13 @@ mod apply_tag_remediation;
 mod calls;
 mod check_tag_compliance;
 mod find_untagged_resources;
+mod generate_compliance_report;
 mod get_cost_attribution_gap;
 mod get_tagging_policy;
 mod get_violation_history;
 mod plan_tag_remediation;
+pub mod resources;
+pub mod shelf;
 mod suggest_tags;
 mod validate_resource_tags;
 mod views;
@@ -46,6 +49,9 @@ pub use apply_tag_remediation::ApplyTagRemediation;
 pub use calls::{CallGate, CallOutcome, Guardrails};
 pub use check_tag_compliance::CheckTagCompliance;
 pub use find_untagged_resources::FindUntaggedResources;
+pub use generate_compliance_report::{
+    BuiltReport, GenerateComplianceReport, ReportQuestion, ReportSummary, build_report,
+};
 pub use get_cost_attribution_gap::GetCostAttributionGap;
 pub use get_tagging_policy::GetTaggingPolicy;
 pub use get_violation_history::GetViolationHistory;
@@ -66,6 +72,8 @@ pub struct ToolEnv {
     pub gate: Arc<CallGate>,
     /// Billing data, when the source has some (the demo's billing, Cost Explorer).
     pub cost: Option<Arc<CostService>>,
+    /// Scans and reports that results link to, for `resources/read`.
+    pub shelf: Arc<shelf::Shelf>,
 }
 
 impl ToolEnv {
@@ -77,6 +85,7 @@ impl ToolEnv {
             default_scope: ScanScope::default(),
             gate: Arc::new(CallGate::new(Guardrails::default())),
             cost: None,
+            shelf: Arc::new(shelf::Shelf::default()),
         }
     }
 
@@ -520,6 +529,7 @@ impl ToolRegistry {
             .with(GetViolationHistory)
             .with(GetCostAttributionGap)
             .with(SuggestTags)
+            .with(GenerateComplianceReport)
             .with(PlanTagRemediation)
     }
 

@@ -14,6 +14,7 @@ mod mcp_clients;
 mod mcp_fuzz;
 mod properties;
 mod remediate;
+mod report;
 mod scans;
 mod store;
 mod suggest;

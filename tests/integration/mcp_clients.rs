@@ -585,6 +585,7 @@ async fn handshake_keeps_an_older_supported_revision_over_http() {
 const TOOLS: &[&str] = &[
     "check_tag_compliance",
     "find_untagged_resources",
+    "generate_compliance_report",
     "get_cost_attribution_gap",
     "get_tagging_policy",
     "get_violation_history",
@@ -1444,4 +1445,137 @@ over_both_transports!(
     apply_tag_remediation_with_allow_remediation,
     remediation_is_served_only_when_allowed,
     &["--allow-remediation"]
+);
+
+// ---------------------------------------------------------------------------------------------
+// Resources: reports and scans behind links
+// ---------------------------------------------------------------------------------------------
+
+async fn read(session: &Session, uri: &str) -> Result<Value, ServiceError> {
+    let params: rmcp::model::ReadResourceRequestParams =
+        serde_json::from_value(json!({ "uri": uri })).expect("read params");
+    let result = within(30, "resources/read", session.client.read_resource(params)).await?;
+    Ok(serde_json::to_value(result).expect("a read result serialises"))
+}
+
+async fn report_and_scan_resources(_server: &Server, session: &Session) {
+    let info = session.client.peer_info().expect("initialized");
+    assert!(
+        info.capabilities.resources.is_some(),
+        "resources capability"
+    );
+    let result = session
+        .call(
+            "generate_compliance_report",
+            json!({ "format": "html", "resource_types": ["ec2:instance", "s3:bucket"] }),
+        )
+        .await
+        .expect("the report tool answers");
+    assert_ne!(result.is_error, Some(true), "{}", text_of(&result));
+    let summary = result.structured_content.clone().expect("structured");
+    let uri = summary["report_uri"]
+        .as_str()
+        .expect("a report uri")
+        .to_string();
+    assert!(uri.starts_with("tagguard://reports/"), "{uri}");
+    // The result links the report instead of carrying it.
+    let blocks = serde_json::to_value(&result.content).unwrap();
+    let link = blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "resource_link")
+        .unwrap_or_else(|| panic!("no resource_link in {blocks}"));
+    assert_eq!(link["uri"], uri.as_str());
+    assert_eq!(link["mimeType"], "text/html");
+    let bytes = summary["bytes"].as_u64().unwrap() as usize;
+    assert!(
+        blocks.to_string().len() < bytes,
+        "the result is smaller than the report"
+    );
+    assert!(
+        !summary["top_recommendations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let read_back = read(session, &uri).await.expect("the report reads back");
+    let contents = &read_back["contents"][0];
+    assert_eq!(contents["mimeType"], "text/html");
+    let html = contents["text"].as_str().unwrap();
+    assert_eq!(html.len(), bytes);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("chart-score"));
+
+    // The scan behind it, and every one of its violations, page by page.
+    let scan_id = summary["scan"]["scan_id"].as_str().unwrap();
+    let scan = read(session, &format!("tagguard://scans/{scan_id}"))
+        .await
+        .unwrap();
+    let scan: Value = serde_json::from_str(scan["contents"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(scan["total_resources"], summary["total_resources"]);
+    let total = scan["violations_count"].as_u64().unwrap();
+    assert_eq!(
+        total,
+        summary["error_count"].as_u64().unwrap() + summary["warning_count"].as_u64().unwrap()
+    );
+    let mut next = Some(summary["violations_uri"].as_str().unwrap().to_string());
+    let (mut seen, mut pages) = (0, 0);
+    while let Some(page_uri) = next {
+        let page = read(session, &page_uri).await.unwrap();
+        let page: Value =
+            serde_json::from_str(page["contents"][0]["text"].as_str().unwrap()).unwrap();
+        let items = page["violations"].as_array().unwrap();
+        assert!(items.len() <= 500);
+        assert!(items.iter().all(|v| {
+            ["ec2:instance", "s3:bucket"].contains(&v["resource_type"].as_str().unwrap())
+        }));
+        seen += items.len() as u64;
+        pages += 1;
+        next = page["next"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen, total);
+    assert!(pages >= 2, "{total} violations in {pages} page(s)");
+
+    // Listing names what can be read; the templates say how to name the rest.
+    let listed = within(10, "resources/list", session.client.list_all_resources())
+        .await
+        .unwrap();
+    let uris: Vec<String> = listed.iter().map(|r| r.uri.clone()).collect();
+    assert!(uris.contains(&uri), "{uris:?}");
+    assert!(uris.contains(&"tagguard://policy".to_string()));
+    let templates = within(
+        10,
+        "resources/templates/list",
+        session.client.list_all_resource_templates(),
+    )
+    .await
+    .unwrap();
+    let templates = serde_json::to_value(templates).unwrap();
+    assert!(
+        templates
+            .to_string()
+            .contains("tagguard://scans/{scan_id}/violations")
+    );
+
+    // An unknown resource is a JSON-RPC error, and the server goes on.
+    let missing = read(session, "tagguard://reports/report-nope").await;
+    let message = format!("{:?}", missing.expect_err("no such report"));
+    assert!(
+        message.contains("-32002") || message.contains("no report"),
+        "{message}"
+    );
+    let policy = read(session, "tagguard://policy").await.unwrap();
+    assert!(
+        policy["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("CostCenter")
+    );
+}
+over_both_transports!(
+    reports_and_scans_are_resources_behind_links,
+    report_and_scan_resources,
+    &[]
 );
