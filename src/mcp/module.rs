@@ -20,6 +20,7 @@ use super::protocol::{
 };
 use super::session::Session;
 use crate::store::AuditStatus;
+use crate::tools::prompts::{self, PromptError};
 use crate::tools::resources::{self, ResourceError};
 use crate::tools::{CallContext, Content};
 
@@ -28,6 +29,8 @@ pub fn capabilities() -> Value {
     json!({
         "tools": { "listChanged": false },
         "resources": { "listChanged": false, "subscribe": false },
+        "prompts": { "listChanged": false },
+        "completions": {},
     })
 }
 
@@ -36,6 +39,34 @@ pub fn capabilities() -> Value {
 struct ListParams {
     #[serde(default)]
     cursor: Option<String>,
+}
+
+/// Parameters of `prompts/get`.
+#[derive(Deserialize)]
+struct GetPromptParams {
+    name: String,
+    #[serde(default)]
+    arguments: serde_json::Map<String, Value>,
+}
+
+/// The argument `completion/complete` completes.
+#[derive(Deserialize)]
+struct CompletionArgument {
+    name: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// Parameters of `completion/complete`.
+#[derive(Deserialize)]
+struct CompleteParams {
+    #[serde(rename = "ref")]
+    reference: Value,
+    argument: CompletionArgument,
+}
+
+fn prompt_error(failure: PromptError) -> ErrorObjectOwned {
+    error(INVALID_PARAMS, failure.0)
 }
 
 /// Parameters of `resources/read`.
@@ -165,6 +196,40 @@ pub fn build(state: Arc<ServerState>) -> RpcModule<ServerState> {
                 .await
                 .map_err(resource_error)?;
             Ok::<_, ErrorObjectOwned>(json!({ "contents": contents }))
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_method("prompts/list", |params, _, _| {
+            let _: ListParams = parse_or_default(&params, "prompts/list")?;
+            Ok::<_, ErrorObjectOwned>(json!({ "prompts": prompts::list() }))
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_method("prompts/get", |params, state, _| {
+            let request: GetPromptParams = params
+                .parse()
+                .map_err(|e| error(INVALID_PARAMS, format!("prompts/get: {}", e.message())))?;
+            prompts::get(&state.env, &request.name, &request.arguments).map_err(prompt_error)
+        })
+        .expect(UNIQUE);
+
+    module
+        .register_method("completion/complete", |params, state, _| {
+            let request: CompleteParams = params.parse().map_err(|e| {
+                error(
+                    INVALID_PARAMS,
+                    format!("completion/complete: {}", e.message()),
+                )
+            })?;
+            prompts::complete(
+                &state.env,
+                &request.reference,
+                &request.argument.name,
+                &request.argument.value,
+            )
+            .map_err(prompt_error)
         })
         .expect(UNIQUE);
 

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::views::ScanContext;
 use super::{
-    CallContext, ToolEnv, ToolError, TypedTool, limit, scope_scan, tool_scope, truncation_note,
+    CallContext, Content, ToolEnv, ToolError, TypedTool, limit, scope_scan, tool_scope,
+    truncation_note,
 };
 use crate::domain::{ComplianceTotals, CostSums, SeverityFilter, TagCounts, TypeCounts, Violation};
 
@@ -70,6 +71,9 @@ pub struct ComplianceReport {
     pub violations_matching: u64,
     /// Set when `violations` was cut at `limit`: how many are shown of how many.
     pub truncated: Option<String>,
+    /// `tagguard://scans/{scan_id}/violations`: every violation of the scan, paged (read it with
+    /// resources/read).
+    pub violations_uri: String,
     /// Counts per resource type.
     pub by_resource_type: BTreeMap<String, TypeCounts>,
     /// Counts per tag of the policy.
@@ -133,6 +137,7 @@ impl TypedTool for CheckTagCompliance {
             truncated: truncation_note("violations", violations.len(), matching),
             violations,
             violations_matching: matching as u64,
+            violations_uri: super::shelf::violations_uri(&result.meta.scan_id.to_string()),
             by_resource_type: result
                 .tally
                 .by_resource_type
@@ -148,5 +153,29 @@ impl TypedTool for CheckTagCompliance {
             non_compliant_cost: result.tally.cost.as_ref().map(|c| c.non_compliant()),
             context: ScanContext::new(result, answer.cache.clone(), warnings),
         })
+    }
+
+    /// The JSON, and when the list was cut, a link to all of it.
+    fn content(&self, output: &Self::Output, structured: &serde_json::Value) -> Vec<Content> {
+        let mut blocks = vec![Content::text(structured.to_string())];
+        if output.truncated.is_some() {
+            blocks.push(Content::ResourceLink {
+                uri: output.violations_uri.clone(),
+                name: format!("{}-violations", output.context.scan.scan_id),
+                mime_type: Some("application/json"),
+                description: Some(format!(
+                    "Every violation of the scan ({} in all), {} a page",
+                    output.error_count_total(),
+                    super::resources::VIOLATIONS_PER_PAGE
+                )),
+            });
+        }
+        blocks
+    }
+}
+
+impl ComplianceReport {
+    fn error_count_total(&self) -> u64 {
+        self.totals.error_count + self.totals.warning_count
     }
 }

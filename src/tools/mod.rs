@@ -20,6 +20,7 @@ mod get_cost_attribution_gap;
 mod get_tagging_policy;
 mod get_violation_history;
 mod plan_tag_remediation;
+pub mod prompts;
 pub mod resources;
 pub mod shelf;
 mod suggest_tags;
@@ -657,7 +658,10 @@ pub(crate) async fn scope_scan(
     if force_refresh {
         question.cache = crate::scans::CachePolicy::Refresh;
     }
-    scan(env, ctx, question).await
+    let answer = scan(env, ctx, question).await?;
+    // Results link to the scan's full lists instead of carrying them.
+    env.shelf.put_scan(&answer.result);
+    Ok(answer)
 }
 
 /// "showing N of M" when a list was cut, for the model to know what it did not see.

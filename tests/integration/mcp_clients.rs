@@ -1559,6 +1559,29 @@ async fn report_and_scan_resources(_server: &Server, session: &Session) {
             .contains("tagguard://scans/{scan_id}/violations")
     );
 
+    // A list cut at its limit links to all of it.
+    let cut = session
+        .call("check_tag_compliance", json!({ "limit": 3 }))
+        .await
+        .unwrap();
+    let blocks = serde_json::to_value(&cut.content).unwrap();
+    let link = blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "resource_link")
+        .unwrap_or_else(|| panic!("no link in {blocks}"));
+    let structured = cut.structured_content.clone().unwrap();
+    assert_eq!(link["uri"], structured["violations_uri"]);
+    let first = read(session, link["uri"].as_str().unwrap()).await.unwrap();
+    let first: Value =
+        serde_json::from_str(first["contents"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(first["violations_total"], structured["violations_matching"]);
+    assert_eq!(
+        first["violations"][0]["resource_arn"],
+        structured["violations"][0]["resource_arn"]
+    );
+
     // An unknown resource is a JSON-RPC error, and the server goes on.
     let missing = read(session, "tagguard://reports/report-nope").await;
     let message = format!("{:?}", missing.expect_err("no such report"));
@@ -1577,5 +1600,148 @@ async fn report_and_scan_resources(_server: &Server, session: &Session) {
 over_both_transports!(
     reports_and_scans_are_resources_behind_links,
     report_and_scan_resources,
+    &[]
+);
+
+// ---------------------------------------------------------------------------------------------
+// Prompts and completion
+// ---------------------------------------------------------------------------------------------
+
+async fn complete(
+    session: &Session,
+    reference: Value,
+    argument: &str,
+    value: &str,
+) -> Result<Value, ServiceError> {
+    let params: rmcp::model::CompleteRequestParams = serde_json::from_value(json!({
+        "ref": reference,
+        "argument": { "name": argument, "value": value },
+    }))
+    .expect("complete params");
+    let result = within(10, "completion/complete", session.client.complete(params)).await?;
+    Ok(serde_json::to_value(result).expect("a completion serialises"))
+}
+
+async fn prompts_and_completion(_server: &Server, session: &Session) {
+    let info = session.client.peer_info().expect("initialized");
+    assert!(info.capabilities.prompts.is_some(), "prompts capability");
+    assert!(
+        info.capabilities.completions.is_some(),
+        "completions capability"
+    );
+    let prompts = within(10, "prompts/list", session.client.list_all_prompts())
+        .await
+        .unwrap();
+    let names: BTreeSet<String> = prompts.iter().map(|p| p.name.clone()).collect();
+    assert_eq!(
+        names,
+        ["account_audit", "cost_gap_review", "fix_plan"]
+            .map(String::from)
+            .into()
+    );
+
+    // A prompt with its arguments: the messages name the tools and the values given.
+    let params: rmcp::model::GetPromptRequestParams = serde_json::from_value(json!({
+        "name": "account_audit",
+        "arguments": { "account_id": "123456789012", "region": "us-east-1" },
+    }))
+    .unwrap();
+    let got = within(10, "prompts/get", session.client.get_prompt(params))
+        .await
+        .unwrap();
+    let text = serde_json::to_value(&got.messages).unwrap().to_string();
+    for needle in [
+        "123456789012",
+        "us-east-1",
+        "check_tag_compliance",
+        "generate_compliance_report",
+    ] {
+        assert!(text.contains(needle), "{needle} not in {text}");
+    }
+    // A required argument missing, or a bad value, is an error naming it.
+    for (args, needle) in [
+        (json!({}), "account_id"),
+        (json!({ "account_id": "12" }), "12 digits"),
+    ] {
+        let params: rmcp::model::GetPromptRequestParams =
+            serde_json::from_value(json!({ "name": "account_audit", "arguments": args })).unwrap();
+        let error = within(10, "prompts/get", session.client.get_prompt(params))
+            .await
+            .expect_err("refused");
+        assert!(format!("{error:?}").contains(needle), "{error:?}");
+    }
+
+    // Completion: the policy's tags, the known types, and the accounts of the scans held.
+    let tags = complete(
+        session,
+        json!({"type": "ref/prompt", "name": "fix_plan"}),
+        "tag",
+        "cost",
+    )
+    .await
+    .unwrap();
+    assert_eq!(tags["completion"]["values"], json!(["CostCenter"]));
+    let types = complete(
+        session,
+        json!({"type": "ref/prompt", "name": "fix_plan"}),
+        "resource_type",
+        "ec2:",
+    )
+    .await
+    .unwrap();
+    let types = types["completion"]["values"].as_array().unwrap().clone();
+    assert!(types.contains(&json!("ec2:instance")), "{types:?}");
+    assert!(
+        types
+            .iter()
+            .all(|t| t.as_str().unwrap().starts_with("ec2:"))
+    );
+    // Accounts become known once a scan is held.
+    session
+        .structured("check_tag_compliance", json!({ "limit": 1 }))
+        .await;
+    let policy = crate::support::policy();
+    let accounts: BTreeSet<String> = crate::support::estate(2_000, 42, &policy)
+        .resources(&tagguard::domain::ScanScope::default())
+        .iter()
+        .map(|r| r.account_id.to_string())
+        .collect();
+    let got = complete(
+        session,
+        json!({"type": "ref/prompt", "name": "account_audit"}),
+        "account_id",
+        "",
+    )
+    .await
+    .unwrap();
+    let got: BTreeSet<String> = got["completion"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, accounts);
+    // And resource template variables.
+    let ids = complete(
+        session,
+        json!({"type": "ref/resource", "uri": "tagguard://scans/{scan_id}"}),
+        "scan_id",
+        "scan-",
+    )
+    .await
+    .unwrap();
+    assert!(!ids["completion"]["values"].as_array().unwrap().is_empty());
+    let error = complete(
+        session,
+        json!({"type": "ref/prompt", "name": "nope"}),
+        "tag",
+        "",
+    )
+    .await;
+    assert!(error.is_err());
+}
+over_both_transports!(
+    prompts_have_arguments_and_completions,
+    prompts_and_completion,
     &[]
 );
