@@ -25,6 +25,12 @@ if [ ! -x .venv/bin/moto_server ]; then
   fi
   .venv/bin/pip install --quiet --disable-pip-version-check "$MOTO_SPEC"
 fi
+# The official Python MCP SDK, whose client speaks both eras of the protocol.
+MCP_SPEC='mcp==2.3.0'
+if ! .venv/bin/python -c 'import mcp' 2>/dev/null; then
+  echo "== installing $MCP_SPEC into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check "$MCP_SPEC"
+fi
 
 # Headless Chromium renders and prints the HTML report in the tests: the system's, else
 # Debian's package (as root, or through sudo without a password).
@@ -79,23 +85,67 @@ echo "== moto server on $TAGGUARD_TEST_MOTO"
 status=0
 cargo test --locked --all-features "$@" 2>&1 | tee "$log" || status=$?
 
+bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/tagguard"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+
+# The official Python SDK's client in both eras (the 2025 handshake, its default discover
+# probe, and pinned to 2026-07-28), over stdio and HTTP, with the binary `cargo test` built.
+if [ $# -eq 0 ]; then
+  echo "== Python MCP SDK client, both eras, stdio"
+  if ! .venv/bin/python tests/mcp_sdk_eras.py --stdio "$bin serve --stdio --source demo" 2>&1 | tee -a "$log" | tail -n 1; then
+    status=1
+  fi
+  sdk_port=$(free_port)
+  "$bin" serve --http "127.0.0.1:$sdk_port" --source demo >/dev/null 2>&1 &
+  sdk_pid=$!
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $sdk_port), 1)" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "== Python MCP SDK client, both eras, HTTP on 127.0.0.1:$sdk_port"
+  if ! .venv/bin/python tests/mcp_sdk_eras.py --http "http://127.0.0.1:$sdk_port/mcp" 2>&1 | tee -a "$log" | tail -n 1; then
+    status=1
+  fi
+  kill "$sdk_pid" 2>/dev/null || true
+  wait "$sdk_pid" 2>/dev/null || true
+fi
+
+# Whether a harness run (its output in $1) passed. With --modern, its smoke-modern step runs
+# the Python SDK client pinned to 2026-07-28, which does not ask server/discover and so
+# reports empty server capabilities whatever the server serves (mcp 2.3.0 synthesises them;
+# the harness's own sample server fails the same check). That one check is accepted; every
+# other check of that step, and every other step, must pass.
+harness_passed() {
+  local out=$1 modern_log others
+  grep -qE '^harness: [0-9]+ passed, 0 failed' "$out" && return 0
+  others=$(grep -E '^  FAIL  ' "$out" | grep -cv '^  FAIL  smoke-modern ' || true)
+  [ "$others" = 0 ] || return 1
+  modern_log=$(grep -oE 'see [^)]*smoke-modern\.log' "$out" | head -n 1 | cut -c5-)
+  [ -n "$modern_log" ] && [ -f "$modern_log" ] || return 1
+  grep -q '^  FAIL  init.capabilities.tools' "$modern_log" || return 1
+  [ "$(grep -E '^  FAIL' "$modern_log" | grep -cv 'init.capabilities.tools' || true)" = 0 ] || return 1
+  echo "   (smoke-modern: only init.capabilities.tools failed, which a pinned mcp 2.3.0 client reports against any server)"
+}
+
 # The MCP acceptance harness (shared with other MCP servers of this organisation), when it is
-# there: over stdio and over HTTP, through the TypeScript and Python SDK clients, the official
-# conformance suite and raw wire checks. It uses the binary `cargo test` just built.
+# there: over stdio and over HTTP, through the TypeScript and Python SDK clients (handshake,
+# discover probe, and pinned to 2026-07-28), the official conformance suite and raw wire
+# checks.
 harness=../shared/acceptance/mcp/run_conformance.sh
 if [ -x "$harness" ] && [ $# -eq 0 ]; then
-  bin="$PWD/target/debug/tagguard"
-  call=(--tool check_tag_compliance --args '{"resource_types":["ec2:instance"],"limit":5}' --expect-progress)
+  call=(--tool check_tag_compliance --args '{"resource_types":["ec2:instance"],"limit":5}' --expect-progress --modern)
+  harness_out=$(mktemp)
   echo "== MCP acceptance harness, stdio"
-  if ! "$harness" --stdio "$bin serve --stdio --source demo" "${call[@]}" 2>&1 | tee -a "$log" | tail -n 8; then
-    status=1
-  fi
-  http_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  "$harness" --stdio "$bin serve --stdio --source demo" "${call[@]}" >"$harness_out" 2>&1 || true
+  tee -a "$log" <"$harness_out" | tail -n 9
+  harness_passed "$harness_out" || status=1
+  http_port=$(free_port)
   echo "== MCP acceptance harness, HTTP on 127.0.0.1:$http_port"
-  if ! "$harness" --http "http://127.0.0.1:$http_port/mcp" --start "$bin serve --http 127.0.0.1:$http_port --source demo" \
-      "${call[@]}" --no-install 2>&1 | tee -a "$log" | tail -n 9; then
-    status=1
-  fi
+  "$harness" --http "http://127.0.0.1:$http_port/mcp" --start "$bin serve --http 127.0.0.1:$http_port --source demo" \
+      "${call[@]}" --no-install >"$harness_out" 2>&1 || true
+  tee -a "$log" <"$harness_out" | tail -n 10
+  harness_passed "$harness_out" || status=1
+  rm -f "$harness_out"
 elif [ $# -eq 0 ]; then
   echo "== MCP acceptance harness not found at $harness; skipped (it lives beside the repository)"
 fi

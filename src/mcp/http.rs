@@ -28,8 +28,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::protocol::{
-    INVALID_REQUEST, Incoming, PARSE_ERROR, REQUEST_CANCELLED, SUPPORTED_PROTOCOL_VERSIONS,
-    error_response, parse_message,
+    HEADER_MISMATCH, INVALID_REQUEST, Incoming, MODERN_PROTOCOL_VERSIONS, PARSE_ERROR,
+    REQUEST_CANCELLED, SUPPORTED_PROTOCOL_VERSIONS, WireError, check_envelope, client_name,
+    error_response, is_modern, modern_http_status, parse_message, unsupported_version,
 };
 use super::{McpServer, Session};
 
@@ -40,6 +41,10 @@ pub const HEALTH_PATH: &str = "/health";
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
+/// 2026-07-28: the request's method, for routing without reading the body.
+const METHOD_HEADER: &str = "mcp-method";
+/// 2026-07-28: the tool, prompt or resource a request names.
+const NAME_HEADER: &str = "mcp-name";
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -250,6 +255,14 @@ impl Front {
         }
         match *request.method() {
             Method::POST => self.post(request).await,
+            // The 2026 revision has no sessions to end.
+            Method::DELETE if !is_legacy_request(request.headers()) => {
+                let mut response = empty(StatusCode::METHOD_NOT_ALLOWED);
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                response
+            }
             Method::DELETE => self.delete(request.headers()),
             _ => {
                 let mut response = empty(StatusCode::METHOD_NOT_ALLOWED);
@@ -409,19 +422,6 @@ impl Front {
 
     async fn post(&self, request: Request<IncomingBody>) -> Response<Body> {
         let headers = request.headers().clone();
-        if let Some(version) = headers.get(VERSION_HEADER) {
-            let version = version.to_str().unwrap_or("");
-            if !SUPPORTED_PROTOCOL_VERSIONS.contains(&version) {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    INVALID_REQUEST,
-                    &format!(
-                        "unsupported MCP-Protocol-Version '{version}'; supported: {}",
-                        SUPPORTED_PROTOCOL_VERSIONS.join(", ")
-                    ),
-                );
-            }
-        }
         let limit = self.options.max_request_bytes;
         let body = match Limited::new(request.into_body(), limit).collect().await {
             Ok(body) => body.to_bytes(),
@@ -454,6 +454,29 @@ impl Front {
             Ok(message) => message,
             Err(error) => return json_response(StatusCode::BAD_REQUEST, &error),
         };
+        // The era: the version header says it; without one, a body in the 2026 envelope is
+        // a 2026 request (whose missing header is then a mismatch).
+        match headers
+            .get(VERSION_HEADER)
+            .map(|v| v.to_str().unwrap_or(""))
+        {
+            Some(version) if SUPPORTED_PROTOCOL_VERSIONS.contains(&version) => {}
+            Some(version) if MODERN_PROTOCOL_VERSIONS.contains(&version) => {
+                return self.post_modern(&headers, message).await;
+            }
+            Some(version) => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &unsupported_version(version).response(&Value::Null),
+                );
+            }
+            None if matches!(&message, Incoming::Request { method, params, .. }
+                if method != "initialize" && is_modern(params.as_ref())) =>
+            {
+                return self.post_modern(&headers, message).await;
+            }
+            None => {}
+        }
 
         let is_initialize =
             matches!(&message, Incoming::Request { method, .. } if method == "initialize");
@@ -496,6 +519,90 @@ impl Front {
             self.sessions.insert(session.id.clone(), session);
         }
         response
+    }
+
+    /// A 2026-07-28 request: no session; the envelope and the routing headers are checked
+    /// against the body; errors have the revision's HTTP statuses.
+    async fn post_modern(&self, headers: &HeaderMap, message: Incoming) -> Response<Body> {
+        let Incoming::Request { id, method, params } = message else {
+            // Cancellation is the client closing its request; notifications carry nothing else.
+            return empty(StatusCode::ACCEPTED);
+        };
+        let refuse = |error: WireError| {
+            let status = StatusCode::from_u16(modern_http_status(error.code))
+                .unwrap_or(StatusCode::BAD_REQUEST);
+            json_response(status, &error.response(&id))
+        };
+        let version = match check_envelope(params.as_ref()) {
+            Ok(version) => version,
+            Err(error) => return refuse(error),
+        };
+        let header = |name: &str| -> Result<Option<String>, WireError> {
+            let mut values = headers.get_all(name).iter();
+            let first = values.next();
+            if values.next().is_some() {
+                return Err(mismatch(format!("{name} header appears more than once")));
+            }
+            Ok(first.map(|v| decode_header_value(v.to_str().unwrap_or(""))))
+        };
+        let checks = (|| {
+            if header(VERSION_HEADER)?.as_deref() != Some(version.as_str()) {
+                return Err(mismatch(format!(
+                    "{VERSION_HEADER} header does not match the request envelope's protocol version"
+                )));
+            }
+            if header(METHOD_HEADER)?.as_deref() != Some(method.as_str()) {
+                return Err(mismatch(format!(
+                    "{METHOD_HEADER} header does not match the request body's method"
+                )));
+            }
+            let named = match method.as_str() {
+                "tools/call" | "prompts/get" => Some("name"),
+                "resources/read" => Some("uri"),
+                _ => None,
+            };
+            if let Some(field) = named
+                && let Some(value) = params
+                    .as_ref()
+                    .and_then(|p| p.get(field))
+                    .and_then(Value::as_str)
+                && header(NAME_HEADER)?.as_deref() != Some(value)
+            {
+                return Err(mismatch(format!(
+                    "{NAME_HEADER} header does not match the request body's '{field}' parameter"
+                )));
+            }
+            Ok(())
+        })();
+        if let Err(error) = checks {
+            return refuse(error);
+        }
+        // Stateless: each request is its own session; guardrails count per client name.
+        let client = client_name(params.as_ref()).unwrap_or_else(|| "anonymous".to_string());
+        let session = self.server.new_session(format!("http-2026:{client}"));
+        let message = Incoming::Request {
+            id: id.clone(),
+            method,
+            params,
+        };
+        if accepts_event_stream(headers) && asks_progress(&message) {
+            return self.stream(session, message);
+        }
+        match self.server.handle(&session, message, None).await {
+            Some(answer) => {
+                let status = answer["error"]["code"]
+                    .as_i64()
+                    .map_or(StatusCode::OK, |code| {
+                        StatusCode::from_u16(modern_http_status(code as i32))
+                            .unwrap_or(StatusCode::OK)
+                    });
+                json_response(status, &answer)
+            }
+            None => json_response(
+                StatusCode::OK,
+                &error_response(&id, REQUEST_CANCELLED, "the request was cancelled"),
+            ),
+        }
     }
 
     /// A new session, after forgetting idle ones; 503 when there are too many.
@@ -559,6 +666,57 @@ impl Front {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
     }
+}
+
+/// Whether a request is of the 2025 handshake era by its version header (absent: it is).
+fn is_legacy_request(headers: &HeaderMap) -> bool {
+    headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| SUPPORTED_PROTOCOL_VERSIONS.contains(&v))
+}
+
+fn mismatch(message: String) -> WireError {
+    WireError {
+        code: HEADER_MISMATCH,
+        message,
+        data: None,
+    }
+}
+
+/// A header value as sent: plain, or `=?base64?…?=` for values HTTP headers cannot carry.
+fn decode_header_value(value: &str) -> String {
+    let Some(encoded) = value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    else {
+        return value.to_string();
+    };
+    let digit = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut bytes = Vec::with_capacity(encoded.len() * 3 / 4);
+    for c in encoded.bytes().filter(|c| *c != b'=') {
+        let Some(d) = digit(c) else {
+            // Not base64 after all: compared as written, it will not match.
+            return value.to_string();
+        };
+        bits = (bits << 6) | u32::from(d);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    String::from_utf8(bytes).unwrap_or_else(|_| value.to_string())
 }
 
 fn accepts_event_stream(headers: &HeaderMap) -> bool {

@@ -7,14 +7,21 @@
 //! ```
 //!
 //! The transports own framing and sessions; [`McpServer`] owns everything both share: message
-//! classification (`-32700`, `-32600`, notifications), the "initialize first" rule, the
-//! requests in flight that `notifications/cancelled` stops, and the progress sink a
-//! `progressToken` asks for. The MCP layer knows JSON-RPC and the tool registry, nothing of AWS.
+//! classification (`-32700`, `-32600`, notifications), the two eras of the protocol, the
+//! "initialize first" rule of the first, the requests in flight that `notifications/cancelled`
+//! stops, and the progress sink a `progressToken` asks for. The MCP layer knows JSON-RPC and
+//! the tool registry, nothing of AWS.
 //!
 //! # Semantics
 //! - Notifications are never answered; responses from the client are ignored.
-//! - Before `initialize`, only `ping` is served; an unknown method is `-32601` at any time, so
-//!   clients probing with `server/discover` fall back to `initialize` at once.
+//! - **Dual era**, per request: a request whose `params._meta` carries
+//!   `io.modelcontextprotocol/protocolVersion` is a 2026-07-28 request. It needs no
+//!   `initialize`; its envelope is checked (`-32602`, `-32022` for a version not served); it may
+//!   call the 2026 methods (`server/discover` among them; `ping` is not one); its result carries
+//!   `resultType`, the server's identity in `_meta`, and for lists a cache hint (`ttlMs`,
+//!   `cacheScope`). Any other request is of the 2025 handshake era: before `initialize` only
+//!   `ping` is served, and `server/discover` is `-32601`, so a client probing with it falls back
+//!   to `initialize` at once. Both eras are served on the same stdio and `/mcp` endpoints.
 //! - A cancelled `tools/call` stops its scan and gets no response over stdio; over HTTP its
 //!   stream ends (SSE) or it gets error `-32800` (JSON), since an HTTP request must end.
 //! - Shutdown cancels every request in flight.
@@ -160,11 +167,32 @@ impl McpServer {
                 ),
             ));
         };
-        if !session.is_initialized() && method != "initialize" && method != "ping" {
+        // `initialize` is always the handshake era's, whatever its `_meta`.
+        let modern = method != "initialize" && protocol::is_modern(params.as_ref());
+        if modern {
+            if let Err(error) = protocol::check_envelope(params.as_ref()) {
+                return Some(error.response(&id));
+            }
+            if !protocol::MODERN_METHODS.contains(&method.as_str()) {
+                return Some(error_response(
+                    &id,
+                    METHOD_NOT_FOUND,
+                    &format!("method not found: '{method}' is not part of the 2026-07-28 revision"),
+                ));
+            }
+        } else if method == "server/discover" {
+            return Some(error_response(
+                &id,
+                METHOD_NOT_FOUND,
+                "method not found: 'server/discover' belongs to the 2026-07-28 revision (send the request envelope in params._meta), or send 'initialize'",
+            ));
+        } else if !session.is_initialized() && method != "initialize" && method != "ping" {
             return Some(error_response(
                 &id,
                 INVALID_REQUEST,
-                &format!("'{method}' before 'initialize': send 'initialize' first"),
+                &format!(
+                    "'{method}' before 'initialize': send 'initialize' first, or the 2026-07-28 envelope in params._meta"
+                ),
             ));
         }
         let notifier = match (progress_token(&method, params.as_ref()), outbound) {
@@ -189,6 +217,14 @@ impl McpServer {
         Some(match answer {
             Ok(body) => match body.get("error") {
                 Some(error) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error }),
+                None if modern => protocol::result_response(
+                    &id,
+                    protocol::modern_result(
+                        &method,
+                        body.get("result").cloned()?,
+                        &module::server_info(),
+                    ),
+                ),
                 None => protocol::result_response(&id, body.get("result").cloned()?),
             },
             Err(message) => error_response(&id, INTERNAL_ERROR, &message),

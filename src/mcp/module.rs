@@ -34,6 +34,15 @@ pub fn capabilities() -> Value {
     })
 }
 
+/// Who the server is, as `initialize` and every 2026 result say.
+pub fn server_info() -> Value {
+    json!({
+        "name": "tagguard",
+        "title": "tagguard: AWS tag compliance",
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
 /// Parameters of `resources/list` and the other paginated lists.
 #[derive(Deserialize, Default)]
 struct ListParams {
@@ -141,11 +150,7 @@ pub fn build(state: Arc<ServerState>) -> RpcModule<ServerState> {
             Ok::<_, ErrorObjectOwned>(json!({
                 "protocolVersion": version,
                 "capabilities": capabilities(),
-                "serverInfo": {
-                    "name": "tagguard",
-                    "title": "tagguard: AWS tag compliance",
-                    "version": env!("CARGO_PKG_VERSION"),
-                },
+                "serverInfo": server_info(),
                 "instructions": state.instructions,
             }))
         })
@@ -153,6 +158,17 @@ pub fn build(state: Arc<ServerState>) -> RpcModule<ServerState> {
 
     module
         .register_method("ping", |_, _, _| Ok::<_, ErrorObjectOwned>(json!({})))
+        .expect(UNIQUE);
+
+    // The 2026-07-28 revision's discovery: what `initialize` says, without a session.
+    module
+        .register_method("server/discover", |_, state, _| {
+            Ok::<_, ErrorObjectOwned>(json!({
+                "supportedVersions": super::protocol::MODERN_PROTOCOL_VERSIONS,
+                "capabilities": capabilities(),
+                "instructions": state.instructions,
+            }))
+        })
         .expect(UNIQUE);
 
     module

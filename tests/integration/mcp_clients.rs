@@ -25,7 +25,7 @@ use rmcp::service::{
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, Transport};
-use rmcp::{ClientHandler, RoleClient, ServiceError, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, ServiceError};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
@@ -325,6 +325,15 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Tap<T> {
     }
 }
 
+/// Which era of the protocol a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Era {
+    /// 2025-11-25: `initialize`, then requests in the session.
+    Handshake,
+    /// 2026-07-28: no handshake; `server/discover`; every request self-contained.
+    Stateless,
+}
+
 /// A connected rmcp client.
 struct Session {
     client: RunningService<RoleClient, Recorder>,
@@ -337,14 +346,33 @@ impl Session {
     where
         T: Transport<RoleClient> + 'static,
     {
+        Session::connect_in(transport, recorder, Era::Handshake).await
+    }
+
+    /// Connects in `era`: the 2025 `initialize` handshake, or the stateless 2026-07-28
+    /// revision (`server/discover`, the envelope in every request).
+    async fn connect_in<T>(transport: T, recorder: Recorder, era: Era) -> Result<Session, String>
+    where
+        T: Transport<RoleClient> + 'static,
+    {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let tap = Tap {
             inner: transport,
             seen: seen.clone(),
         };
-        let client = within(10, "initialize", recorder.clone().serve(tap))
-            .await
-            .map_err(|e| e.to_string())?;
+        let lifecycle = match era {
+            Era::Handshake => rmcp::service::ClientLifecycleMode::Initialize,
+            Era::Stateless => rmcp::service::ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        };
+        let client = within(
+            10,
+            "initialize",
+            rmcp::service::ClientServiceExt::serve_with_lifecycle(recorder.clone(), tap, lifecycle),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         Ok(Session {
             client,
             recorder,
@@ -489,6 +517,35 @@ fn text_of(result: &CallToolResult) -> String {
 }
 
 /// Starts a stdio server with `args` and connects to it.
+/// Starts a stdio server with `args` and connects to it in `era`.
+async fn start_stdio_in(args: &[&str], era: Era) -> (Server, Session) {
+    let mut server = Server::stdio(args);
+    let stdin = server.child.stdin.take().expect("stdin is piped");
+    let stdout = server.child.stdout.take().expect("stdout is piped");
+    let session = Session::connect_in(
+        AsyncRwTransport::new_client(drained(stdout), stdin),
+        Recorder::default(),
+        era,
+    )
+    .await
+    .expect("the stdio client connects");
+    (server, session)
+}
+
+/// Starts an HTTP server with `args` and connects to it in `era`.
+async fn start_http_in(args: &[&str], era: Era) -> (Server, Session) {
+    let server = Server::http(args, &[]).await;
+    let config = StreamableHttpClientTransportConfig::with_uri(server.mcp_url());
+    let session = Session::connect_in(
+        StreamableHttpClientTransport::from_config(config),
+        Recorder::default(),
+        era,
+    )
+    .await
+    .expect("the HTTP client connects");
+    (server, session)
+}
+
 async fn start_stdio(args: &[&str]) -> (Server, Session) {
     let mut server = Server::stdio(args);
     let session = Session::stdio(&mut server, Recorder::default()).await;
@@ -521,6 +578,52 @@ macro_rules! over_both_transports {
             #[tokio::test]
             async fn http() {
                 let (server, session) = start_http($args).await;
+                $body(&server, &session).await;
+                session.close().await;
+            }
+        }
+    };
+}
+
+/// Like [`over_both_transports`], and the same again by a client of the stateless 2026-07-28
+/// revision: `NAME::stdio`, `NAME::http`, `NAME::stdio_2026`, `NAME::http_2026`.
+macro_rules! over_both_eras {
+    ($name:ident, $body:ident, $args:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn stdio() {
+                let (server, session) = start_stdio_in($args, Era::Handshake).await;
+                $body(&server, &session).await;
+                session.close().await;
+            }
+
+            #[tokio::test]
+            async fn http() {
+                let (server, session) = start_http_in($args, Era::Handshake).await;
+                $body(&server, &session).await;
+                session.close().await;
+            }
+
+            #[tokio::test]
+            async fn stdio_2026() {
+                let (server, session) = start_stdio_in($args, Era::Stateless).await;
+                assert_eq!(
+                    session.client.peer_info().unwrap().protocol_version,
+                    ProtocolVersion::V_2026_07_28
+                );
+                $body(&server, &session).await;
+                session.close().await;
+            }
+
+            #[tokio::test]
+            async fn http_2026() {
+                let (server, session) = start_http_in($args, Era::Stateless).await;
+                assert_eq!(
+                    session.client.peer_info().unwrap().protocol_version,
+                    ProtocolVersion::V_2026_07_28
+                );
                 $body(&server, &session).await;
                 session.close().await;
             }
@@ -633,7 +736,7 @@ async fn tools_list(_server: &Server, session: &Session) {
         );
     }
 }
-over_both_transports!(tools_list_offers_every_tool_read_only, tools_list, &[]);
+over_both_eras!(tools_list_offers_every_tool_read_only, tools_list, &[]);
 
 // ---------------------------------------------------------------------------------------------
 // The tools
@@ -705,7 +808,7 @@ async fn check_tag_compliance(_server: &Server, session: &Session) {
     assert_eq!(warnings["compliant_resources"], compliant);
     assert_eq!(warnings["error_count"], report["error_count"]);
 }
-over_both_transports!(
+over_both_eras!(
     check_tag_compliance_reports_the_demo_estate,
     check_tag_compliance,
     &[]
@@ -1597,7 +1700,7 @@ async fn report_and_scan_resources(_server: &Server, session: &Session) {
             .contains("CostCenter")
     );
 }
-over_both_transports!(
+over_both_eras!(
     reports_and_scans_are_resources_behind_links,
     report_and_scan_resources,
     &[]
@@ -1740,8 +1843,285 @@ async fn prompts_and_completion(_server: &Server, session: &Session) {
     .await;
     assert!(error.is_err());
 }
-over_both_transports!(
+over_both_eras!(
     prompts_have_arguments_and_completions,
     prompts_and_completion,
     &[]
 );
+
+// ---------------------------------------------------------------------------------------------
+// The 2026-07-28 revision on the wire: envelope, headers, results, and the handshake era beside it
+// ---------------------------------------------------------------------------------------------
+
+fn envelope(version: &str) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "wire-test", "version": "1" },
+    })
+}
+
+fn request(id: u64, method: &str, mut params: Value, version: &str) -> Value {
+    params["_meta"] = envelope(version);
+    json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
+}
+
+/// POSTs `body` with `headers`; the status and the JSON answer (null for an empty body).
+async fn post_2026(url: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut builder = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(body);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let response = builder.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    };
+    (status, value)
+}
+
+#[tokio::test]
+async fn the_2026_revision_over_http_checks_its_envelope_and_headers_beside_the_handshake() {
+    let server = Server::http(&[], &[]).await;
+    let url = server.mcp_url();
+    let v = "2026-07-28";
+    let modern = |method: &'static str, name: Option<&'static str>| {
+        let mut h = vec![("mcp-protocol-version", v), ("mcp-method", method)];
+        if let Some(name) = name {
+            h.push(("mcp-name", name));
+        }
+        h
+    };
+
+    // Discovery, without a session: capabilities, identity and a cache hint.
+    let (status, answer) = post_2026(
+        &url,
+        &request(1, "server/discover", json!({}), v),
+        &modern("server/discover", None),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let result = &answer["result"];
+    assert_eq!(result["supportedVersions"], json!([v]));
+    for capability in ["tools", "resources", "prompts", "completions"] {
+        assert!(
+            result["capabilities"][capability].is_object(),
+            "{capability}: {result}"
+        );
+    }
+    assert_eq!(result["resultType"], "complete");
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "tagguard"
+    );
+    assert!(result["ttlMs"].is_u64() && result["cacheScope"].is_string());
+
+    // A tool call needs no initialize; its result is a 2026 result.
+    let call = request(
+        2,
+        "tools/call",
+        json!({ "name": "get_tagging_policy", "arguments": {} }),
+        v,
+    );
+    let (status, answer) = post_2026(
+        &url,
+        &call,
+        &modern("tools/call", Some("get_tagging_policy")),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["resultType"], "complete");
+    assert!(answer["result"]["structuredContent"]["policy"].is_object());
+    let (_, listed) = post_2026(
+        &url,
+        &request(3, "tools/list", json!({}), v),
+        &modern("tools/list", None),
+    )
+    .await;
+    assert!(
+        listed["result"]["ttlMs"].as_u64().unwrap() > 0,
+        "tools/list is cacheable"
+    );
+    assert_eq!(listed["result"]["cacheScope"], "public");
+
+    // Headers that disagree with the body: 400, -32020.
+    for headers in [
+        modern("tools/call", Some("check_tag_compliance")),
+        modern("tools/list", Some("get_tagging_policy")),
+        vec![("mcp-protocol-version", v)],
+        vec![
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "get_tagging_policy"),
+        ],
+    ] {
+        let (status, answer) = post_2026(&url, &call, &headers).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_i64()),
+            (400, Some(-32020)),
+            "{headers:?}: {answer}"
+        );
+    }
+    // A name header sent base64-encoded is read as the name.
+    let encoded = [
+        ("mcp-protocol-version", v),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "=?base64?Z2V0X3RhZ2dpbmdfcG9saWN5?="),
+    ];
+    let (status, _) = post_2026(&url, &call, &encoded).await;
+    assert_eq!(status, 200);
+
+    // An envelope missing a key is -32602; a version not served, -32022 naming those served.
+    let mut half = call.clone();
+    half["params"]["_meta"]
+        .as_object_mut()
+        .unwrap()
+        .remove("io.modelcontextprotocol/clientCapabilities");
+    let (status, answer) = post_2026(
+        &url,
+        &half,
+        &modern("tools/call", Some("get_tagging_policy")),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_i64()),
+        (400, Some(-32602)),
+        "{answer}"
+    );
+    let future = request(4, "tools/list", json!({}), "2099-01-01");
+    let (status, answer) = post_2026(
+        &url,
+        &future,
+        &[
+            ("mcp-protocol-version", "2099-01-01"),
+            ("mcp-method", "tools/list"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_i64()),
+        (400, Some(-32022)),
+        "{answer}"
+    );
+    let supported = answer["error"]["data"]["supported"].as_array().unwrap();
+    assert!(supported.contains(&json!(v)) && supported.contains(&json!("2025-11-25")));
+    // ping is not part of the revision: 404, -32601.
+    let (status, answer) = post_2026(
+        &url,
+        &request(5, "ping", json!({}), v),
+        &modern("ping", None),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_i64()),
+        (404, Some(-32601))
+    );
+    // No session is made or needed; DELETE has nothing to end.
+    let response = reqwest::Client::new()
+        .delete(&url)
+        .header("mcp-protocol-version", v)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+
+    // The handshake era on the same endpoint: discover is unknown there (so probing clients
+    // fall back), initialize opens a session, and its results carry no 2026 fields.
+    let bare = json!({ "jsonrpc": "2.0", "id": 6, "method": "server/discover" });
+    let (status, answer) = post_2026(&url, &bare, &[]).await;
+    assert!(
+        status >= 400 && answer["error"]["code"].is_i64(),
+        "{status} {answer}"
+    );
+    let init = json!({ "jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["result"]["protocolVersion"], "2025-11-25");
+    let legacy = json!({ "jsonrpc": "2.0", "id": 8, "method": "tools/list" });
+    let (status, answer) = post_2026(
+        &url,
+        &legacy,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        answer["result"].get("resultType").is_none(),
+        "a 2025 result has no resultType"
+    );
+    assert!(answer["result"].get("ttlMs").is_none());
+}
+
+#[tokio::test]
+async fn the_2026_revision_over_stdio_is_served_per_request_beside_the_handshake() {
+    let mut server = Server::stdio(&[]);
+    let mut stdin = server.child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(server.child.stdout.take().unwrap()).lines();
+    let v = "2026-07-28";
+    let initialize = json!({ "jsonrpc": "2.0", "id": 6, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
+    // Requests are answered concurrently: each batch is answered before the next is sent.
+    let batches = [
+        vec![
+            request(1, "server/discover", json!({}), v),
+            request(2, "tools/call", json!({ "name": "get_tagging_policy" }), v),
+            request(3, "ping", json!({}), v),
+            request(4, "tools/list", json!({}), "2099-01-01"),
+            // The handshake era's rules hold beside the other era.
+            json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/list" }),
+        ],
+        vec![initialize],
+        vec![json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/list" })],
+    ];
+    let mut answers: HashMap<u64, Value> = HashMap::new();
+    for batch in &batches {
+        for line in batch {
+            stdin
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        stdin.flush().await.unwrap();
+        let wanted = answers.len() + batch.len();
+        while answers.len() < wanted {
+            let line = within(30, "a response", stdout.next_line())
+                .await
+                .unwrap()
+                .expect("a line");
+            let value: Value = serde_json::from_str(&line).unwrap();
+            answers.insert(value["id"].as_u64().unwrap(), value);
+        }
+    }
+    assert_eq!(answers[&1]["result"]["supportedVersions"], json!([v]));
+    assert_eq!(answers[&2]["result"]["resultType"], "complete");
+    assert!(answers[&2]["result"]["_meta"]["correlation_id"].is_string());
+    assert_eq!(answers[&3]["error"]["code"], -32601);
+    assert_eq!(answers[&4]["error"]["code"], -32022);
+    assert_eq!(
+        answers[&5]["error"]["code"], -32600,
+        "before initialize, in the handshake era"
+    );
+    assert_eq!(answers[&6]["result"]["protocolVersion"], "2025-11-25");
+    assert!(answers[&7]["result"]["tools"].is_array());
+    assert!(answers[&7]["result"].get("resultType").is_none());
+}
