@@ -31,9 +31,9 @@ pub use result::{
 };
 pub use tags::{LookAlike, TagMatch, eq_ignore_case, find_tag, keys_are_ascii, look_alike};
 pub use tally::{
-    CostSplit, CostSums, CostTally, GroupKey, GroupKind, GroupTagStats, OFFENDERS_KEPT, Offender,
-    Offenders, RunKey, TagCostSums, TagCounts, TagStats, TagStatsSpec, Tally, TallyOptions,
-    TypeCounts, ViolationRuns, groups_of, name_tokens,
+    CostSplit, CostSums, CostTally, ExemptResource, ExemptionStatus, GroupKey, GroupKind,
+    GroupTagStats, OFFENDERS_KEPT, Offender, Offenders, RunKey, TagCostSums, TagCounts, TagStats,
+    TagStatsSpec, Tally, TallyOptions, TypeCounts, ViolationRuns, groups_of, name_tokens,
 };
 
 /// Gives a fieldless enum one spelling per variant, used everywhere: `as_str`, `Display`,
@@ -460,6 +460,9 @@ pub enum ViolationType {
     ValueTooLong,
     /// The key or value has characters outside letters, digits, spaces and `_ . : / = + - @`.
     InvalidCharacters,
+    /// The key is one of the tag's aliases in the policy (`cost-center` for `CostCenter`):
+    /// accepted, with a warning to normalise it.
+    KeyAlias,
 }
 
 string_enum!(ViolationType "a violation type" {
@@ -472,6 +475,7 @@ string_enum!(ViolationType "a violation type" {
     KeyTooLong => "key_too_long",
     ValueTooLong => "value_too_long",
     InvalidCharacters => "invalid_characters",
+    KeyAlias => "key_alias",
 });
 
 /// What a finding compares the tag against, kept by reference to the compiled policy.

@@ -134,6 +134,9 @@ impl Violation {
                 "tag '{tag}' has value '{shown}', which does not match '{pattern}'{}",
                 hidden(current)
             ),
+            (V::KeyAlias, _) => format!(
+                "tag key '{shown}' is an alias of the policy's '{tag}': accepted, but rename it to '{tag}'"
+            ),
             (V::KeyCaseMismatch, _) => {
                 format!("tag key '{shown}' differs only in case from the policy's '{tag}'")
             }
@@ -474,7 +477,7 @@ pub struct ComplianceTotals {
     /// Compliant resources / resources some required tag applies to, from 0.0 to 1.0 (1.0
     /// when there are none). Resources no rule applies to are not in it.
     pub compliance_score: f64,
-    /// Resources checked: compliant + non-compliant + not applicable.
+    /// Resources in scope: compliant + non-compliant + not applicable + exempt.
     pub total_resources: u64,
     /// Resources some required tag applies to, with no error-severity violation.
     pub compliant_resources: u64,
@@ -484,6 +487,10 @@ pub struct ComplianceTotals {
     /// applies_to): neither compliant nor non-compliant, and not in the score.
     #[serde(default)]
     pub not_applicable_resources: u64,
+    /// Resources under an active exemption of the policy: not validated, not in the score,
+    /// listed in the tally's `exemptions`.
+    #[serde(default)]
+    pub exempt_resources: u64,
     /// Error-severity violations (whatever a severity filter lists).
     pub error_count: u64,
     /// Warning-severity violations (whatever a severity filter lists).
@@ -499,6 +506,7 @@ impl ComplianceTotals {
             compliant_resources: counts.compliant,
             non_compliant_resources: counts.non_compliant,
             not_applicable_resources: counts.not_applicable,
+            exempt_resources: counts.exempt,
             error_count: counts.errors,
             warning_count: counts.warnings,
         }

@@ -42,6 +42,10 @@ pub struct TypeCounts {
     /// in the score.
     #[serde(default)]
     pub not_applicable: u64,
+    /// Resources under an active exemption of the policy: not validated, not in the score,
+    /// and listed with the exemption (never dropped).
+    #[serde(default)]
+    pub exempt: u64,
     /// Error-severity violations.
     pub errors: u64,
     /// Warning-severity violations.
@@ -55,6 +59,7 @@ impl TypeCounts {
         self.compliant += other.compliant;
         self.non_compliant += other.non_compliant;
         self.not_applicable += other.not_applicable;
+        self.exempt += other.exempt;
         self.errors += other.errors;
         self.warnings += other.warnings;
     }
@@ -72,6 +77,12 @@ impl TypeCounts {
         } else {
             self.not_applicable += 1;
         }
+    }
+
+    /// Counts one exempt resource.
+    fn count_exempt(&mut self) {
+        self.total += 1;
+        self.exempt += 1;
     }
 
     /// Compliant resources / resources some rule applies to (1.0 when there are none).
@@ -329,6 +340,9 @@ pub struct Tally {
     pub violations: ViolationRuns,
     /// Parts of the estate that could not be read (sorted, so merges agree).
     pub issues: Vec<ScanIssue>,
+    /// Resources an exemption of the policy names, by ARN: active ones (not validated) and
+    /// expired or malformed ones (validated as any other).
+    pub exemptions: BTreeMap<String, ExemptResource>,
     /// With [`TallyOptions::match_arns`]: the ARN of every resource seen.
     pub matched_arns: BTreeSet<String>,
     /// With [`TallyOptions::cost`]: monthly cost sums.
@@ -435,6 +449,36 @@ impl Tally {
         }
     }
 
+    /// Counts a resource under an active exemption: in the totals and its groups as exempt,
+    /// its cost apart, and listed; nothing of it is validated.
+    pub fn observe_exempt(&mut self, resource: &Resource, exemption: ExemptResource) {
+        match self.by_resource_type.get_mut(&resource.resource_type) {
+            Some(counts) => counts.count_exempt(),
+            None => self
+                .by_resource_type
+                .entry(resource.resource_type.clone())
+                .or_default()
+                .count_exempt(),
+        }
+        for (place, by_place) in [
+            (&resource.account_id, &mut self.by_account),
+            (&resource.region, &mut self.by_region),
+        ] {
+            by_place.entry(place.clone()).or_default().count_exempt();
+        }
+        if let Some(cost) = &mut self.cost {
+            cost.observe_exempt(resource);
+        }
+        self.exemptions.insert(resource.arn.clone(), exemption);
+    }
+
+    /// Lists an exemption that does not hold (expired, malformed): the resource is validated
+    /// as any other, and the exemption listed with why it does not hold.
+    pub fn note_exemption(&mut self, exemption: ExemptResource) {
+        self.exemptions
+            .insert(exemption.resource_arn.clone(), exemption);
+    }
+
     /// Adds issues, keeping the list sorted (appending a sorted run and sorting is linear in
     /// the list, so adding many at once costs one sort).
     pub fn add_issues(&mut self, issues: impl IntoIterator<Item = ScanIssue>) {
@@ -466,6 +510,11 @@ impl Tally {
         }
         self.worst_offenders.merge(other.worst_offenders);
         self.violations.merge(other.violations);
+        if self.exemptions.is_empty() {
+            self.exemptions = other.exemptions;
+        } else {
+            self.exemptions.extend(other.exemptions);
+        }
         if self.issues.is_empty() {
             self.issues = other.issues;
         } else {
@@ -536,7 +585,7 @@ fn merge_analysis<T>(
 
 impl Serialize for Tally {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Tally", 11)?;
+        let mut s = serializer.serialize_struct("Tally", 12)?;
         s.serialize_field("by_resource_type", &self.by_resource_type)?;
         s.serialize_field("by_tag", &self.by_tag)?;
         s.serialize_field("by_account", &self.by_account)?;
@@ -545,6 +594,9 @@ impl Serialize for Tally {
         s.serialize_field("violations", &Flat(&self.violations))?;
         s.serialize_field("violation_runs", &self.violations.index())?;
         s.serialize_field("issues", &self.issues)?;
+        if !self.exemptions.is_empty() {
+            s.serialize_field("exemptions", &self.exemptions)?;
+        }
         if !self.matched_arns.is_empty() {
             s.serialize_field("matched_arns", &self.matched_arns)?;
         }
@@ -626,6 +678,7 @@ impl<'de> Deserialize<'de> for Tally {
                             tally.issues = issues;
                         }
                         "matched_arns" => tally.matched_arns = map.next_value()?,
+                        "exemptions" => tally.exemptions = map.next_value()?,
                         "cost" => tally.cost = map.next_value()?,
                         "tag_stats" => tally.tag_stats = map.next_value()?,
                         _ => {
@@ -700,6 +753,52 @@ impl JsonSchema for CostSources {
     }
 }
 
+/// Whether an exemption holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ExemptionStatus {
+    /// It holds: the resource is not validated.
+    Active,
+    /// Its expiry has passed: the resource is validated as any other.
+    Expired,
+    /// It cannot be read (an exemption tag whose value is not `YYYY-MM-DD reason`).
+    Invalid,
+}
+
+super::string_enum!(ExemptionStatus "an exemption status" {
+    Active => "active",
+    Expired => "expired",
+    Invalid => "invalid",
+});
+
+/// A resource an exemption of the policy names, with the exemption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExemptResource {
+    /// ARN.
+    pub resource_arn: String,
+    /// `service:type`.
+    pub resource_type: ResourceType,
+    /// Account id.
+    pub account_id: String,
+    /// Region.
+    pub region: String,
+    /// Name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// Monthly cost; null when unknown.
+    pub monthly_cost: Option<Usd>,
+    /// Where the cost comes from.
+    #[serde(default)]
+    pub cost_source: CostSource,
+    /// `active`, `expired` or `invalid`.
+    pub status: ExemptionStatus,
+    /// What exempts it: `arn_pattern <pattern>` or `tag <key>`.
+    pub exempted_by: String,
+    /// Why, as the exemption says.
+    pub reason: String,
+    /// The last day it holds; null when it could not be read.
+    pub expires: Option<chrono::NaiveDate>,
+}
+
 /// Summed monthly cost of some resources, and how many had no known cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CostSums {
@@ -747,6 +846,9 @@ pub struct CostSplit {
     pub compliant: CostSums,
     /// Resources with at least one error.
     pub non_compliant: CostSums,
+    /// Resources under an active exemption.
+    #[serde(default)]
+    pub exempt: CostSums,
 }
 
 /// The cost of the resources with an error on one tag.
@@ -786,6 +888,7 @@ impl CostSplit {
     fn merge(&mut self, other: &CostSplit) {
         self.compliant.merge(&other.compliant);
         self.non_compliant.merge(&other.non_compliant);
+        self.exempt.merge(&other.exempt);
     }
 }
 
@@ -858,14 +961,34 @@ impl CostTally {
         }
     }
 
-    /// Every resource's cost, compliant and not.
+    /// Every resource's cost, compliant, not, and exempt.
     pub fn total(&self) -> CostSums {
         let mut all = CostSums::default();
         for split in self.by_resource_type.values() {
             all.merge(&split.compliant);
             all.merge(&split.non_compliant);
+            all.merge(&split.exempt);
         }
         all
+    }
+
+    fn observe_exempt(&mut self, resource: &Resource) {
+        let (cost, source) = (resource.monthly_cost, resource.cost_source);
+        self.by_resource_type
+            .entry(resource.resource_type.clone())
+            .or_default()
+            .exempt
+            .add(cost, source);
+        for (place, by_place) in [
+            (&resource.account_id, &mut self.by_account),
+            (&resource.region, &mut self.by_region),
+        ] {
+            by_place
+                .entry(place.clone())
+                .or_default()
+                .exempt
+                .add(cost, source);
+        }
     }
 
     /// The cost of the non-compliant resources.

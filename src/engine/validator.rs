@@ -15,7 +15,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::BatchOutcome;
 use super::aggregator::AggregatorMsg;
 use crate::domain::costing::ResourcePricer;
-use crate::domain::{Finding, Resource, RunKey, Tally, TallyOptions};
+use crate::domain::{
+    ExemptResource, ExemptionStatus, Finding, Resource, RunKey, Tally, TallyOptions,
+};
 use crate::policy::Policy;
 
 /// A batch to validate: one page of one shard.
@@ -124,8 +126,34 @@ pub fn validate_batch(
     scratch: &mut Vec<Finding>,
 ) -> Tally {
     let mut tally = Tally::new(options);
+    // Exemptions are judged by the day the batch is validated (UTC).
+    let today = policy
+        .has_exemptions()
+        .then(|| chrono::Utc::now().date_naive());
     for resource in resources {
         scratch.clear();
+        if let Some(today) = today
+            && let Some(hit) = policy.exemption_for(&resource.arn, &resource.tags, today)
+        {
+            let record = ExemptResource {
+                resource_arn: resource.arn.clone(),
+                resource_type: resource.resource_type.clone(),
+                account_id: resource.account_id.to_string(),
+                region: resource.region.to_string(),
+                resource_name: resource.name.clone(),
+                monthly_cost: resource.monthly_cost,
+                cost_source: resource.cost_source,
+                status: hit.status,
+                exempted_by: hit.exempted_by,
+                reason: hit.reason,
+                expires: hit.expires,
+            };
+            if hit.status == ExemptionStatus::Active {
+                tally.observe_exempt(&resource, record);
+                continue;
+            }
+            tally.note_exemption(record);
+        }
         let applicable = policy.validate_into(&resource.resource_type, &resource.tags, scratch);
         tally.observe(options, run, resource, applicable, scratch);
     }

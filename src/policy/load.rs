@@ -441,6 +441,7 @@ fn compile(
             regex,
             regex_exact_case,
             applies_to,
+            aliases: rule.aliases.iter().map(|a| Arc::from(a.as_str())).collect(),
         });
     }
 
@@ -454,6 +455,7 @@ fn compile(
         ];
         optional.push(CompiledOptional {
             name: Arc::from(rule.name.as_str()),
+            aliases: rule.aliases.iter().map(|a| Arc::from(a.as_str())).collect(),
             allowed_values: compile_allowed(
                 &check,
                 &path,
@@ -461,6 +463,103 @@ fn compile(
                 rules.case_sensitivity,
             )?,
         });
+    }
+
+    // An alias is a key like a name: it may be neither empty, nor reserved, nor another
+    // tag's name or alias.
+    let aliases = document
+        .required_tags
+        .iter()
+        .map(|r| &r.aliases)
+        .enumerate()
+        .map(|(i, a)| ("required_tags", i, a))
+        .chain(
+            document
+                .optional_tags
+                .iter()
+                .map(|r| &r.aliases)
+                .enumerate()
+                .map(|(i, a)| ("optional_tags", i, a)),
+        );
+    for (list, index, names) in aliases {
+        for (j, alias) in names.iter().enumerate() {
+            let path = [
+                Step::Key(list),
+                Step::Index(index),
+                Step::Key("aliases"),
+                Step::Index(j),
+            ];
+            if alias.trim().is_empty() {
+                return Err(check.error(&path, "the alias is empty".into()));
+            }
+            if crate::policy::is_reserved(alias) {
+                return Err(check.error(
+                    &path,
+                    format!("alias '{alias}' uses the prefix 'aws:', which AWS reserves"),
+                ));
+            }
+            if let Some(previous) =
+                seen.insert(fold(alias), format!("{list}[{index}].aliases[{j}]"))
+            {
+                return Err(check.error(
+                    &path,
+                    format!("alias '{alias}' is already a tag name or alias, at {previous}"),
+                ));
+            }
+        }
+    }
+
+    let mut exemptions = Vec::with_capacity(document.exemptions.len());
+    let today = chrono::Utc::now().date_naive();
+    for (index, rule) in document.exemptions.iter().enumerate() {
+        let at = |field| {
+            [
+                Step::Key("exemptions"),
+                Step::Index(index),
+                Step::Key(field),
+            ]
+        };
+        if rule.arn_pattern.trim().is_empty() {
+            return Err(check.error(&at("arn_pattern"), "the ARN pattern is empty".into()));
+        }
+        if rule.reason.trim().is_empty() {
+            return Err(check.error(
+                &at("reason"),
+                "an exemption needs a reason (it is shown with every exempt resource)".into(),
+            ));
+        }
+        if !rule.arn_pattern.starts_with("arn:") && !rule.arn_pattern.starts_with('*') {
+            warnings.push(check.error(
+                &at("arn_pattern"),
+                format!(
+                    "'{}' does not start with 'arn:', so it matches no ARN",
+                    rule.arn_pattern
+                ),
+            ));
+        }
+        if rule.expires < today {
+            warnings.push(check.error(
+                &at("expires"),
+                format!(
+                    "the exemption of '{}' expired on {}: its resources are validated (and listed as under an expired exemption)",
+                    rule.arn_pattern, rule.expires
+                ),
+            ));
+        }
+        exemptions.push(crate::policy::model::CompiledExemption {
+            pattern: Arc::from(rule.arn_pattern.as_str()),
+            regex: crate::policy::model::arn_glob(&rule.arn_pattern),
+            reason: Arc::from(rule.reason.trim()),
+            expires: rule.expires,
+        });
+    }
+    if let Some(key) = &document.exemption_tag
+        && (key.trim().is_empty() || crate::policy::is_reserved(key))
+    {
+        return Err(check.error(
+            &[Step::Key("exemption_tag")],
+            format!("'{key}' cannot be an exemption tag: give a key that is not empty and not 'aws:'-prefixed"),
+        ));
     }
 
     if required.is_empty() {
@@ -511,6 +610,7 @@ fn compile(
         origin: origin.to_string(),
         required,
         optional,
+        exemptions,
         warnings,
     })
 }

@@ -24,6 +24,28 @@ pub struct PolicyDocument {
     /// Rules on every tag's key and value.
     #[serde(default)]
     pub tag_naming_rules: NamingRules,
+    /// Resources exempt from the policy, by ARN pattern, each with a reason and an expiry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemptions: Vec<ExemptionRule>,
+    /// A tag key that exempts the resource carrying it; its value is the last day and the
+    /// reason: `2027-03-31 migrating to the new account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption_tag: Option<String>,
+}
+
+/// Resources exempt from the policy until a day, for a reason. Exempt resources are not
+/// validated and not in the score; they are counted and listed as exempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExemptionRule {
+    /// The ARNs exempt: `*` matches any run of characters, `?` one
+    /// (`arn:aws:ec2:*:123456789012:instance/*`).
+    pub arn_pattern: String,
+    /// Why (shown with every exempt resource).
+    pub reason: String,
+    /// The last day the exemption holds (`YYYY-MM-DD`, UTC); from the next day the resources
+    /// are validated again, and listed as under an expired exemption.
+    pub expires: chrono::NaiveDate,
 }
 
 /// A required tag.
@@ -46,6 +68,10 @@ pub struct RequiredTagRule {
     /// type (`*`), or a CloudFormation type (`AWS::EC2::Instance`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applies_to: Vec<String>,
+    /// Other keys accepted for this tag (`cost-center`, `costcenter` for `CostCenter`): a
+    /// resource carrying one has the tag, with a `key_alias` warning to normalise the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// An optional tag.
@@ -60,6 +86,9 @@ pub struct OptionalTagRule {
     /// The values the tag may take when present; absent means any value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_values: Option<Vec<String>>,
+    /// Other keys accepted for this tag, with a `key_alias` warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// Rules on keys and values of every tag (keys with the reserved `aws:` prefix excepted).
@@ -118,6 +147,8 @@ pub struct CompiledRequired {
     pub regex_exact_case: Option<Regex>,
     /// Types the rule applies to.
     pub applies_to: TypeSet,
+    /// Other keys accepted for the tag.
+    pub aliases: Vec<Arc<str>>,
 }
 
 impl CompiledRequired {
@@ -197,6 +228,49 @@ pub struct CompiledOptional {
     pub name: Arc<str>,
     /// Allowed values, when the policy restricts them.
     pub allowed_values: Option<Arc<[String]>>,
+    /// Other keys accepted for the tag.
+    pub aliases: Vec<Arc<str>>,
+}
+
+/// An exemption rule, compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledExemption {
+    /// The pattern as written.
+    pub pattern: Arc<str>,
+    /// The pattern as an anchored regex.
+    pub regex: Regex,
+    /// Why.
+    pub reason: Arc<str>,
+    /// The last day it holds.
+    pub expires: chrono::NaiveDate,
+}
+
+/// What exempts a resource, and whether it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExemptionHit {
+    /// Active, expired, or unreadable.
+    pub status: crate::domain::ExemptionStatus,
+    /// `arn_pattern <pattern>` or `tag <key>`.
+    pub exempted_by: String,
+    /// Why.
+    pub reason: String,
+    /// The last day it holds, when known.
+    pub expires: Option<chrono::NaiveDate>,
+}
+
+/// A glob of ARNs (`*` any run, `?` one character) as an anchored regex.
+pub fn arn_glob(pattern: &str) -> Regex {
+    let mut re = String::with_capacity(pattern.len() + 8);
+    re.push('^');
+    for c in pattern.chars() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    Regex::new(&re).expect("an escaped glob is a valid regex")
 }
 
 /// A loaded, checked and compiled policy. Cheap to share behind an `Arc`.
@@ -208,6 +282,7 @@ pub struct Policy {
     pub origin: String,
     pub(crate) required: Vec<CompiledRequired>,
     pub(crate) optional: Vec<CompiledOptional>,
+    pub(crate) exemptions: Vec<CompiledExemption>,
     /// Things that load but are probably mistakes (an unknown resource type in `applies_to`, a
     /// policy that checks nothing); errors when the policy is loaded strictly.
     pub warnings: Vec<String>,
@@ -238,6 +313,76 @@ impl Policy {
     /// as not applicable, outside the score).
     pub fn applies_to_type(&self, resource_type: &ResourceType) -> bool {
         self.required.iter().any(|r| r.applies_to(resource_type))
+    }
+
+    /// The exemption that names a resource (by its ARN or its exemption tag) on `today`, if
+    /// any: an active one first; an expired or unreadable one otherwise (the resource is then
+    /// validated, and the exemption listed with why it does not hold).
+    pub fn exemption_for(
+        &self,
+        arn: &str,
+        tags: &[crate::domain::Tag],
+        today: chrono::NaiveDate,
+    ) -> Option<ExemptionHit> {
+        use crate::domain::ExemptionStatus;
+        let mut lapsed = None;
+        for rule in &self.exemptions {
+            if rule.regex.is_match(arn) {
+                let hit = ExemptionHit {
+                    status: if today <= rule.expires {
+                        ExemptionStatus::Active
+                    } else {
+                        ExemptionStatus::Expired
+                    },
+                    exempted_by: format!("arn_pattern {}", rule.pattern),
+                    reason: rule.reason.to_string(),
+                    expires: Some(rule.expires),
+                };
+                if hit.status == ExemptionStatus::Active {
+                    return Some(hit);
+                }
+                lapsed.get_or_insert(hit);
+            }
+        }
+        if let Some(key) = &self.document.exemption_tag
+            && let Some(tag) = tags.iter().find(|t| t.key == *key)
+        {
+            let value = tag.value.trim();
+            let (day, reason) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
+            let reason = reason.trim_start_matches([':', '-', ' ']).trim();
+            let hit = match chrono::NaiveDate::parse_from_str(day.trim_end_matches(':'), "%Y-%m-%d")
+            {
+                Ok(expires) if !reason.is_empty() => ExemptionHit {
+                    status: if today <= expires {
+                        ExemptionStatus::Active
+                    } else {
+                        ExemptionStatus::Expired
+                    },
+                    exempted_by: format!("tag {key}"),
+                    reason: reason.to_string(),
+                    expires: Some(expires),
+                },
+                _ => ExemptionHit {
+                    status: ExemptionStatus::Invalid,
+                    exempted_by: format!("tag {key}"),
+                    reason: format!(
+                        "the value '{}' is not 'YYYY-MM-DD reason'",
+                        crate::domain::text::show(&crate::domain::text::truncate(value, 80))
+                    ),
+                    expires: None,
+                },
+            };
+            if hit.status == ExemptionStatus::Active {
+                return Some(hit);
+            }
+            lapsed.get_or_insert(hit);
+        }
+        lapsed
+    }
+
+    /// Whether the policy has any exemption (so the hot loop skips the check otherwise).
+    pub fn has_exemptions(&self) -> bool {
+        !self.exemptions.is_empty() || self.document.exemption_tag.is_some()
     }
 
     /// Required tags that apply to a resource type.

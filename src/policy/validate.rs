@@ -42,9 +42,17 @@ impl Policy {
                 continue;
             }
             applicable = true;
-            let Some(TagMatch { tag, exact, others }) =
-                find_tag(tags, &rule.name, ignore_case, keys_ascii)
-            else {
+            let found = find_tag(tags, &rule.name, ignore_case, keys_ascii).or_else(|| {
+                alias_of(
+                    tags,
+                    &rule.aliases,
+                    ignore_case,
+                    keys_ascii,
+                    &rule.name,
+                    out,
+                )
+            });
+            let Some(TagMatch { tag, exact, others }) = found else {
                 // A key that looks like the name (`Cost Center`, `costcenter` with case
                 // sensitivity) is named, since it is usually the tag meant.
                 let look_alike = tags
@@ -69,9 +77,17 @@ impl Policy {
         }
 
         for rule in &self.optional {
-            let Some(TagMatch { tag, exact, others }) =
-                find_tag(tags, &rule.name, ignore_case, keys_ascii)
-            else {
+            let found = find_tag(tags, &rule.name, ignore_case, keys_ascii).or_else(|| {
+                alias_of(
+                    tags,
+                    &rule.aliases,
+                    ignore_case,
+                    keys_ascii,
+                    &rule.name,
+                    out,
+                )
+            });
+            let Some(TagMatch { tag, exact, others }) = found else {
                 continue;
             };
             if !exact {
@@ -155,6 +171,32 @@ impl Policy {
             }
         }
     }
+}
+
+/// The first of a tag's aliases a resource carries, with a `key_alias` warning pushed; the
+/// match counts as exact, so no case warning follows (the alias warning says it all).
+fn alias_of<'t>(
+    tags: &'t [Tag],
+    aliases: &[Arc<str>],
+    ignore_case: bool,
+    keys_ascii: bool,
+    name: &Arc<str>,
+    out: &mut Vec<Finding>,
+) -> Option<TagMatch<'t>> {
+    let found = aliases
+        .iter()
+        .find_map(|alias| find_tag(tags, alias, ignore_case, keys_ascii))?;
+    out.push(finding(
+        ViolationType::KeyAlias,
+        Severity::Warning,
+        name,
+        Some(&found.tag.key),
+        Expected::Canonical(name.clone()),
+    ));
+    Some(TagMatch {
+        exact: true,
+        ..found
+    })
 }
 
 /// Appends the findings of a required tag's value: blank, not allowed, wrong format, or a

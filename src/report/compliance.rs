@@ -64,6 +64,8 @@ pub struct GroupRow {
     pub non_compliant: u64,
     /// Resources no required tag applies to.
     pub not_applicable: u64,
+    /// Resources under an active exemption.
+    pub exempt: u64,
     /// compliant / (compliant + non_compliant), 0 to 1; null when no resource was judged.
     pub score: Option<f64>,
     /// Error-severity violations.
@@ -83,6 +85,7 @@ impl GroupRow {
             compliant: counts.compliant,
             non_compliant: counts.non_compliant,
             not_applicable: counts.not_applicable,
+            exempt: counts.exempt,
             score: (judged > 0).then(|| counts.compliant as f64 / judged as f64),
             errors: counts.errors,
             warnings: counts.warnings,
@@ -219,6 +222,8 @@ pub enum RecommendationKind {
     FocusAccount,
     /// The cost of non-compliant resources is not known.
     PriceUnknown,
+    /// Exemptions have expired or cannot be read.
+    RenewExemptions,
 }
 
 /// A concrete, checkable piece of work, derived from the violations.
@@ -303,6 +308,9 @@ pub struct Report {
     pub top_violations_by_cost: Vec<ViolationGroup>,
     /// The resources with the most errors (then the costliest).
     pub worst_offenders: Vec<ReportResource>,
+    /// Resources an exemption names: active (not validated), expired or unreadable
+    /// (validated), the soonest to expire first.
+    pub exemptions: Vec<crate::domain::ExemptResource>,
     /// The score over time; null when the history could not be read.
     pub trend: Option<TrendSection>,
     /// The attribution gap from billing.
@@ -563,7 +571,9 @@ impl Gathered {
             let value = finding.current_value.as_deref().unwrap_or("");
             let tally = match finding.violation_type {
                 ViolationType::ValueCaseMismatch => Some(&mut self.value_case),
-                ViolationType::KeyCaseMismatch => Some(&mut self.key_case),
+                ViolationType::KeyCaseMismatch | ViolationType::KeyAlias => {
+                    Some(&mut self.key_case)
+                }
                 ViolationType::InvalidFormat => Some(&mut self.format),
                 ViolationType::InvalidValue => Some(&mut self.invalid),
                 _ => None,
@@ -765,12 +775,12 @@ impl Gathered {
             let mut r = recommendation(
                 RecommendationKind::NormaliseKeyCase,
                 format!(
-                    "Respell the key {tag} on {} that spell it in another case ({})",
+                    "Respell the key {tag} on {} that spell it otherwise ({})",
                     resources_phrase(tally.covered.resources),
                     spend(&tally.covered.cost)
                 ),
                 format!(
-                    "keys found: {}; tag keys are case-sensitive, so billing and policies see them as other tags.",
+                    "keys found: {}; billing and AWS tag policies match keys exactly, so they see these as other tags.",
                     listed(&shown, keys.len())
                 ),
                 &tally.covered,
@@ -866,6 +876,9 @@ impl Gathered {
         if let Some(r) = self.focus_account(result) {
             out.push(r);
         }
+        if let Some(r) = lapsed_exemptions(result) {
+            out.push(r);
+        }
         // Only where some costs are known: with none (a file source), every figure already
         // says unknown, and no billing setting would change it.
         let some_known = result
@@ -944,6 +957,70 @@ impl Gathered {
         r.account_id = Some(account.to_string());
         Some(r)
     }
+}
+
+/// Exemptions that no longer hold (expired, or an exemption tag that cannot be read): their
+/// resources are validated again, and someone must renew or end them.
+fn lapsed_exemptions(result: &ScanResult) -> Option<Recommendation> {
+    use crate::domain::ExemptionStatus;
+    let lapsed: Vec<&crate::domain::ExemptResource> = result
+        .tally
+        .exemptions
+        .values()
+        .filter(|e| e.status != ExemptionStatus::Active)
+        .collect();
+    if lapsed.is_empty() {
+        return None;
+    }
+    let mut cost = CostSums::default();
+    let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in &lapsed {
+        cost.add(e.monthly_cost, e.cost_source);
+        *by.entry(e.exempted_by.as_str()).or_default() += 1;
+    }
+    let shown: Vec<String> = by
+        .iter()
+        .take(5)
+        .map(|(k, n)| format!("{} ({n})", crate::domain::text::show(k)))
+        .collect();
+    let mut examples: Vec<&crate::domain::ExemptResource> = lapsed.clone();
+    examples.sort_by(|a, b| {
+        b.monthly_cost
+            .cmp(&a.monthly_cost)
+            .then(a.resource_arn.cmp(&b.resource_arn))
+    });
+    Some(Recommendation {
+        kind: RecommendationKind::RenewExemptions,
+        title: format!(
+            "Renew or end the exemptions of {} that no longer hold ({})",
+            resources_phrase(lapsed.len() as u64),
+            spend(&cost)
+        ),
+        detail: format!(
+            "expired or unreadable: {}; their resources are validated again until the exemption is renewed.",
+            listed(&shown, by.len())
+        ),
+        resources: lapsed.len() as u64,
+        monthly_cost: cost,
+        tag: None,
+        resource_type: None,
+        account_id: None,
+        examples: examples
+            .iter()
+            .take(EXAMPLES)
+            .map(|e| ReportResource {
+                arn: e.resource_arn.clone(),
+                resource_type: e.resource_type.to_string(),
+                account_id: e.account_id.clone(),
+                region: e.region.clone(),
+                name: e.resource_name.clone(),
+                monthly_cost: e.monthly_cost,
+                cost_source: e.cost_source,
+                errors: None,
+                warnings: None,
+            })
+            .collect(),
+    })
 }
 
 /// The recommendations to list: the costliest of each kind first (so that cheap but
@@ -1109,6 +1186,11 @@ impl Report {
                 unavailable: Some(reason),
             },
         };
+        let mut exemptions: Vec<crate::domain::ExemptResource> =
+            tally.exemptions.values().cloned().collect();
+        exemptions.sort_by(|a, b| {
+            (a.status, a.expires, &a.resource_arn).cmp(&(b.status, b.expires, &b.resource_arn))
+        });
         Report {
             title: "Tag compliance report".to_string(),
             generated_at: now,
@@ -1135,6 +1217,7 @@ impl Report {
             top_violations_by_count,
             top_violations_by_cost: groups,
             worst_offenders,
+            exemptions,
             trend: history.map(|h| trend(h, result)),
             cost_gap,
             recommendations,

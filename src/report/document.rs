@@ -134,6 +134,7 @@ fn markdown(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         "| Not applicable | {} |",
         thousands(t.not_applicable_resources)
     )?;
+    writeln!(out, "| Exempt | {} |", thousands(t.exempt_resources))?;
     writeln!(out, "| Errors | {} |", thousands(t.error_count))?;
     writeln!(out, "| Warnings | {} |", thousands(t.warning_count))?;
     if let Some(cost) = &report.cost {
@@ -295,6 +296,30 @@ fn markdown(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             cell(reason.as_deref().unwrap_or("no billing data"))
         )?,
     }
+    if !report.exemptions.is_empty() {
+        writeln!(out, "## Exemptions\n")?;
+        writeln!(out, "| Resource | Status | Until | Exempted by | Reason |")?;
+        writeln!(out, "|---|---|---|---|---|")?;
+        for e in report.exemptions.iter().take(EXEMPTIONS_LISTED) {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                cell(e.resource_name.as_deref().unwrap_or(&e.resource_arn)),
+                e.status,
+                e.expires.map_or("unknown".to_string(), |d| d.to_string()),
+                cell(&e.exempted_by),
+                cell(&e.reason)
+            )?;
+        }
+        if report.exemptions.len() > EXEMPTIONS_LISTED {
+            writeln!(
+                out,
+                "\n{} more (the JSON report lists all).",
+                report.exemptions.len() - EXEMPTIONS_LISTED
+            )?;
+        }
+        writeln!(out)?;
+    }
     writeln!(out, "## Worst offenders\n")?;
     writeln!(
         out,
@@ -335,6 +360,9 @@ fn markdown(report: &Report, out: &mut dyn Write) -> io::Result<()> {
 fn money(amount: Option<Usd>) -> String {
     amount.map_or("unknown".to_string(), Usd::display)
 }
+
+/// Exemptions a Markdown or HTML report lists (the JSON and CSV list all).
+pub const EXEMPTIONS_LISTED: usize = 50;
 
 /// CSV columns, in order.
 pub const CSV_HEADER: [&str; 15] = [
@@ -524,6 +552,24 @@ fn csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 ..Row::default()
             });
         }
+    }
+    for e in &report.exemptions {
+        let mut cost = CostSums::default();
+        cost.add(e.monthly_cost, e.cost_source);
+        rows.push(Row {
+            section: "exemption",
+            name: e.resource_arn.clone(),
+            resources: Some(1),
+            cost: Some(cost),
+            detail: format!(
+                "{} until {} by {}: {}",
+                e.status,
+                e.expires.map_or("unknown".to_string(), |d| d.to_string()),
+                e.exempted_by,
+                e.reason
+            ),
+            ..Row::default()
+        });
     }
     for r in &report.worst_offenders {
         let mut cost = CostSums::default();

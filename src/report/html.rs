@@ -103,6 +103,9 @@ fn page(report: &Report, h: &mut String) -> std::fmt::Result {
     card("Compliance score", percent(t.compliance_score))?;
     card("Resources", thousands(t.total_resources))?;
     card("Non-compliant", thousands(t.non_compliant_resources))?;
+    if t.exempt_resources > 0 {
+        card("Exempt", thousands(t.exempt_resources))?;
+    }
     card(
         "Errors / warnings",
         format!(
@@ -251,6 +254,26 @@ fn page(report: &Report, h: &mut String) -> std::fmt::Result {
         )?,
     }
 
+    if !report.exemptions.is_empty() {
+        h.push_str("<h2>Exemptions</h2>\n<table><thead><tr><th>Resource</th><th>Status</th><th>Until</th><th>Exempted by</th><th>Reason</th></tr></thead><tbody>\n");
+        for e in report
+            .exemptions
+            .iter()
+            .take(super::document::EXEMPTIONS_LISTED)
+        {
+            writeln!(
+                h,
+                "<tr><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&e.resource_arn),
+                escape(e.resource_name.as_deref().unwrap_or(&e.resource_arn)),
+                e.status,
+                e.expires.map_or("unknown".to_string(), |d| d.to_string()),
+                escape(&e.exempted_by),
+                escape(&e.reason)
+            )?;
+        }
+        h.push_str("</tbody></table>\n");
+    }
     h.push_str("<h2>Worst offenders</h2>\n<table><thead><tr><th>Resource</th><th>Type</th><th>Account</th><th>Region</th><th class=\"n\">Errors</th><th class=\"n\">Monthly cost</th></tr></thead><tbody>\n");
     for r in &report.worst_offenders {
         writeln!(

@@ -548,6 +548,7 @@ mod tests {
                 compliant_resources: (score * 100.0) as u64,
                 non_compliant_resources: 100 - (score * 100.0) as u64,
                 not_applicable_resources: 0,
+                exempt_resources: 0,
                 error_count: 0,
                 warning_count: 0,
             },

@@ -192,7 +192,7 @@ proptest! {
                     && matches!(&f.expected, Expected::AllowedValues(v) if !v.is_empty()),
                 ViolationType::InvalidFormat => f.current_value.is_some()
                     && matches!(&f.expected, Expected::Pattern(p) if !p.is_empty()),
-                ViolationType::KeyCaseMismatch => f.current_value.is_some()
+                ViolationType::KeyCaseMismatch | ViolationType::KeyAlias => f.current_value.is_some()
                     && matches!(&f.expected, Expected::Canonical(_)),
                 // Against an allowed value, or a regex matched only ignoring case.
                 ViolationType::ValueCaseMismatch => f.current_value.is_some()

@@ -325,6 +325,7 @@ async fn every_figure_of_the_report_is_the_generators_and_the_bills() {
                 .copied()
                 .filter(|k| k.cost.is_none())
                 .collect(),
+            RecommendationKind::RenewExemptions => panic!("the default policy exempts nothing"),
         };
         check(r, sums(members.into_iter()));
         // The title states the count and the spend it covers.
@@ -681,4 +682,130 @@ fn the_html_report_renders_and_prints_in_chromium_without_fetching_anything() {
     assert!(bytes.starts_with(b"%PDF"));
     let pages = bytes.windows(10).filter(|w| w == b"/Type /Pag").count();
     assert!(pages >= 2, "the printed report has {pages} page objects");
+}
+
+#[test]
+fn exemptions_are_counted_and_listed_and_aliases_accepted_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut policy: serde_json::Value =
+        serde_json::from_str(tagguard::policy::DEFAULT_POLICY_JSON).unwrap();
+    policy["required_tags"][0]["aliases"] = serde_json::json!(["cost-center", "cost_center"]);
+    policy["exemptions"] = serde_json::json!([
+        { "arn_pattern": "arn:aws:ec2:*:111122223333:instance/i-0legacy*", "reason": "legacy fleet, retired in Q1", "expires": "2099-03-31" },
+        { "arn_pattern": "arn:aws:ec2:*:111122223333:instance/i-0old*", "reason": "was to be retired", "expires": "2020-01-31" },
+    ]);
+    policy["exemption_tag"] = serde_json::json!("tagguard-exempt");
+    let policy_path = dir.path().join("policy.json");
+    std::fs::write(&policy_path, policy.to_string()).unwrap();
+    let arn = |id: &str| format!("arn:aws:ec2:us-east-1:111122223333:instance/{id}");
+    let mut aliased = GOOD.to_vec();
+    aliased[0] = ("cost-center", "Engineering");
+    let tagged_exempt = [(
+        "tagguard-exempt",
+        "2099-12-31 moving to the platform account",
+    )];
+    let tagged_bad = [("tagguard-exempt", "soon")];
+    let (legacy, old, by_tag, bad_tag, alias, good) = (
+        arn("i-0legacy0000000001"),
+        arn("i-0old000000000001"),
+        arn("i-0000000000000003"),
+        arn("i-0000000000000004"),
+        arn("i-0000000000000005"),
+        arn("i-0000000000000006"),
+    );
+    let source = snapshot(
+        dir.path(),
+        &[
+            (legacy.as_str(), &[][..]),
+            (old.as_str(), &[][..]),
+            (by_tag.as_str(), &tagged_exempt[..]),
+            (bad_tag.as_str(), &tagged_bad[..]),
+            (alias.as_str(), &aliased[..]),
+            (good.as_str(), &GOOD[..]),
+        ],
+    );
+    let policy_arg = policy_path.to_str().unwrap();
+    let out = tagguard(&[
+        "scan", "--format", "json", "--source", &source, "--policy", policy_arg,
+    ]);
+    let scan: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(scan["total_resources"], 6);
+    assert_eq!(scan["exempt_resources"], 2);
+    assert_eq!(
+        scan["compliant_resources"], 2,
+        "the aliased and the good one"
+    );
+    assert_eq!(
+        scan["non_compliant_resources"], 2,
+        "the expired and the unreadable"
+    );
+    assert_eq!(scan["compliance_score"], 0.5);
+    let exemptions = &scan["tally"]["exemptions"];
+    let status = |a: &str| exemptions[a]["status"].as_str().unwrap().to_string();
+    assert_eq!(status(&legacy), "active");
+    assert_eq!(status(&by_tag), "active");
+    assert_eq!(status(&old), "expired");
+    assert_eq!(status(&bad_tag), "invalid");
+    assert_eq!(
+        exemptions[&by_tag]["reason"],
+        "moving to the platform account"
+    );
+    assert_eq!(exemptions[&by_tag]["expires"], "2099-12-31");
+    assert_eq!(
+        exemptions[&legacy]["exempted_by"],
+        "arn_pattern arn:aws:ec2:*:111122223333:instance/i-0legacy*"
+    );
+    assert!(exemptions.get(&good).is_none());
+    let violations = scan["tally"]["violations"].as_array().unwrap();
+    // Nothing of an exempt resource is validated; lapsed ones are.
+    assert!(
+        violations
+            .iter()
+            .all(|v| v["resource_arn"] != legacy.as_str() && v["resource_arn"] != by_tag.as_str())
+    );
+    assert!(violations.iter().any(|v| v["resource_arn"] == old.as_str()));
+    let on_alias: Vec<&serde_json::Value> = violations
+        .iter()
+        .filter(|v| v["resource_arn"] == alias.as_str())
+        .collect();
+    assert_eq!(on_alias.len(), 1, "{on_alias:?}");
+    assert_eq!(on_alias[0]["violation_type"], "key_alias");
+    assert_eq!(on_alias[0]["severity"], "warning");
+    assert_eq!(on_alias[0]["tag_name"], "CostCenter");
+    assert_eq!(on_alias[0]["current_value"], "cost-center");
+
+    // The report lists them, and asks to renew the two that lapsed.
+    let out = tagguard(&[
+        "report", "--format", "json", "--source", &source, "--policy", policy_arg,
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exemptions"].as_array().unwrap().len(), 4);
+    let recs = report["recommendations"].as_array().unwrap();
+    let renew = recs
+        .iter()
+        .find(|r| r["kind"] == "renew_exemptions")
+        .expect("a renewal");
+    assert_eq!(renew["resources"], 2);
+    let respell = recs
+        .iter()
+        .find(|r| r["kind"] == "normalise_key_case")
+        .expect("the alias");
+    assert!(
+        respell["detail"]
+            .as_str()
+            .unwrap()
+            .contains("'cost-center' (1)")
+    );
+
+    // A policy whose exemption has no reason names the file, line and field.
+    policy["exemptions"][0]["reason"] = serde_json::json!(" ");
+    std::fs::write(&policy_path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+    let out = tagguard(&["policy", "check", policy_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exemptions[0].reason") && err.contains("line"),
+        "{err}"
+    );
 }
