@@ -103,6 +103,18 @@ enum PolicyCommand {
         #[arg(long, env = "TAGGUARD_STRICT_POLICY")]
         strict: bool,
     },
+    /// Import AWS Organizations tag policies: one policy, a list of them from the root down
+    /// to the account (their effective policy is computed with AWS's inheritance operators),
+    /// or the output of `aws organizations describe-policy` / `describe-effective-policy`.
+    /// Prints the tagguard policy (or writes it with --out); what cannot be expressed is
+    /// reported on standard error.
+    Import {
+        /// The tag policy file (`-` reads standard input).
+        file: PathBuf,
+        /// Write the tagguard policy here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Print the policy in effect as JSON.
     Show {
         /// The policy file (default: the built-in policy).
@@ -520,6 +532,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policy(PolicyCommand::Import { file, out }) => {
+            import_tag_policy(&file, out.as_deref())
+        }
         Command::Policy(PolicyCommand::Show { policy }) => {
             let policy = load(&policy, false)?;
             let mut out = io::stdout().lock();
@@ -623,6 +638,46 @@ async fn open_source(
     };
     let scope = scope(from, &spec, resource_types)?;
     Ok((spec.open(policy).await?, scope, spec))
+}
+
+/// `tagguard policy import`: the tagguard policy of AWS tag policies, checked by loading it.
+fn import_tag_policy(file: &std::path::Path, out: Option<&std::path::Path>) -> Result<ExitCode> {
+    let (text, origin) = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        io::Read::read_to_string(&mut io::stdin(), &mut text)?;
+        (text, "standard input".to_string())
+    } else {
+        let name = file.file_name().map_or_else(
+            || "the policy".to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("cannot read '{name}'"))?;
+        (text, name)
+    };
+    let imported =
+        tagguard::policy::import::import_text(&text, &origin).map_err(anyhow::Error::msg)?;
+    let json = serde_json::to_string_pretty(&imported.policy)?;
+    // The result must load as any policy does; its warnings are reported with the notes.
+    let loaded = tagguard::policy::parse_policy(&json, "the imported policy")
+        .map_err(|e| anyhow::anyhow!("the imported policy does not load: {e}"))?;
+    for note in imported.notes.iter().chain(&loaded.warnings) {
+        eprintln!("tagguard: note: {note}");
+    }
+    match out {
+        Some(path) => {
+            std::fs::write(path, format!("{json}\n"))
+                .with_context(|| format!("cannot write '{}'", path.display()))?;
+            eprintln!(
+                "tagguard: wrote {} ({} required tags, {} checked where present)",
+                path.display(),
+                imported.policy.required_tags.len(),
+                imported.policy.optional_tags.len()
+            );
+        }
+        None => println!("{json}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `tagguard report`: a fresh scan (recorded in the history), the history and last month's

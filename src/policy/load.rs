@@ -442,6 +442,12 @@ fn compile(
             regex_exact_case,
             applies_to,
             aliases: rule.aliases.iter().map(|a| Arc::from(a.as_str())).collect(),
+            exact_case: rule.exact_case,
+            wildcards: crate::policy::model::value_wildcards(
+                rule.allowed_values.as_deref(),
+                rule.wildcard_values,
+            ),
+            checked_everywhere: rule.checked_everywhere,
         });
     }
 
@@ -456,6 +462,12 @@ fn compile(
         optional.push(CompiledOptional {
             name: Arc::from(rule.name.as_str()),
             aliases: rule.aliases.iter().map(|a| Arc::from(a.as_str())).collect(),
+            severity: rule.severity.unwrap_or(crate::domain::Severity::Warning),
+            exact_case: rule.exact_case,
+            wildcards: crate::policy::model::value_wildcards(
+                rule.allowed_values.as_deref(),
+                rule.wildcard_values,
+            ),
             allowed_values: compile_allowed(
                 &check,
                 &path,

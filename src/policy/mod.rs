@@ -1,6 +1,8 @@
-//! The tagging policy: model, loading with located errors, and validation. Pure: no I/O beyond
-//! reading the file, no async runtime, no AWS types.
+//! The tagging policy: model, loading with located errors, validation, and the import of AWS
+//! Organizations tag policies. Pure: no I/O beyond reading the file, no async runtime, no AWS
+//! types.
 
+pub mod import;
 mod load;
 mod model;
 mod validate;
@@ -10,7 +12,7 @@ pub use load::{
     load_policy, load_policy_with, parse_policy, parse_policy_with, strip_position,
 };
 pub use model::{
-    CompiledOptional, CompiledRequired, NamingRules, OptionalTagRule, Policy, PolicyDocument,
-    RequiredTagRule, TypeSet,
+    CompiledOptional, CompiledRequired, ExemptionRule, NamingRules, OptionalTagRule, Policy,
+    PolicyDocument, RequiredTagRule, TypeSet,
 };
 pub use validate::{eq_ignore_case, is_portable, is_reserved};

@@ -72,6 +72,21 @@ pub struct RequiredTagRule {
     /// resource carrying one has the tag, with a `key_alias` warning to normalise the key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// The key's and the values' capitalisation are part of the rule (as in AWS tag
+    /// policies): a key or a value matching only ignoring case is an error, not a warning.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exact_case: bool,
+    /// `*` in `allowed_values` matches any run of characters (`300*` allows `3001`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub wildcard_values: bool,
+    /// On types outside `applies_to`, the tag is not required, but when present its key and
+    /// value are checked by this rule (errors), as AWS tag policies check every tag they name.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub checked_everywhere: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// An optional tag.
@@ -89,6 +104,17 @@ pub struct OptionalTagRule {
     /// Other keys accepted for this tag, with a `key_alias` warning.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// How a present value outside `allowed_values` (or a key in another case, with
+    /// `exact_case`) counts: `warning` (default) or `error`, which makes the resource
+    /// non-compliant though the tag is not required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<crate::domain::Severity>,
+    /// As for required tags: case is part of the rule.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exact_case: bool,
+    /// As for required tags: `*` in `allowed_values` is a wildcard.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub wildcard_values: bool,
 }
 
 /// Rules on keys and values of every tag (keys with the reserved `aws:` prefix excepted).
@@ -149,6 +175,12 @@ pub struct CompiledRequired {
     pub applies_to: TypeSet,
     /// Other keys accepted for the tag.
     pub aliases: Vec<Arc<str>>,
+    /// Case differences are errors.
+    pub exact_case: bool,
+    /// Allowed values with `*`, as anchored regexes.
+    pub wildcards: Arc<[Regex]>,
+    /// Checked when present on types outside `applies_to`.
+    pub checked_everywhere: bool,
 }
 
 impl CompiledRequired {
@@ -230,6 +262,33 @@ pub struct CompiledOptional {
     pub allowed_values: Option<Arc<[String]>>,
     /// Other keys accepted for the tag.
     pub aliases: Vec<Arc<str>>,
+    /// Severity of a present value outside `allowed_values`.
+    pub severity: crate::domain::Severity,
+    /// Case differences count at `severity`.
+    pub exact_case: bool,
+    /// Allowed values with `*`, as anchored regexes.
+    pub wildcards: Arc<[Regex]>,
+}
+
+/// The allowed values of a rule with `wildcard_values` that hold `*`, as anchored,
+/// case-sensitive regexes.
+pub fn value_wildcards(values: Option<&[String]>, wildcard: bool) -> Arc<[Regex]> {
+    if !wildcard {
+        return Arc::from(Vec::new());
+    }
+    values
+        .into_iter()
+        .flatten()
+        .filter(|v| v.contains('*'))
+        .map(|v| arn_glob_star_only(v))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// A value pattern where only `*` is special.
+fn arn_glob_star_only(pattern: &str) -> Regex {
+    let parts: Vec<String> = pattern.split('*').map(regex::escape).collect();
+    Regex::new(&format!("^{}$", parts.join(".*"))).expect("an escaped pattern is a valid regex")
 }
 
 /// An exemption rule, compiled.

@@ -39,6 +39,26 @@ impl Policy {
         let mut applicable = false;
         for rule in &self.required {
             if !rule.applies_to(resource_type) {
+                // Not required here, but checked when present (AWS tag policies' semantics).
+                if rule.checked_everywhere
+                    && let Some(TagMatch { tag, exact, others }) =
+                        find_tag(tags, &rule.name, ignore_case, keys_ascii)
+                {
+                    if !exact {
+                        push_key_case(
+                            out,
+                            &rule.name,
+                            &tag.key,
+                            key_case_severity(rule.exact_case, Severity::Error),
+                        );
+                    }
+                    if others {
+                        push_ignored_variants(out, tags, tag, &rule.name);
+                    }
+                    if !is_blank(&tag.value) || rule.allowed_values.is_some() {
+                        check_required_value(out, rule, &tag.value, ignore_case);
+                    }
+                }
                 continue;
             }
             applicable = true;
@@ -68,7 +88,12 @@ impl Policy {
                 continue;
             };
             if !exact {
-                push_key_case(out, &rule.name, &tag.key);
+                push_key_case(
+                    out,
+                    &rule.name,
+                    &tag.key,
+                    key_case_severity(rule.exact_case, Severity::Error),
+                );
             }
             if others {
                 push_ignored_variants(out, tags, tag, &rule.name);
@@ -91,7 +116,12 @@ impl Policy {
                 continue;
             };
             if !exact {
-                push_key_case(out, &rule.name, &tag.key);
+                push_key_case(
+                    out,
+                    &rule.name,
+                    &tag.key,
+                    key_case_severity(rule.exact_case, rule.severity),
+                );
             }
             if others {
                 push_ignored_variants(out, tags, tag, &rule.name);
@@ -102,8 +132,9 @@ impl Policy {
                     &rule.name,
                     &tag.value,
                     allowed,
-                    ignore_case,
-                    Severity::Warning,
+                    &rule.wildcards,
+                    ignore_case && !rule.exact_case,
+                    rule.severity,
                 );
             }
         }
@@ -224,7 +255,8 @@ fn check_required_value(
             &rule.name,
             value,
             allowed,
-            ignore_case,
+            &rule.wildcards,
+            ignore_case && !rule.exact_case,
             Severity::Error,
         );
     }
@@ -289,10 +321,19 @@ fn finding(
     }
 }
 
-fn push_key_case(out: &mut Vec<Finding>, name: &Arc<str>, found_key: &str) {
+/// A key in another case: a warning, or with `exact_case` as grave as the rule's `severity`.
+fn key_case_severity(exact_case: bool, severity: Severity) -> Severity {
+    if exact_case {
+        severity
+    } else {
+        Severity::Warning
+    }
+}
+
+fn push_key_case(out: &mut Vec<Finding>, name: &Arc<str>, found_key: &str, severity: Severity) {
     out.push(finding(
         ViolationType::KeyCaseMismatch,
-        Severity::Warning,
+        severity,
         name,
         Some(found_key),
         Expected::Canonical(name.clone()),
@@ -304,10 +345,11 @@ fn check_allowed(
     name: &Arc<str>,
     value: &str,
     allowed: &Arc<[String]>,
+    wildcards: &[regex::Regex],
     ignore_case: bool,
     severity: Severity,
 ) {
-    if allowed.iter().any(|a| a == value) {
+    if allowed.iter().any(|a| a == value) || wildcards.iter().any(|w| w.is_match(value)) {
         return;
     }
     if ignore_case && let Some(canonical) = allowed.iter().find(|a| eq_ignore_case(a, value)) {
@@ -334,7 +376,7 @@ fn check_allowed(
 fn push_ignored_variants(out: &mut Vec<Finding>, tags: &[Tag], judged: &Tag, name: &Arc<str>) {
     for tag in tags {
         if !std::ptr::eq(tag, judged) && eq_ignore_case(&tag.key, name) {
-            push_key_case(out, name, &tag.key);
+            push_key_case(out, name, &tag.key, Severity::Warning);
         }
     }
 }

@@ -21,7 +21,9 @@ pub struct GetCostAttributionGap;
 pub enum NamedPeriod {
     /// The last full calendar month.
     LastMonth,
-    /// The 30 full days before today.
+    /// The 30 full days before today (`last_30_days`, as documented; snake case alone would
+    /// spell it `last30_days`, which is accepted too).
+    #[serde(rename = "last_30_days", alias = "last30_days")]
     Last30Days,
     /// From the first of this month through today (not final yet).
     MonthToDate,
@@ -144,5 +146,30 @@ impl TypedTool for GetCostAttributionGap {
             force_refresh: params.force_refresh,
         };
         Ok(cost.attribution_gap(&question, &ctx.cancel).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_periods_are_spelled_as_documented() {
+        for (text, period) in [
+            ("last_month", NamedPeriod::LastMonth),
+            ("last_30_days", NamedPeriod::Last30Days),
+            ("month_to_date", NamedPeriod::MonthToDate),
+        ] {
+            let params: GapParams =
+                serde_json::from_value(serde_json::json!({ "time_period": text })).unwrap();
+            assert_eq!(
+                params.time_period,
+                Some(TimePeriod::Named(period)),
+                "{text}"
+            );
+        }
+        let schema =
+            crate::tools::schema_of::<GapParams>(schemars::generate::Contract::Deserialize);
+        assert!(schema.to_string().contains("last_30_days"));
     }
 }

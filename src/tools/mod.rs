@@ -19,6 +19,7 @@ mod generate_compliance_report;
 mod get_cost_attribution_gap;
 mod get_tagging_policy;
 mod get_violation_history;
+mod import_aws_tag_policy;
 mod plan_tag_remediation;
 pub mod prompts;
 pub mod resources;
@@ -56,6 +57,7 @@ pub use generate_compliance_report::{
 pub use get_cost_attribution_gap::GetCostAttributionGap;
 pub use get_tagging_policy::GetTaggingPolicy;
 pub use get_violation_history::GetViolationHistory;
+pub use import_aws_tag_policy::ImportAwsTagPolicy;
 pub use plan_tag_remediation::PlanTagRemediation;
 pub use suggest_tags::SuggestTags;
 pub use validate_resource_tags::ValidateResourceTags;
@@ -531,6 +533,7 @@ impl ToolRegistry {
             .with(GetCostAttributionGap)
             .with(SuggestTags)
             .with(GenerateComplianceReport)
+            .with(ImportAwsTagPolicy)
             .with(PlanTagRemediation)
     }
 

@@ -764,3 +764,76 @@ fn an_organizations_tag_policy_is_named_as_such() {
         "{err}"
     );
 }
+
+/// `tagguard policy import` of an AWS tag policy chain, then a scan with the result: what AWS
+/// would call compliant is compliant, and nothing else.
+#[test]
+fn an_imported_aws_tag_policy_judges_as_aws_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = r#"[
+      {"tags": {
+        "costcenter": {"tag_key": {"@@assign": "CostCenter"},
+                       "tag_value": {"@@assign": ["100", "200", "300*"]},
+                       "enforced_for": {"@@assign": ["ec2:instance"]},
+                       "report_required_tag_for": {"@@assign": ["ec2:instance"]}},
+        "project": {"tag_key": {"@@assign": "Project"}, "tag_value": {"@@assign": ["alpha", "beta"]}}}},
+      {"tags": {"costcenter": {"tag_value": {"@@remove": ["200"]}}}}
+    ]"#;
+    let chain_file = write(dir.path(), "chain.json", chain);
+    let imported = dir.path().join("imported.json");
+    let out = tagguard(&[
+        "policy",
+        "import",
+        &chain_file,
+        "--out",
+        imported.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What cannot be expressed is said, not dropped.
+    assert_stderr_has(&out, "enforced_for");
+    let ec2 = |n: u32| format!("arn:aws:ec2:us-east-1:111122223333:instance/i-{n:017x}");
+    let s3 = |name: &str| format!("arn:aws:s3:::{name}");
+    // (ARN, tags, compliant as AWS judges it)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, bool);
+    let cases: Vec<Case> = vec![
+        (ec2(1), vec![("CostCenter", "3001")], true), // the wildcard
+        (ec2(2), vec![("CostCenter", "100")], true),
+        (ec2(3), vec![("CostCenter", "200")], false), // removed down the chain
+        (ec2(4), vec![("costcenter", "100")], false), // the key in another case
+        (ec2(5), vec![], false),                      // required on instances
+        (ec2(6), vec![("CostCenter", "300")], true),
+        (s3("not-required"), vec![], true), // not required on buckets
+        (s3("bad-value"), vec![("CostCenter", "999")], false), // but checked where present
+        (s3("bad-project"), vec![("Project", "gamma")], false),
+        (s3("project-case"), vec![("project", "alpha")], false),
+        (s3("project-value-case"), vec![("Project", "Alpha")], false),
+        (s3("good-project"), vec![("Project", "beta")], true),
+    ];
+    let list: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(arn, tags, _)| {
+            serde_json::json!({
+                "ResourceARN": arn,
+                "Tags": tags.iter().map(|(k, v)| serde_json::json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let estate = write(
+        dir.path(),
+        "estate.json",
+        &serde_json::json!({ "ResourceTagMappingList": list }).to_string(),
+    );
+    let (out, scan) = scan_source_as_json(
+        &format!("file:{estate}"),
+        &["--policy", imported.to_str().unwrap()],
+    );
+    assert!(out.status.code().is_some(), "{}", stderr(&out));
+    let violations = scan["tally"]["violations"].as_array().unwrap();
+    for (arn, tags, compliant) in &cases {
+        let errors: Vec<&serde_json::Value> = violations
+            .iter()
+            .filter(|v| v["resource_arn"] == arn.as_str() && v["severity"] == "error")
+            .collect();
+        assert_eq!(errors.is_empty(), *compliant, "{arn} {tags:?}: {errors:?}");
+    }
+}

@@ -692,6 +692,7 @@ const TOOLS: &[&str] = &[
     "get_cost_attribution_gap",
     "get_tagging_policy",
     "get_violation_history",
+    "import_aws_tag_policy",
     "plan_tag_remediation",
     "suggest_tags",
     "validate_resource_tags",
@@ -2125,3 +2126,44 @@ async fn the_2026_revision_over_stdio_is_served_per_request_beside_the_handshake
     assert!(answers[&7]["result"]["tools"].is_array());
     assert!(answers[&7]["result"].get("resultType").is_none());
 }
+
+async fn import_aws_tag_policy(_server: &Server, session: &Session) {
+    let chain = json!([
+        {"tags": {"costcenter": {"tag_key": {"@@assign": "CostCenter"},
+                                 "tag_value": {"@@assign": ["100", "2*"], "@@operators_allowed_for_child_policies": ["@@append"]},
+                                 "enforced_for": {"@@assign": ["ec2:instance"]},
+                                 "report_required_tag_for": {"@@assign": ["ec2:instance"]}}}},
+        {"tags": {"costcenter": {"tag_value": {"@@assign": ["999"]}}}},
+        {"tags": {"costcenter": {"tag_value": {"@@append": ["300"]}}}}
+    ]);
+    let answer = session
+        .structured("import_aws_tag_policy", json!({ "policy": chain }))
+        .await;
+    let rule = &answer["policy"]["required_tags"][0];
+    assert_eq!(rule["name"], "CostCenter");
+    assert_eq!(rule["allowed_values"], json!(["100", "2*", "300"]));
+    assert_eq!(rule["wildcard_values"], true);
+    assert_eq!(
+        answer["effective_policy"]["tags"]["costcenter"]["tag_value"],
+        json!(["100", "2*", "300"])
+    );
+    let notes = answer["notes"].to_string();
+    assert!(
+        notes.contains("enforced_for") && notes.contains("@@assign"),
+        "{notes}"
+    );
+    let refused = session
+        .call(
+            "import_aws_tag_policy",
+            json!({ "policy": {"Version": "2012-10-17"} }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        text_of(&refused).contains("not a tag policy"),
+        "{}",
+        text_of(&refused)
+    );
+}
+over_both_transports!(aws_tag_policies_import_over_mcp, import_aws_tag_policy, &[]);
