@@ -684,29 +684,21 @@ fn import_tag_policy(file: &std::path::Path, out: Option<&std::path::Path>) -> R
 /// gap, rendered; exit 0 when written, 2 when it could not be made or the scan was partial
 /// (the report is written all the same, and says so).
 async fn compliance_report(args: ReportArgs) -> Result<ExitCode> {
-    let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
-    let config = Config::load(args.common.config.as_deref())?;
-    let (source, scope, spec) =
-        open_source(&args.from, &args.resource_types, &policy, &config).await?;
-    let (store, spool) = open_recorder(
+    let Recorded {
+        service,
+        engine,
+        store,
+        scope,
+        costs,
+        deadline,
+    } = recorded_scans(
+        &args.from,
         &args.common,
-        &config,
+        &args.resource_types,
+        args.deadline,
         "the report's scan is handed to it for its history",
-    );
-    let costs = cost_service(&spec, &policy, &store, &config).await?;
-    let deadline = args.deadline.or(config.timeouts.scan_deadline());
-    let engine = EngineHandle::start(config).await?;
-    let service = Arc::new(
-        ScanService::new(
-            engine.clone(),
-            policy,
-            source,
-            store.clone(),
-            Duration::ZERO,
-        )
-        .with_spool(spool)
-        .with_costs(costs.clone()),
-    );
+    )
+    .await?;
     let mut env = ToolEnv::new(service).with_default_scope(scope.clone());
     if let Some(costs) = costs {
         env = env.with_cost(costs);
@@ -1046,20 +1038,32 @@ async fn fix_write(
     })
 }
 
-async fn scan(args: ScanArgs) -> Result<ExitCode> {
-    let policy = Arc::new(load(&args.common.policy, args.common.strict_policy)?);
-    let config = Config::load(args.common.config.as_deref())?;
-    let (source, scope, spec) =
-        open_source(&args.from, &args.resource_types, &policy, &config).await?;
-    let (store, spool) = open_recorder(
-        &args.common,
-        &config,
-        "the scan is handed to it for its history",
-    );
+/// A scan service whose scans are recorded and priced, on a new engine: what `scan` and
+/// `report` run on, with the scope and deadline their options give.
+struct Recorded {
+    service: Arc<ScanService>,
+    engine: EngineHandle,
+    store: Option<Store>,
+    scope: ScanScope,
+    costs: Option<Arc<CostService>>,
+    deadline: Option<Duration>,
+}
+
+async fn recorded_scans(
+    from: &SourceArgs,
+    common: &Common,
+    resource_types: &[String],
+    deadline: Option<Duration>,
+    why: &str,
+) -> Result<Recorded> {
+    let policy = Arc::new(load(&common.policy, common.strict_policy)?);
+    let config = Config::load(common.config.as_deref())?;
+    let (source, scope, spec) = open_source(from, resource_types, &policy, &config).await?;
+    let (store, spool) = open_recorder(common, &config, why);
     let costs = cost_service(&spec, &policy, &store, &config).await?;
-    let deadline = args.deadline.or(config.timeouts.scan_deadline());
+    let deadline = deadline.or(config.timeouts.scan_deadline());
     let engine = EngineHandle::start(config).await?;
-    // A gate wants a fresh answer: the cache is neither read nor written; the scan is recorded.
+    // The cache is neither read nor written (a zero TTL); the scan is recorded.
     let service = Arc::new(
         ScanService::new(
             engine.clone(),
@@ -1069,8 +1073,35 @@ async fn scan(args: ScanArgs) -> Result<ExitCode> {
             Duration::ZERO,
         )
         .with_spool(spool)
-        .with_costs(costs),
+        .with_costs(costs.clone()),
     );
+    Ok(Recorded {
+        service,
+        engine,
+        store,
+        scope,
+        costs,
+        deadline,
+    })
+}
+
+async fn scan(args: ScanArgs) -> Result<ExitCode> {
+    // A gate wants a fresh answer.
+    let Recorded {
+        service,
+        engine,
+        store,
+        scope,
+        deadline,
+        ..
+    } = recorded_scans(
+        &args.from,
+        &args.common,
+        &args.resource_types,
+        args.deadline,
+        "the scan is handed to it for its history",
+    )
+    .await?;
     let mut question = ScanQuestion {
         severity: args.severity,
         cache: CachePolicy::Bypass,
