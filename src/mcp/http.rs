@@ -528,11 +528,8 @@ impl Front {
             // Cancellation is the client closing its request; notifications carry nothing else.
             return empty(StatusCode::ACCEPTED);
         };
-        let refuse = |error: WireError| {
-            let status = StatusCode::from_u16(modern_http_status(error.code))
-                .unwrap_or(StatusCode::BAD_REQUEST);
-            json_response(status, &error.response(&id))
-        };
+        let refuse =
+            |error: WireError| json_response(modern_status(error.code), &error.response(&id));
         let version = match check_envelope(params.as_ref()) {
             Ok(version) => version,
             Err(error) => return refuse(error),
@@ -592,10 +589,7 @@ impl Front {
             Some(answer) => {
                 let status = answer["error"]["code"]
                     .as_i64()
-                    .map_or(StatusCode::OK, |code| {
-                        StatusCode::from_u16(modern_http_status(code as i32))
-                            .unwrap_or(StatusCode::OK)
-                    });
+                    .map_or(StatusCode::OK, |code| modern_status(code as i32));
                 json_response(status, &answer)
             }
             None => json_response(
@@ -666,6 +660,11 @@ impl Front {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
     }
+}
+
+/// The HTTP status of a 2026 error response with JSON-RPC `code`.
+fn modern_status(code: i32) -> StatusCode {
+    StatusCode::from_u16(modern_http_status(code)).expect("the table holds valid statuses")
 }
 
 /// Whether a request is of the 2025 handshake era by its version header (absent: it is).

@@ -389,6 +389,17 @@ pub fn translate(
     }
 }
 
+/// Imports the policies of `text` (see [`documents_of`]) and loads the result as any policy
+/// is loaded, so that what is returned is known to load: the import, and the warnings the
+/// tagguard policy loads with.
+pub fn import_checked(text: &str, origin: &str) -> Result<(Imported, Vec<String>), String> {
+    let imported = import_text(text, origin)?;
+    let json = serde_json::to_string_pretty(&imported.policy).map_err(|e| e.to_string())?;
+    let loaded = super::parse_policy(&json, "the imported policy")
+        .map_err(|e| format!("the imported policy does not load: {e}"))?;
+    Ok((imported, loaded.warnings))
+}
+
 /// Imports the policies of `text` (see [`documents_of`]) as one chain, root first.
 pub fn import_text(text: &str, origin: &str) -> Result<Imported, String> {
     let chain = documents_of(text, origin)?;

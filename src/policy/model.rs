@@ -280,15 +280,9 @@ pub fn value_wildcards(values: Option<&[String]>, wildcard: bool) -> Arc<[Regex]
         .into_iter()
         .flatten()
         .filter(|v| v.contains('*'))
-        .map(|v| arn_glob_star_only(v))
+        .map(|v| glob(v, false))
         .collect::<Vec<_>>()
         .into()
-}
-
-/// A value pattern where only `*` is special.
-fn arn_glob_star_only(pattern: &str) -> Regex {
-    let parts: Vec<String> = pattern.split('*').map(regex::escape).collect();
-    Regex::new(&format!("^{}$", parts.join(".*"))).expect("an escaped pattern is a valid regex")
 }
 
 /// An exemption rule, compiled.
@@ -317,14 +311,32 @@ pub struct ExemptionHit {
     pub expires: Option<chrono::NaiveDate>,
 }
 
+/// Active through its last day, expired from the next.
+fn holds_until(
+    expires: chrono::NaiveDate,
+    today: chrono::NaiveDate,
+) -> crate::domain::ExemptionStatus {
+    if today <= expires {
+        crate::domain::ExemptionStatus::Active
+    } else {
+        crate::domain::ExemptionStatus::Expired
+    }
+}
+
 /// A glob of ARNs (`*` any run, `?` one character) as an anchored regex.
 pub fn arn_glob(pattern: &str) -> Regex {
+    glob(pattern, true)
+}
+
+/// A glob as an anchored regex: `*` any run of characters, and with `question_mark` `?` one
+/// (AWS tag values know only `*`).
+fn glob(pattern: &str, question_mark: bool) -> Regex {
     let mut re = String::with_capacity(pattern.len() + 8);
     re.push('^');
     for c in pattern.chars() {
         match c {
             '*' => re.push_str(".*"),
-            '?' => re.push('.'),
+            '?' if question_mark => re.push('.'),
             c => re.push_str(&regex::escape(&c.to_string())),
         }
     }
@@ -388,11 +400,7 @@ impl Policy {
         for rule in &self.exemptions {
             if rule.regex.is_match(arn) {
                 let hit = ExemptionHit {
-                    status: if today <= rule.expires {
-                        ExemptionStatus::Active
-                    } else {
-                        ExemptionStatus::Expired
-                    },
+                    status: holds_until(rule.expires, today),
                     exempted_by: format!("arn_pattern {}", rule.pattern),
                     reason: rule.reason.to_string(),
                     expires: Some(rule.expires),
@@ -412,11 +420,7 @@ impl Policy {
             let hit = match chrono::NaiveDate::parse_from_str(day.trim_end_matches(':'), "%Y-%m-%d")
             {
                 Ok(expires) if !reason.is_empty() => ExemptionHit {
-                    status: if today <= expires {
-                        ExemptionStatus::Active
-                    } else {
-                        ExemptionStatus::Expired
-                    },
+                    status: holds_until(expires, today),
                     exempted_by: format!("tag {key}"),
                     reason: reason.to_string(),
                     expires: Some(expires),

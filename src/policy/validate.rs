@@ -44,17 +44,8 @@ impl Policy {
                     && let Some(TagMatch { tag, exact, others }) =
                         find_tag(tags, &rule.name, ignore_case, keys_ascii)
                 {
-                    if !exact {
-                        push_key_case(
-                            out,
-                            &rule.name,
-                            &tag.key,
-                            key_case_severity(rule.exact_case, Severity::Error),
-                        );
-                    }
-                    if others {
-                        push_ignored_variants(out, tags, tag, &rule.name);
-                    }
+                    let severity = key_case_severity(rule.exact_case, Severity::Error);
+                    push_key_findings(out, tags, tag, exact, others, &rule.name, severity);
                     if !is_blank(&tag.value) || rule.allowed_values.is_some() {
                         check_required_value(out, rule, &tag.value, ignore_case);
                     }
@@ -62,16 +53,14 @@ impl Policy {
                 continue;
             }
             applicable = true;
-            let found = find_tag(tags, &rule.name, ignore_case, keys_ascii).or_else(|| {
-                alias_of(
-                    tags,
-                    &rule.aliases,
-                    ignore_case,
-                    keys_ascii,
-                    &rule.name,
-                    out,
-                )
-            });
+            let found = find_or_alias(
+                tags,
+                &rule.name,
+                &rule.aliases,
+                ignore_case,
+                keys_ascii,
+                out,
+            );
             let Some(TagMatch { tag, exact, others }) = found else {
                 // A key that looks like the name (`Cost Center`, `costcenter` with case
                 // sensitivity) is named, since it is usually the tag meant.
@@ -87,45 +76,25 @@ impl Policy {
                 ));
                 continue;
             };
-            if !exact {
-                push_key_case(
-                    out,
-                    &rule.name,
-                    &tag.key,
-                    key_case_severity(rule.exact_case, Severity::Error),
-                );
-            }
-            if others {
-                push_ignored_variants(out, tags, tag, &rule.name);
-            }
+            let severity = key_case_severity(rule.exact_case, Severity::Error);
+            push_key_findings(out, tags, tag, exact, others, &rule.name, severity);
             check_required_value(out, rule, &tag.value, ignore_case);
         }
 
         for rule in &self.optional {
-            let found = find_tag(tags, &rule.name, ignore_case, keys_ascii).or_else(|| {
-                alias_of(
-                    tags,
-                    &rule.aliases,
-                    ignore_case,
-                    keys_ascii,
-                    &rule.name,
-                    out,
-                )
-            });
+            let found = find_or_alias(
+                tags,
+                &rule.name,
+                &rule.aliases,
+                ignore_case,
+                keys_ascii,
+                out,
+            );
             let Some(TagMatch { tag, exact, others }) = found else {
                 continue;
             };
-            if !exact {
-                push_key_case(
-                    out,
-                    &rule.name,
-                    &tag.key,
-                    key_case_severity(rule.exact_case, rule.severity),
-                );
-            }
-            if others {
-                push_ignored_variants(out, tags, tag, &rule.name);
-            }
+            let severity = key_case_severity(rule.exact_case, rule.severity);
+            push_key_findings(out, tags, tag, exact, others, &rule.name, severity);
             if let Some(allowed) = &rule.allowed_values {
                 check_allowed(
                     out,
@@ -204,16 +173,20 @@ impl Policy {
     }
 }
 
-/// The first of a tag's aliases a resource carries, with a `key_alias` warning pushed; the
-/// match counts as exact, so no case warning follows (the alias warning says it all).
-fn alias_of<'t>(
+/// The tag `name` on a resource, else the first of its aliases the resource carries, with a
+/// `key_alias` warning pushed; an alias match counts as exact, so no case warning follows (the
+/// alias warning says it all).
+fn find_or_alias<'t>(
     tags: &'t [Tag],
+    name: &Arc<str>,
     aliases: &[Arc<str>],
     ignore_case: bool,
     keys_ascii: bool,
-    name: &Arc<str>,
     out: &mut Vec<Finding>,
 ) -> Option<TagMatch<'t>> {
+    if let Some(found) = find_tag(tags, name, ignore_case, keys_ascii) {
+        return Some(found);
+    }
     let found = aliases
         .iter()
         .find_map(|alias| find_tag(tags, alias, ignore_case, keys_ascii))?;
@@ -327,6 +300,25 @@ fn key_case_severity(exact_case: bool, severity: Severity) -> Severity {
         severity
     } else {
         Severity::Warning
+    }
+}
+
+/// The findings of a found key: its case (at `severity`) when it matched only ignoring case,
+/// and the other case variants the resource carries, which were not judged.
+fn push_key_findings(
+    out: &mut Vec<Finding>,
+    tags: &[Tag],
+    tag: &Tag,
+    exact: bool,
+    others: bool,
+    name: &Arc<str>,
+    severity: Severity,
+) {
+    if !exact {
+        push_key_case(out, name, &tag.key, severity);
+    }
+    if others {
+        push_ignored_variants(out, tags, tag, name);
     }
 }
 

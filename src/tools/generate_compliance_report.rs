@@ -203,8 +203,8 @@ pub async fn build_report(
             }
         }
     };
+    // The scan is on the shelf already: scope_scan keeps every scan it answers with.
     let report = Report::build(&result, history.as_ref(), gap, question.options, now);
-    env.shelf.put_scan(&result);
     Ok(BuiltReport {
         report,
         result,
