@@ -56,6 +56,7 @@ def main() -> int:
         ("suggest_tags", {"resource_arns": arns[:100]}),
         ("generate_compliance_report", {"format": "html"}),
         ("plan_tag_remediation", {"min_confidence": 0.0}),
+        ("generate_custodian_policy", {}),
     ]
     print(f"| tool | result bytes | structuredContent bytes | seconds |")
     print(f"|---|---:|---:|---:|")

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: unit, integration, property and doc tests, the
-# AWS source against a real AWS API emulator (moto), and the MCP server against the shared
-# acceptance harness (../shared/acceptance/mcp, when present). Needs the Rust toolchain and Python 3;
-# everything else it sets up itself: moto goes into .venv (once), and is started on a free
-# loopback port for the run and stopped after it; Chromium (for the HTML report) comes from
-# the system or Debian's package.
+# AWS source against a real AWS API emulator (moto), the Custodian export against Cloud
+# Custodian itself, and the MCP server against the shared acceptance harness
+# (../shared/acceptance/mcp, when present). Needs the Rust toolchain and Python 3; everything
+# else it sets up itself: moto, the Python MCP SDK and Cloud Custodian go into .venv (once), moto
+# is started on a free loopback port for the run and stopped after it; Chromium (for the HTML
+# report) comes from the system or Debian's package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,15 @@ if ! .venv/bin/python -c 'import mcp' 2>/dev/null; then
   echo "== installing $MCP_SPEC into .venv"
   .venv/bin/pip install --quiet --disable-pip-version-check "$MCP_SPEC"
 fi
+
+# Cloud Custodian: its `validate` and `run` (against moto) check what `tagguard policy export
+# --custodian` writes.
+C7N_SPEC='c7n==0.9.53'
+if ! .venv/bin/python -c 'import c7n' 2>/dev/null; then
+  echo "== installing $C7N_SPEC into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check "$C7N_SPEC"
+fi
+export TAGGUARD_TEST_CUSTODIAN="$PWD/.venv/bin/custodian"
 
 # Headless Chromium renders and prints the HTML report in the tests: the system's, else
 # Debian's package (as root, or through sudo without a password).

@@ -26,12 +26,13 @@ use tagguard::domain::{
 };
 use tagguard::engine::{EngineHandle, ScanRequest};
 use tagguard::mcp::{self, McpServer, http::HttpOptions, http::check_bind};
+use tagguard::policy::import::Imported;
 use tagguard::policy::{LoadOptions, Policy, default_policy, load_policy_with};
 use tagguard::report::compliance::ReportOptions;
 use tagguard::report::document::ReportFormat;
 use tagguard::report::{self, Format};
 use tagguard::scans::{CachePolicy, ProgressSink, RunContext, ScanQuestion, ScanService};
-use tagguard::source::aws::AwsOptions;
+use tagguard::source::aws::{AwsOptions, TagPolicyReader};
 use tagguard::source::{ResourceSource, SourceSpec, SyntheticSource, SyntheticSpec};
 use tagguard::store::history::{GroupBy, HistoryQuery, history_report};
 use tagguard::store::{
@@ -105,13 +106,44 @@ enum PolicyCommand {
     },
     /// Import AWS Organizations tag policies: one policy, a list of them from the root down
     /// to the account (their effective policy is computed with AWS's inheritance operators),
-    /// or the output of `aws organizations describe-policy` / `describe-effective-policy`.
-    /// Prints the tagguard policy (or writes it with --out); what cannot be expressed is
-    /// reported on standard error.
+    /// or the output of `aws organizations describe-policy` / `describe-effective-policy`;
+    /// or, with --from-organization, read from AWS Organizations. Prints the tagguard policy
+    /// (or writes it with --out); what cannot be expressed is reported on standard error.
     Import {
         /// The tag policy file (`-` reads standard input).
-        file: PathBuf,
+        #[arg(required_unless_present = "from_organization")]
+        file: Option<PathBuf>,
+        /// Read the tag policies from AWS Organizations (the standard AWS credential chain;
+        /// the management account or a delegated administrator for tag policies): those
+        /// attached to the organization's root, which every account inherits.
+        #[arg(long, conflicts_with = "file")]
+        from_organization: bool,
+        /// With --from-organization: import the effective tag policy of this account (every
+        /// policy from the root down, as AWS resolves them; DescribeEffectivePolicy).
+        #[arg(long, value_name = "ID", requires = "from_organization")]
+        account: Option<String>,
         /// Write the tagguard policy here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Export the policy as Cloud Custodian policies (YAML): one per Custodian resource,
+    /// flagging exactly the resources tagguard finds non-compliant, without actions. What
+    /// cannot be expressed is reported on standard error.
+    Export {
+        /// Write Cloud Custodian policies (the export format).
+        #[arg(long, required = true)]
+        custodian: bool,
+        /// The policy file (default: the built-in policy).
+        #[arg(long, env = "TAGGUARD_POLICY")]
+        policy: Option<PathBuf>,
+        /// Only these resource types (comma-separated: `ec2:instance,s3:bucket`); default:
+        /// every type with a Custodian resource that the policy can flag.
+        #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+        types: Vec<String>,
+        /// Each policy is named PREFIX-<custodian resource>.
+        #[arg(long, default_value = "tagguard", value_name = "PREFIX")]
+        name_prefix: String,
+        /// Write the YAML here instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
@@ -532,8 +564,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Policy(PolicyCommand::Import { file, out }) => {
-            import_tag_policy(&file, out.as_deref())
+        Command::Policy(PolicyCommand::Import {
+            file,
+            from_organization: _,
+            account,
+            out,
+        }) => {
+            let imported = match file {
+                Some(file) => import_tag_policy_file(&file)?,
+                None => runtime()?.block_on(import_organization_tag_policy(account.as_deref()))?,
+            };
+            write_imported_policy(imported, out.as_deref())
+        }
+        Command::Policy(PolicyCommand::Export {
+            custodian: _,
+            policy,
+            types,
+            name_prefix,
+            out,
+        }) => {
+            let policy = load(&policy, false)?;
+            let options = tagguard::policy::export::ExportOptions::parse(&types, &name_prefix)
+                .map_err(anyhow::Error::msg)?;
+            let export = tagguard::policy::export::custodian(&policy, &options);
+            for note in &export.notes {
+                eprintln!("tagguard: note: {note}");
+            }
+            match out {
+                Some(path) => std::fs::write(&path, &export.yaml)
+                    .with_context(|| format!("cannot write '{}'", path.display()))?,
+                None => io::stdout().lock().write_all(export.yaml.as_bytes())?,
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Policy(PolicyCommand::Show { policy }) => {
             let policy = load(&policy, false)?;
@@ -640,8 +702,8 @@ async fn open_source(
     Ok((spec.open(policy).await?, scope, spec))
 }
 
-/// `tagguard policy import`: the tagguard policy of AWS tag policies, checked by loading it.
-fn import_tag_policy(file: &std::path::Path, out: Option<&std::path::Path>) -> Result<ExitCode> {
+/// The import of a tag policy file, and the warnings its tagguard policy loads with.
+fn import_tag_policy_file(file: &std::path::Path) -> Result<(Imported, Vec<String>)> {
     let (text, origin) = if file.as_os_str() == "-" {
         let mut text = String::new();
         io::Read::read_to_string(&mut io::stdin(), &mut text)?;
@@ -656,8 +718,30 @@ fn import_tag_policy(file: &std::path::Path, out: Option<&std::path::Path>) -> R
         (text, name)
     };
     // The result loads as any policy does; its warnings are reported with the notes.
-    let (imported, load_warnings) =
-        tagguard::policy::import::import_checked(&text, &origin).map_err(anyhow::Error::msg)?;
+    tagguard::policy::import::import_checked(&text, &origin).map_err(anyhow::Error::msg)
+}
+
+/// The import of the organization's tag policies (those attached to the root, or the
+/// effective policy of `account`), read with the standard AWS credential chain.
+async fn import_organization_tag_policy(account: Option<&str>) -> Result<(Imported, Vec<String>)> {
+    let config = Config::load(None)?;
+    let options = AwsOptions {
+        retries: config.retries,
+        timeouts: config.timeouts,
+        ..AwsOptions::default()
+    };
+    let reader = TagPolicyReader::new(&options.sdk_config().await);
+    tagguard::tools::import_from_organization(&reader, account)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `tagguard policy import`: prints or writes the imported policy; its notes and load
+/// warnings go to standard error.
+fn write_imported_policy(
+    (imported, load_warnings): (Imported, Vec<String>),
+    out: Option<&std::path::Path>,
+) -> Result<ExitCode> {
     let json = serde_json::to_string_pretty(&imported.policy)?;
     for note in imported.notes.iter().chain(&load_warnings) {
         eprintln!("tagguard: note: {note}");
@@ -1202,6 +1286,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let mut env = ToolEnv::new(Arc::new(service))
         .with_default_scope(default_scope)
         .with_guardrails(guardrails);
+    if let SourceSpec::Aws(options) = &spec {
+        let reader = TagPolicyReader::new(&options.sdk_config().await);
+        env = env.with_tag_policies(Arc::new(reader));
+    }
     if let Some(cost) = cost {
         // One small billing question at start (cached for hours), so /health can say
         // whether cost data is reachable without a health check ever making a billed request.

@@ -393,7 +393,20 @@ pub fn translate(
 /// is loaded, so that what is returned is known to load: the import, and the warnings the
 /// tagguard policy loads with.
 pub fn import_checked(text: &str, origin: &str) -> Result<(Imported, Vec<String>), String> {
-    let imported = import_text(text, origin)?;
+    let chain = documents_of(text, origin)?;
+    import_chain_checked(&chain, Vec::new())
+}
+
+/// Imports a chain of tag policies (root first) and loads the result as any policy is
+/// loaded: the import, whose notes begin with `notes` (what the caller learned while reading
+/// the policies), and the warnings the tagguard policy loads with.
+pub fn import_chain_checked(
+    chain: &[(String, Value)],
+    mut notes: Vec<String>,
+) -> Result<(Imported, Vec<String>), String> {
+    let mut imported = import_chain(chain)?;
+    notes.append(&mut imported.notes);
+    imported.notes = notes;
     let json = serde_json::to_string_pretty(&imported.policy).map_err(|e| e.to_string())?;
     let loaded = super::parse_policy(&json, "the imported policy")
         .map_err(|e| format!("the imported policy does not load: {e}"))?;

@@ -1,7 +1,8 @@
-//! The tagging policy: model, loading with located errors, validation, and the import of AWS
-//! Organizations tag policies. Pure: no I/O beyond reading the file, no async runtime, no AWS
+//! The tagging policy: model, loading with located errors, validation, the import of AWS
+//! Organizations tag policies and the export to Cloud Custodian. Pure: no I/O beyond reading the file, no async runtime, no AWS
 //! types.
 
+pub mod export;
 pub mod import;
 mod load;
 mod model;

@@ -251,6 +251,11 @@ impl TypeSet {
     pub fn types(&self) -> &[ResourceType] {
         &self.types
     }
+
+    /// The services all of whose types are in the set (`ec2` for `ec2:*`).
+    pub fn services(&self) -> &[Arc<str>] {
+        &self.services
+    }
 }
 
 /// An optional tag, compiled.
@@ -309,6 +314,22 @@ pub struct ExemptionHit {
     pub reason: String,
     /// The last day it holds, when known.
     pub expires: Option<chrono::NaiveDate>,
+}
+
+/// A day written exactly `YYYY-MM-DD` (ASCII digits, two for month and day), as the policy
+/// documents it; chrono alone would also take `2027-3-1`, which Custodian exports could not.
+fn strict_day(text: &str) -> Option<chrono::NaiveDate> {
+    let b = text.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape {
+        return None;
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
 }
 
 /// Active through its last day, expired from the next.
@@ -417,9 +438,8 @@ impl Policy {
             let value = tag.value.trim();
             let (day, reason) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
             let reason = reason.trim_start_matches([':', '-', ' ']).trim();
-            let hit = match chrono::NaiveDate::parse_from_str(day.trim_end_matches(':'), "%Y-%m-%d")
-            {
-                Ok(expires) if !reason.is_empty() => ExemptionHit {
+            let hit = match strict_day(day.trim_end_matches(':')) {
+                Some(expires) if !reason.is_empty() => ExemptionHit {
                     status: holds_until(expires, today),
                     exempted_by: format!("tag {key}"),
                     reason: reason.to_string(),

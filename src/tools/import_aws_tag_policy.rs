@@ -10,19 +10,30 @@ use serde_json::Value;
 
 use super::{CallContext, ToolEnv, ToolError, TypedTool};
 use crate::policy::PolicyDocument;
-use crate::policy::import::{effective_json, import_text};
+use crate::policy::import::{Imported, effective_json, import_chain_checked, import_checked};
+use crate::source::aws::TagPolicyReader;
 
 /// The tool.
 pub struct ImportAwsTagPolicy;
 
-/// Arguments of `import_aws_tag_policy`.
+/// Arguments of `import_aws_tag_policy`: a policy given, or the organisation's.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportParams {
     /// The tag policy: one document (`{"tags": {...}}`), a list of them from the root down to
     /// the account, or what `aws organizations describe-policy` or `describe-effective-policy`
-    /// returns.
-    pub policy: Value,
+    /// returns. Leave it out with `from_organization`.
+    #[serde(default)]
+    pub policy: Option<Value>,
+    /// Read the policies from AWS Organizations instead (a server started with `--source
+    /// aws`, with the management account's or a delegated administrator's credentials): those
+    /// attached to the root, or with `account_id` the effective policy of that account.
+    #[serde(default)]
+    pub from_organization: bool,
+    /// With `from_organization`: the 12-digit account whose effective tag policy (every
+    /// policy from the root down, as AWS resolves them) is imported.
+    #[serde(default)]
+    pub account_id: Option<String>,
 }
 
 /// Result of `import_aws_tag_policy`.
@@ -49,34 +60,115 @@ impl TypedTool for ImportAwsTagPolicy {
         * as a wildcard) are the only ones allowed, report_required_tag_for makes the tag \
         required for those types, and a tag the policy names is checked wherever it is present. \
         A list of policies (root first) is resolved with @@assign, @@append, @@remove and \
-        @@operators_allowed_for_child_policies as AWS computes an effective policy. \
-        enforced_for (which only blocks tagging operations in AWS) and anything else that \
-        cannot be expressed is listed in notes. Nothing changes on the server.";
+        @@operators_allowed_for_child_policies as AWS computes an effective policy. Give the \
+        policy, or set from_organization to read the policies attached to the organization's \
+        root (or, with account_id, the effective policy of that account) from AWS \
+        Organizations. enforced_for (which only blocks tagging operations in AWS) and anything \
+        else that cannot be expressed is listed in notes. Nothing changes on the server or in \
+        AWS.";
     const HINT: &'static str =
         "import_aws_tag_policy to turn an AWS Organizations tag policy into a tagguard policy";
-    const OPEN_WORLD: bool = false;
 
     async fn run(
         &self,
-        _env: &ToolEnv,
+        env: &ToolEnv,
         _ctx: &CallContext,
         params: Self::Params,
     ) -> Result<Self::Output, ToolError> {
-        let text = match &params.policy {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
+        let (imported, load_warnings) = match (params.policy, params.from_organization) {
+            (Some(_), true) => {
+                return Err(ToolError::InvalidInput(
+                    "give either policy or from_organization, not both".to_string(),
+                ));
+            }
+            (None, false) => {
+                return Err(ToolError::InvalidInput(
+                    "give the tag policy as policy, or set from_organization to read it from AWS Organizations".to_string(),
+                ));
+            }
+            (Some(policy), false) => {
+                if params.account_id.is_some() {
+                    return Err(ToolError::InvalidInput(
+                        "account_id goes with from_organization".to_string(),
+                    ));
+                }
+                let text = match &policy {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                import_checked(&text, "the policy argument").map_err(ToolError::InvalidInput)?
+            }
+            (None, true) => {
+                let reader = env.tag_policies.as_deref().ok_or_else(|| {
+                    ToolError::InvalidInput(
+                        "this server does not read AWS (it was not started with --source aws), so it cannot read the organization's tag policies: give the policy instead".to_string(),
+                    )
+                })?;
+                import_from_organization(reader, params.account_id.as_deref()).await?
+            }
         };
-        let imported =
-            import_text(&text, "the policy argument").map_err(ToolError::InvalidInput)?;
-        let json = serde_json::to_string(&imported.policy)
-            .map_err(|e| ToolError::Failed(e.to_string()))?;
-        let loaded = crate::policy::parse_policy(&json, "the imported policy")
-            .map_err(|e| ToolError::Failed(format!("the imported policy does not load: {e}")))?;
         Ok(ImportReport {
             effective_policy: effective_json(&imported.effective),
             policy: imported.policy,
             notes: imported.notes,
-            load_warnings: loaded.warnings,
+            load_warnings,
         })
     }
+}
+
+/// The tagguard policy of the organisation's tag policies: those attached to the root, or
+/// with `account` the effective policy AWS computes for that account. Returns the import and
+/// the warnings its policy loads with.
+pub async fn import_from_organization(
+    reader: &TagPolicyReader,
+    account: Option<&str>,
+) -> Result<(Imported, Vec<String>), ToolError> {
+    let invalid = ToolError::InvalidInput;
+    if let Some(account) = account {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(format!(
+                "'{account}' is not an AWS account id (12 digits)"
+            )));
+        }
+        let Some(effective) = reader
+            .effective_policy(account)
+            .await
+            .map_err(ToolError::Source)?
+        else {
+            return Err(invalid(format!(
+                "no tag policy is in force on account {account}: none is attached to it, its OUs or the root"
+            )));
+        };
+        return import_chain_checked(&[effective], Vec::new()).map_err(invalid);
+    }
+    let root = reader.root_policies().await.map_err(ToolError::Source)?;
+    if root.attached_to_root.is_empty() {
+        let mut message =
+            "no tag policy is attached to the organization's root, so none applies to every account".to_string();
+        for note in &root.elsewhere {
+            message.push_str("; ");
+            message.push_str(note);
+        }
+        return Err(invalid(message));
+    }
+    let mut notes = Vec::new();
+    if !root.enabled {
+        notes.push(
+            "tag policies are not enabled on the organization's root: AWS reports and enforces none of them; imported as written".to_string(),
+        );
+    }
+    if root.attached_to_root.len() > 1 {
+        let names: Vec<&str> = root
+            .attached_to_root
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        notes.push(format!(
+            "{} tag policies are attached to the root ({}): they are combined in that order; where two set the same field, compare with an account's effective policy (account_id)",
+            names.len(),
+            names.join(", ")
+        ));
+    }
+    notes.extend(root.elsewhere);
+    import_chain_checked(&root.attached_to_root, notes).map_err(invalid)
 }

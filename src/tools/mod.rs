@@ -16,6 +16,7 @@ mod calls;
 mod check_tag_compliance;
 mod find_untagged_resources;
 mod generate_compliance_report;
+mod generate_custodian_policy;
 mod get_cost_attribution_gap;
 mod get_tagging_policy;
 mod get_violation_history;
@@ -43,6 +44,7 @@ use crate::cost::CostService;
 use crate::domain::{ScanScope, ScopeFieldNames, parse_scope};
 use crate::policy::Policy;
 use crate::scans::{RunContext, ScanAnswer, ScanError, ScanQuestion, ScanService};
+use crate::source::aws::TagPolicyReader;
 use crate::source::{ResourceSource, SourceError};
 use crate::store::Store;
 
@@ -54,10 +56,11 @@ pub use find_untagged_resources::FindUntaggedResources;
 pub use generate_compliance_report::{
     BuiltReport, GenerateComplianceReport, ReportQuestion, ReportSummary, build_report,
 };
+pub use generate_custodian_policy::GenerateCustodianPolicy;
 pub use get_cost_attribution_gap::GetCostAttributionGap;
 pub use get_tagging_policy::GetTaggingPolicy;
 pub use get_violation_history::GetViolationHistory;
-pub use import_aws_tag_policy::ImportAwsTagPolicy;
+pub use import_aws_tag_policy::{ImportAwsTagPolicy, import_from_organization};
 pub use plan_tag_remediation::PlanTagRemediation;
 pub use suggest_tags::SuggestTags;
 pub use validate_resource_tags::ValidateResourceTags;
@@ -77,6 +80,8 @@ pub struct ToolEnv {
     pub cost: Option<Arc<CostService>>,
     /// Scans and reports that results link to, for `resources/read`.
     pub shelf: Arc<shelf::Shelf>,
+    /// The organisation's tag policies, when the server reads AWS.
+    pub tag_policies: Option<Arc<TagPolicyReader>>,
 }
 
 impl ToolEnv {
@@ -89,7 +94,15 @@ impl ToolEnv {
             gate: Arc::new(CallGate::new(Guardrails::default())),
             cost: None,
             shelf: Arc::new(shelf::Shelf::default()),
+            tag_policies: None,
         }
+    }
+
+    /// Reads the organisation's tag policies through `reader` (`import_aws_tag_policy`'s
+    /// `from_organization`).
+    pub fn with_tag_policies(mut self, reader: Arc<TagPolicyReader>) -> ToolEnv {
+        self.tag_policies = Some(reader);
+        self
     }
 
     /// Answers cost questions from `cost`.
@@ -534,6 +547,7 @@ impl ToolRegistry {
             .with(SuggestTags)
             .with(GenerateComplianceReport)
             .with(ImportAwsTagPolicy)
+            .with(GenerateCustodianPolicy)
             .with(PlanTagRemediation)
     }
 

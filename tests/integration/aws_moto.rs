@@ -136,100 +136,27 @@ pub(crate) async fn create_estate(
     region: &str,
     per_type: usize,
 ) -> Vec<Created> {
-    let mut created = Vec::new();
     let compute_sets = tag_sets(false);
     let bucket_sets = tag_sets(true);
-
-    let ec2 = aws_sdk_ec2::Client::new(config);
+    let mut created = Vec::new();
     for i in 0..per_type {
         let set = &compute_sets[i % compute_sets.len()];
-        let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
-            .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
-        for t in set {
-            spec = spec.tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key(&t.key)
-                    .value(&t.value)
-                    .build(),
-            );
-        }
-        let mut run = ec2
-            .run_instances()
-            .image_id("ami-12c6146b")
-            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-            .min_count(1)
-            .max_count(1);
-        if !set.is_empty() {
-            run = run.tag_specifications(spec.build());
-        }
-        let out = run.send().await.expect("RunInstances");
-        let id = out.instances()[0].instance_id().unwrap().to_string();
-        created.push(Created {
-            arn: format!("arn:aws:ec2:{region}:{account}:instance/{id}"),
-            resource_type: ResourceType::Ec2Instance,
-            region: region.into(),
-            tags: set.clone(),
-        });
+        created.push(create_instance(config, account, region, set).await);
     }
-
     for i in 0..per_type {
         let set = &compute_sets[(i + 1) % compute_sets.len()];
         created.push(create_db(config, region, &format!("orders-{region}-{i}"), set).await);
     }
-
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(true)
-            .build(),
-    );
     for i in 0..per_type {
         let set = &bucket_sets[(i + 2) % bucket_sets.len()];
         let name = format!("logs-{account}-{region}-{i}");
-        let mut create = s3.create_bucket().bucket(&name);
-        if region != "us-east-1" {
-            create = create.create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
-                    .build(),
-            );
-        }
-        create.send().await.expect("CreateBucket");
-        if !set.is_empty() {
-            let tagging = aws_sdk_s3::types::Tagging::builder()
-                .set_tag_set(Some(
-                    set.iter()
-                        .map(|t| {
-                            aws_sdk_s3::types::Tag::builder()
-                                .key(&t.key)
-                                .value(&t.value)
-                                .build()
-                                .unwrap()
-                        })
-                        .collect(),
-                ))
-                .build()
-                .unwrap();
-            s3.put_bucket_tagging()
-                .bucket(&name)
-                .tagging(tagging)
-                .send()
-                .await
-                .expect("PutBucketTagging");
-        }
-        created.push(Created {
-            arn: format!("arn:aws:s3:::{name}"),
-            resource_type: ResourceType::S3Bucket,
-            region: region.into(),
-            tags: set.clone(),
-        });
+        created.push(create_bucket(config, region, &name, set).await);
     }
-
     let role = lambda_role(config, &format!("lambda-exec-{region}")).await;
     for i in 0..per_type {
         let set = &compute_sets[(i + 3) % compute_sets.len()];
         created.push(create_function(config, region, &format!("resize-{i}"), &role, set).await);
     }
-
     create_cluster(config, "web").await;
     for i in 0..per_type {
         let set = &compute_sets[(i + 4) % compute_sets.len()];
@@ -238,7 +165,94 @@ pub(crate) async fn create_estate(
     created
 }
 
-async fn create_db(config: &SdkConfig, region: &str, id: &str, set: &[Tag]) -> Created {
+/// An EC2 instance tagged `set`.
+pub(crate) async fn create_instance(
+    config: &SdkConfig,
+    account: &str,
+    region: &str,
+    set: &[Tag],
+) -> Created {
+    let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
+    for t in set {
+        spec = spec.tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(&t.key)
+                .value(&t.value)
+                .build(),
+        );
+    }
+    let mut run = aws_sdk_ec2::Client::new(config)
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1);
+    if !set.is_empty() {
+        run = run.tag_specifications(spec.build());
+    }
+    let out = run.send().await.expect("RunInstances");
+    let id = out.instances()[0].instance_id().unwrap().to_string();
+    Created {
+        arn: format!("arn:aws:ec2:{region}:{account}:instance/{id}"),
+        resource_type: ResourceType::Ec2Instance,
+        region: region.into(),
+        tags: set.to_vec(),
+    }
+}
+
+/// An S3 bucket `name` in `region`, tagged `set`.
+pub(crate) async fn create_bucket(
+    config: &SdkConfig,
+    region: &str,
+    name: &str,
+    set: &[Tag],
+) -> Created {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    );
+    let mut create = s3.create_bucket().bucket(name);
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    create.send().await.expect("CreateBucket");
+    if !set.is_empty() {
+        let tagging = aws_sdk_s3::types::Tagging::builder()
+            .set_tag_set(Some(
+                set.iter()
+                    .map(|t| {
+                        aws_sdk_s3::types::Tag::builder()
+                            .key(&t.key)
+                            .value(&t.value)
+                            .build()
+                            .unwrap()
+                    })
+                    .collect(),
+            ))
+            .build()
+            .unwrap();
+        s3.put_bucket_tagging()
+            .bucket(name)
+            .tagging(tagging)
+            .send()
+            .await
+            .expect("PutBucketTagging");
+    }
+    Created {
+        arn: format!("arn:aws:s3:::{name}"),
+        resource_type: ResourceType::S3Bucket,
+        region: region.into(),
+        tags: set.to_vec(),
+    }
+}
+
+pub(crate) async fn create_db(config: &SdkConfig, region: &str, id: &str, set: &[Tag]) -> Created {
     let mut create = aws_sdk_rds::Client::new(config)
         .create_db_instance()
         .db_instance_identifier(id)
@@ -270,7 +284,7 @@ async fn create_db(config: &SdkConfig, region: &str, id: &str, set: &[Tag]) -> C
 }
 
 /// An execution role for functions (moto requires it to exist in the account).
-async fn lambda_role(config: &SdkConfig, name: &str) -> String {
+pub(crate) async fn lambda_role(config: &SdkConfig, name: &str) -> String {
     let role = aws_sdk_iam::Client::new(config)
         .create_role()
         .role_name(name)
@@ -281,7 +295,7 @@ async fn lambda_role(config: &SdkConfig, name: &str) -> String {
     role.role().unwrap().arn().to_string()
 }
 
-async fn create_function(
+pub(crate) async fn create_function(
     config: &SdkConfig,
     region: &str,
     name: &str,
@@ -313,7 +327,7 @@ async fn create_function(
     }
 }
 
-async fn create_cluster(config: &SdkConfig, name: &str) {
+pub(crate) async fn create_cluster(config: &SdkConfig, name: &str) {
     aws_sdk_ecs::Client::new(config)
         .create_cluster()
         .cluster_name(name)
@@ -322,7 +336,7 @@ async fn create_cluster(config: &SdkConfig, name: &str) {
         .expect("CreateCluster");
 }
 
-async fn create_service(
+pub(crate) async fn create_service(
     config: &SdkConfig,
     region: &str,
     cluster: &str,

@@ -689,6 +689,7 @@ const TOOLS: &[&str] = &[
     "check_tag_compliance",
     "find_untagged_resources",
     "generate_compliance_report",
+    "generate_custodian_policy",
     "get_cost_attribution_gap",
     "get_tagging_policy",
     "get_violation_history",
@@ -2167,3 +2168,50 @@ async fn import_aws_tag_policy(_server: &Server, session: &Session) {
     );
 }
 over_both_transports!(aws_tag_policies_import_over_mcp, import_aws_tag_policy, &[]);
+
+async fn generate_custodian_policy(_server: &Server, session: &Session) {
+    let answer = session
+        .call(
+            "generate_custodian_policy",
+            json!({ "resource_types": ["ec2:instance", "s3:bucket"], "name_prefix": "org" }),
+        )
+        .await
+        .unwrap();
+    assert_ne!(answer.is_error, Some(true), "{}", text_of(&answer));
+    let structured = answer
+        .structured_content
+        .clone()
+        .expect("structured content");
+    let names: Vec<&str> = structured["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["org-ec2", "org-s3"]);
+    let yaml = structured["yaml"].as_str().unwrap();
+    assert!(
+        yaml.contains("resource: \"aws.ec2\"") && yaml.contains("resource: \"aws.s3\""),
+        "{yaml}"
+    );
+    // The YAML is also a block of its own, ready to save.
+    let blocks = serde_json::to_value(&answer.content).unwrap();
+    assert!(
+        blocks.as_array().unwrap().iter().any(|b| b["text"] == yaml),
+        "{blocks}"
+    );
+    let refused = session
+        .call(
+            "generate_custodian_policy",
+            json!({ "name_prefix": "bad prefix" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        text_of(&refused).contains("Cloud Custodian policy name"),
+        "{}",
+        text_of(&refused)
+    );
+}
+over_both_transports!(custodian_export_over_mcp, generate_custodian_policy, &[]);

@@ -29,6 +29,7 @@ mod lambda;
 mod network;
 mod rds;
 mod s3;
+mod tag_policies;
 mod tag_writer;
 mod tagging;
 
@@ -49,6 +50,7 @@ use crate::domain::{Arn, ResourceType, ScanIssue, ScanIssueKind, ScanScope, Tag}
 
 pub use calls::CountCalls;
 pub use errors::{classify, from_code};
+pub use tag_policies::{RootTagPolicies, TagPolicyReader};
 
 pub use crate::domain::GLOBAL_REGION;
 
