@@ -456,14 +456,41 @@ fn lookups(name: &str, aliases: &[std::sync::Arc<str>], ignore_case: bool) -> Ve
     out
 }
 
-/// `and` of the earlier lookups absent and `last`.
-fn after_absent(earlier: &[Lookup], last: Value) -> Value {
-    if earlier.is_empty() {
+/// The lookups before `lookups[index]` whose absence it needs: all of them, except that a
+/// key's exact lookup is implied by its lookup in any case (which finds the exact key too), so
+/// only the key's own exact lookup stays before its lookup in any case.
+fn needed_absent(lookups: &[Lookup], index: usize) -> Vec<&Lookup> {
+    let current = lookups.get(index);
+    lookups[..index.min(lookups.len())]
+        .iter()
+        .filter(|l| {
+            l.ignoring_case
+                || current.is_some_and(|c| c.key == l.key)
+                || !lookups.iter().any(|o| o.ignoring_case && o.key == l.key)
+        })
+        .collect()
+}
+
+/// `and` of `absent` and `last` (`last` alone when nothing must be absent).
+fn after_absent(absent: &[&Lookup], last: Value) -> Value {
+    if absent.is_empty() {
         return last;
     }
-    let mut all: Vec<Value> = earlier.iter().map(Lookup::absent).collect();
+    let mut all: Vec<Value> = absent.iter().map(|l| l.absent()).collect();
     all.push(last);
     json!({ "and": all })
+}
+
+/// Every lookup absent: the tag is missing.
+fn all_absent(lookups: &[Lookup]) -> Value {
+    let absent: Vec<Value> = needed_absent(lookups, lookups.len())
+        .into_iter()
+        .map(Lookup::absent)
+        .collect();
+    match <[Value; 1]>::try_from(absent) {
+        Ok([one]) => one,
+        Err(absent) => json!({ "and": absent }),
+    }
 }
 
 /// A character Rust's `char::is_whitespace` accepts (Unicode White_Space), in Python: its `\s`
@@ -482,7 +509,7 @@ fn blank_regex() -> String {
 struct ValueTests {
     /// Python regex of the values allowed, anchored at both ends.
     allowed: Option<String>,
-    /// Python regex the value must match somewhere.
+    /// Python regex matching the values that fail the format (lookaheads), and the pattern.
     format: Option<(String, String)>,
 }
 
@@ -531,12 +558,12 @@ fn violations(
             format: rule.regex.as_ref().and_then(|(_, pattern)| {
                 if backtracks_badly(pattern) {
                     notes.push(format!(
-                        "{}'s validation_regex '{pattern}' nests repetitions: Python's backtracking engine, which Custodian uses, can take exponential time on a long value that fails it (tagguard's engine is linear)",
+                        "{}'s validation_regex '{pattern}' repeats something that can match in several ways: Python's backtracking engine, which Custodian uses, can take exponential time on a long value that fails it (tagguard's engine is linear)",
                         rule.name
                     ));
                 }
-                match python_regex(pattern, ignore_case) {
-                    Ok(python) => Some((format!("[\\s\\S]*?(?:{python})"), pattern.to_string())),
+                match format_fails(pattern, ignore_case) {
+                    Ok(fails) => Some((fails, pattern.to_string())),
                     Err(why) => {
                         notes.push(format!(
                             "{}'s validation_regex '{pattern}' {why}, which Python's re cannot express: its format test is not exported, so Custodian flags fewer resources than tagguard",
@@ -552,7 +579,7 @@ fn violations(
         if applies {
             let all = lookups(name, &rule.aliases, ignore_case);
             out.push(Condition {
-                filter: json!({ "and": all.iter().map(Lookup::absent).collect::<Vec<_>>() }),
+                filter: all_absent(&all),
                 description: format!("{name} missing"),
             });
             push_value_conditions(&mut out, name, &all, &tests, true, true);
@@ -610,6 +637,22 @@ fn note_sigma(name: &str, aliases: &[std::sync::Arc<str>], ignore_case: bool, no
     }
 }
 
+/// A Python regex matching the values that fail `pattern` as tagguard judges them: it searches
+/// the value; a policy that ignores case passes a value either form of the pattern finds
+/// (with case, or ignoring it: where the pattern negates a class, folding case can take
+/// characters out of it, as `[^A-Z]` ignoring case refuses `p`).
+fn format_fails(pattern: &str, ignore_case: bool) -> Result<String, String> {
+    let search = |python: String| format!("(?![\\s\\S]*?(?:{python}))");
+    let mut fails = search(python_regex(pattern, ignore_case)?);
+    if ignore_case {
+        let exact = search(python_regex(pattern, false)?);
+        if exact != fails {
+            fails.push_str(&exact);
+        }
+    }
+    Ok(fails)
+}
+
 /// A key found only ignoring case, where case is part of the rule.
 fn push_key_case(out: &mut Vec<Condition>, name: &str) {
     let exact = Lookup {
@@ -651,11 +694,11 @@ fn push_value_conditions(
         fails.push(format!("(?!{allowed})"));
         what.push("not an allowed value".to_string());
     }
-    if let Some((format_regex, pattern)) = &tests.format {
+    if let Some((format_fails, pattern)) = &tests.format {
         fails.push(if blank_judged {
-            format!("(?!{format_regex})")
+            format_fails.clone()
         } else {
-            format!("(?!{blank})(?!{format_regex})")
+            format!("(?!{blank}){format_fails}")
         });
         what.push(format!("not matching {pattern}"));
     }
@@ -670,7 +713,7 @@ fn push_value_conditions(
             format!(" (found as {})", lookup.describe())
         };
         out.push(Condition {
-            filter: after_absent(&lookups[..i], lookup.matching(&regex)),
+            filter: after_absent(&needed_absent(lookups, i), lookup.matching(&regex)),
             description: format!("{name}{found}: {}", what.join(", or ")),
         });
     }
@@ -791,18 +834,25 @@ fn ignoring_case_from(lower: &[char]) -> String {
     };
     let inverse = lowercase_inverse();
     let mut branches = Vec::new();
-    let mut class = String::new();
-    let sources = inverse.single.get(&first).map(Vec::as_slice).unwrap_or(&[]);
-    if sources.len() == 1 {
-        push_char(sources[0], &mut class);
-    } else {
-        class.push('[');
-        for &c in sources {
-            push_char(c, &mut class);
-        }
-        class.push(']');
+    // Every character whose lowercase is `first`: itself (when it is its own lowercase) and
+    // those that lowercase to it.
+    let mut sources: Vec<char> = Vec::new();
+    if first.to_lowercase().eq([first]) {
+        sources.push(first);
     }
+    sources.extend(inverse.single.get(&first).into_iter().flatten());
+    sources.sort_unstable();
     if !sources.is_empty() {
+        let mut class = String::new();
+        if let [only] = sources[..] {
+            push_char(only, &mut class);
+        } else {
+            class.push('[');
+            for &c in &sources {
+                push_char(c, &mut class);
+            }
+            class.push(']');
+        }
         branches.push(class + &ignoring_case_from(&lower[1..]));
     }
     for (expansion, c) in &inverse.multi {
@@ -820,24 +870,28 @@ fn ignoring_case_from(lower: &[char]) -> String {
     }
 }
 
-/// Every character, by what `char::to_lowercase` makes of it: the characters whose lowercase is
-/// one character, by that character; and those whose lowercase is several (`İ`).
+/// The characters whose lowercase is not themselves, by what `char::to_lowercase` makes of
+/// them: one character, or several (`İ`).
 struct LowercaseInverse {
     single: std::collections::HashMap<char, Vec<char>>,
     multi: Vec<(Vec<char>, char)>,
 }
+
+/// Characters above this have no case (a test checks it on the running Rust): scanning the
+/// first two planes is enough.
+const LAST_CASED: u32 = 0x1ffff;
 
 fn lowercase_inverse() -> &'static LowercaseInverse {
     static INVERSE: std::sync::OnceLock<LowercaseInverse> = std::sync::OnceLock::new();
     INVERSE.get_or_init(|| {
         let mut single: std::collections::HashMap<char, Vec<char>> = Default::default();
         let mut multi = Vec::new();
-        for c in (0..=0x10ffff_u32).filter_map(char::from_u32) {
-            let lower: Vec<char> = c.to_lowercase().collect();
-            if let [one] = lower[..] {
-                single.entry(one).or_default().push(c);
-            } else {
-                multi.push((lower, c));
+        for c in (0..=LAST_CASED).filter_map(char::from_u32) {
+            let mut lower = c.to_lowercase();
+            match (lower.next(), lower.len()) {
+                (Some(one), 0) if one == c => {}
+                (Some(one), 0) => single.entry(one).or_default().push(c),
+                _ => multi.push((c.to_lowercase().collect(), c)),
             }
         }
         LowercaseInverse { single, multi }
@@ -875,27 +929,33 @@ pub fn python_regex(pattern: &str, ignore_case: bool) -> Result<String, String> 
     Ok(out)
 }
 
-/// Whether `pattern` nests an unbounded repetition inside another (`(a+)*`): Python's
-/// backtracking can take exponential time on a value that fails it, where Rust's engine is
-/// linear.
+/// Whether Python's backtracking engine, which Custodian uses, may take exponential time on a
+/// value that fails `pattern` (Rust's engine is linear): a repetition that may run more than
+/// once around something that can match in several ways, a variable repetition or an
+/// alternation (`(a+)*`, `(a|aa)*`, `(a?){25}`).
 pub fn backtracks_badly(pattern: &str) -> bool {
-    fn unbounded_within(hir: &Hir, inside_unbounded: bool) -> bool {
+    fn ambiguous(hir: &Hir) -> bool {
+        match hir.kind() {
+            HirKind::Repetition(rep) => rep.max != Some(rep.min) || ambiguous(&rep.sub),
+            HirKind::Alternation(_) => true,
+            HirKind::Capture(cap) => ambiguous(&cap.sub),
+            HirKind::Concat(items) => items.iter().any(ambiguous),
+            _ => false,
+        }
+    }
+    fn risky(hir: &Hir) -> bool {
         match hir.kind() {
             HirKind::Repetition(rep) => {
-                let unbounded = rep.max.is_none();
-                (unbounded && inside_unbounded)
-                    || unbounded_within(&rep.sub, inside_unbounded || unbounded)
+                (rep.max.is_none_or(|max| max > 1) && ambiguous(&rep.sub)) || risky(&rep.sub)
             }
-            HirKind::Capture(cap) => unbounded_within(&cap.sub, inside_unbounded),
-            HirKind::Concat(items) | HirKind::Alternation(items) => {
-                items.iter().any(|h| unbounded_within(h, inside_unbounded))
-            }
+            HirKind::Capture(cap) => risky(&cap.sub),
+            HirKind::Concat(items) | HirKind::Alternation(items) => items.iter().any(risky),
             _ => false,
         }
     }
     regex_syntax::Parser::new()
         .parse(pattern)
-        .is_ok_and(|hir| unbounded_within(&hir, false))
+        .is_ok_and(|hir| risky(&hir))
 }
 
 /// Rust's Unicode word characters, as a Python class (for word boundaries).
@@ -1089,14 +1149,56 @@ fn quoted(text: &str) -> String {
 /// A JSON value as block-style YAML: mappings and sequences indented, every string in double
 /// quotes (ASCII, with YAML's escapes), keys quoted unless they are plain words.
 pub fn to_yaml(value: &Value) -> String {
+    // A long string written more than once (the same test on every resource and lookup) is
+    // written once with an anchor (`&v1 "…"`) and then referred to (`*v1`).
+    fn strings<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
+        match value {
+            Value::String(s) => out.push(s),
+            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            Value::Object(map) => in_reading_order(map)
+                .into_iter()
+                .for_each(|(_, v)| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    strings(value, &mut all);
+    let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+    for s in &all {
+        *counts.entry(s).or_default() += 1;
+    }
+    let mut anchors = Anchors::default();
+    for s in all {
+        if s.len() >= ANCHORED_LENGTH && counts[s] > 1 && !anchors.names.contains_key(s) {
+            let name = format!("v{}", anchors.names.len() + 1);
+            anchors.names.insert(s.to_string(), name);
+        }
+    }
     let mut out = String::new();
-    emit(value, 0, false, &mut out);
+    emit(value, 0, false, &mut anchors, &mut out);
     out
 }
 
-fn scalar(value: &Value) -> String {
+/// Strings at least this long are written once when repeated.
+const ANCHORED_LENGTH: usize = 64;
+
+/// The anchors of repeated strings, and which are already written.
+#[derive(Default)]
+struct Anchors {
+    names: std::collections::HashMap<String, String>,
+    written: std::collections::HashSet<String>,
+}
+
+fn scalar(value: &Value, anchors: &mut Anchors) -> String {
     match value {
-        Value::String(s) => quoted(s),
+        Value::String(s) => match anchors.names.get(s) {
+            Some(name) if anchors.written.contains(name) => format!("*{name}"),
+            Some(name) => {
+                anchors.written.insert(name.clone());
+                format!("&{name} {}", quoted(s))
+            }
+            None => quoted(s),
+        },
         Value::Array(a) if a.is_empty() => "[]".into(),
         Value::Object(o) if o.is_empty() => "{}".into(),
         other => other.to_string(),
@@ -1143,7 +1245,7 @@ fn in_reading_order(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
 }
 
 /// Writes `value` at `indent`; `continued`: the line is already started (by `- `).
-fn emit(value: &Value, indent: usize, continued: bool, out: &mut String) {
+fn emit(value: &Value, indent: usize, continued: bool, anchors: &mut Anchors, out: &mut String) {
     let pad = " ".repeat(indent);
     match value {
         Value::Object(map) if !map.is_empty() => {
@@ -1155,10 +1257,10 @@ fn emit(value: &Value, indent: usize, continued: bool, out: &mut String) {
                 out.push(':');
                 if is_block(item) {
                     out.push('\n');
-                    emit(item, indent + 2, false, out);
+                    emit(item, indent + 2, false, anchors, out);
                 } else {
                     out.push(' ');
-                    out.push_str(&scalar(item));
+                    out.push_str(&scalar(item, anchors));
                     out.push('\n');
                 }
             }
@@ -1170,9 +1272,9 @@ fn emit(value: &Value, indent: usize, continued: bool, out: &mut String) {
                 }
                 out.push_str("- ");
                 if is_block(item) {
-                    emit(item, indent + 2, true, out);
+                    emit(item, indent + 2, true, anchors, out);
                 } else {
-                    out.push_str(&scalar(item));
+                    out.push_str(&scalar(item, anchors));
                     out.push('\n');
                 }
             }
@@ -1181,7 +1283,7 @@ fn emit(value: &Value, indent: usize, continued: bool, out: &mut String) {
             if !continued {
                 out.push_str(&pad);
             }
-            out.push_str(&scalar(other));
+            out.push_str(&scalar(other, anchors));
             out.push('\n');
         }
     }
@@ -1243,8 +1345,30 @@ mod tests {
         );
         assert!(python_regex(r"[[:alpha:]&&[^aeiou]]", false).is_ok());
         assert!(python_regex(r"(?-u:\xff)", false).is_err());
-        assert!(backtracks_badly(r"^([a-z]+-?)*$"));
-        assert!(!backtracks_badly(r"^[a-z]+(-[a-z]+)?$"));
+        for risky in [
+            r"^([a-z]+-?)*$",
+            r"^(a|aa)*$",
+            r"^(?:\d|\d\d)+$",
+            r"^(a?){25}a{25}$",
+        ] {
+            assert!(backtracks_badly(risky), "{risky}");
+        }
+        for safe in [
+            r"^[a-z]+(-[a-z]+)?$",
+            r"^[a-z][a-z0-9-]{1,62}$",
+            r"^\w+@x\.com$",
+        ] {
+            assert!(!backtracks_badly(safe), "{safe}");
+        }
+    }
+
+    #[test]
+    fn no_character_above_the_scanned_planes_has_a_lowercase() {
+        let cased: Vec<char> = (LAST_CASED + 1..=0x10ffff)
+            .filter_map(char::from_u32)
+            .filter(|&c| !c.to_lowercase().eq([c]))
+            .collect();
+        assert_eq!(cased, Vec::<char>::new());
     }
 
     #[test]
@@ -1254,6 +1378,16 @@ mod tests {
         assert!(!ignoring_case("\u{3c3}").contains(r"\u03c2"));
         // Dotted capital I lowercases to two characters.
         assert!(ignoring_case("i\u{307}").contains(r"\u0130"));
+    }
+
+    #[test]
+    fn long_repeated_strings_are_written_once() {
+        let long = "x".repeat(ANCHORED_LENGTH);
+        let yaml = to_yaml(&json!({"a": [long, "short", long], "b": long}));
+        assert_eq!(
+            yaml,
+            format!("a:\n  - &v1 \"{long}\"\n  - \"short\"\n  - *v1\nb: *v1\n")
+        );
     }
 
     #[test]

@@ -68,7 +68,7 @@ const AWS_CHAIN: &str = r#"[
 ]"#;
 
 /// A policy with every feature the export translates: aliases, wildcards, a regex with `$`,
-/// an inline flag before `|`, Unicode `\w`, exact case on a tag checked everywhere, optional
+/// an inline flag before `|`, Unicode `\w`, a negated class ignoring case, exact case on a tag checked everywhere, optional
 /// tags of severity error (one with values whose case folds differently in Python), ARN
 /// exemptions (one active, one lapsed) and an exemption tag; `{ec2}` is replaced with an
 /// instance's ARN.
@@ -82,7 +82,8 @@ const FEATURES: &str = r#"{
     {"name": "Team", "allowed_values": ["Data", "Web"], "exact_case": true,
      "applies_to": ["s3:bucket"], "checked_everywhere": true},
     {"name": "Tier", "validation_regex": "^web-(?i)front$|^back$", "applies_to": ["rds:db"]},
-    {"name": "App", "validation_regex": "^\\w+$", "applies_to": ["ecs:service"]}
+    {"name": "App", "validation_regex": "^\\w+$", "applies_to": ["ecs:service"]},
+    {"name": "Code", "validation_regex": "^[^A-Z]+$", "applies_to": ["lambda:function"]}
   ],
   "optional_tags": [
     {"name": "Stage", "allowed_values": ["prod", "dev"], "severity": "error"},
@@ -196,18 +197,21 @@ fn tag_sets() -> Vec<Vec<Tag>> {
             ("Tier", "web-FRONT"),
             ("App", "हिन्दी"),
             ("Dept", "ΠΩΛΉΣΕΙΣ"),
+            ("Code", "prod"),
         ]),
         tags(&[
             ("Owner", "ann@example.com"),
             ("Tier", "BACK"),
             ("App", "m²"),
             ("Dept", "πωλήσεις"),
+            ("Code", "PROD"),
         ]),
         tags(&[
             ("Owner", "ann@example.com"),
             ("Tier", "Web-front"),
             ("App", "cafe\u{301}"),
             ("Dept", "TEST"),
+            ("Code", "\u{212a}9"),
         ]),
         // The exemption tag's last day is today (it holds) or yesterday (it has lapsed), in UTC.
         vec![Tag::new(
