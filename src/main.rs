@@ -725,12 +725,11 @@ fn import_tag_policy_file(file: &std::path::Path) -> Result<(Imported, Vec<Strin
 /// effective policy of `account`), read with the standard AWS credential chain.
 async fn import_organization_tag_policy(account: Option<&str>) -> Result<(Imported, Vec<String>)> {
     let config = Config::load(None)?;
-    let options = AwsOptions {
+    let reader = TagPolicyReader::on_first_use(AwsOptions {
         retries: config.retries,
         timeouts: config.timeouts,
         ..AwsOptions::default()
-    };
-    let reader = TagPolicyReader::new(&options.sdk_config().await);
+    });
     tagguard::tools::import_from_organization(&reader, account)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -1287,7 +1286,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         .with_default_scope(default_scope)
         .with_guardrails(guardrails);
     if let SourceSpec::Aws(options) = &spec {
-        let reader = TagPolicyReader::new(&options.sdk_config().await);
+        let reader = TagPolicyReader::on_first_use(options.clone());
         env = env.with_tag_policies(Arc::new(reader));
     }
     if let Some(cost) = cost {

@@ -358,9 +358,7 @@ impl Arn {
             return Err(ArnError::BadPartition(text.to_string()));
         }
         let account = part(4);
-        let account_ok = account.is_empty()
-            || account == "aws"
-            || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
+        let account_ok = account.is_empty() || account == "aws" || super::is_account_id(account);
         if !account_ok {
             return Err(ArnError::BadAccount(text.to_string()));
         }

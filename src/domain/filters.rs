@@ -113,7 +113,7 @@ pub fn parse_scope(
         .map(|a| a.trim())
         .filter(|a| *a != "organization")
     {
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if !super::is_account_id(account) {
             return Err(format!(
                 "'{account}' in {} is not an account id: expected 12 digits",
                 names.accounts

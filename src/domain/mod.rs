@@ -298,6 +298,11 @@ impl ResourceType {
 /// Region label of resources that belong to no region.
 pub const GLOBAL_REGION: &str = "global";
 
+/// Whether `text` is an AWS account id: twelve ASCII digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Account label of resources whose ARN names no account and whose source gives none (S3
 /// buckets, Route 53 zones and API Gateway APIs in a snapshot without `AccountId`).
 pub const UNKNOWN_ACCOUNT: &str = "unknown";

@@ -37,7 +37,7 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::model::Policy;
+use super::model::{CompiledRequired, Policy};
 use crate::domain::{ResourceType, Severity};
 
 /// Where a Custodian resource's ARN is: a field of the resource, or built from a prefix and
@@ -235,14 +235,16 @@ pub fn valid_name_prefix(prefix: &str) -> bool {
 pub fn custodian(policy: &Policy, options: &ExportOptions) -> CustodianExport {
     let mut notes = Notes::default();
     let ignore_case = !policy.naming().case_sensitivity;
+    let mapped = |t: &ResourceType| {
+        CUSTODIAN_RESOURCES
+            .iter()
+            .any(|r| r.resource_type == t.as_str())
+    };
     let rows: Vec<&CustodianResource> = if options.types.is_empty() {
         CUSTODIAN_RESOURCES.iter().collect()
     } else {
         for wanted in &options.types {
-            if !CUSTODIAN_RESOURCES
-                .iter()
-                .any(|r| r.resource_type == wanted.as_str())
-            {
+            if !mapped(wanted) {
                 notes.push(format!(
                     "{wanted} has no Cloud Custodian resource in tagguard's table, so it is not exported"
                 ));
@@ -262,10 +264,7 @@ pub fn custodian(policy: &Policy, options: &ExportOptions) -> CustodianExport {
         broad |= rule.applies_to.holds_every_type() || rule.checked_everywhere;
         services.extend(rule.applies_to.services().iter().map(|s| s.to_string()));
         for t in rule.applies_to.types() {
-            if !CUSTODIAN_RESOURCES
-                .iter()
-                .any(|r| r.resource_type == t.as_str())
-            {
+            if !mapped(t) {
                 uncovered.insert(t.to_string());
             }
         }
@@ -303,15 +302,16 @@ pub fn custodian(policy: &Policy, options: &ExportOptions) -> CustodianExport {
         ));
     }
 
+    let rules = rule_conditions(policy, ignore_case, &mut notes);
+    let tag_exemption = tag_exemption(policy);
     let mut policies = Vec::new();
     let mut documents = Vec::new();
     for row in rows {
-        let (service, kind) = row
+        let resource_type: ResourceType = row
             .resource_type
-            .split_once(':')
+            .parse()
             .expect("the table's types are 'service:type'");
-        let resource_type = ResourceType::from_parts(service, kind);
-        let conditions = violations(policy, &resource_type, ignore_case, &mut notes);
+        let conditions = violations(&rules, &resource_type);
         if conditions.is_empty() {
             if !options.types.is_empty() {
                 notes.push(format!(
@@ -321,7 +321,8 @@ pub fn custodian(policy: &Policy, options: &ExportOptions) -> CustodianExport {
             }
             continue;
         }
-        let exempt = exemptions(policy, row);
+        let mut exempt = arn_exemptions(policy, row);
+        exempt.extend(tag_exemption.clone());
         let name = format!("{}-{}", options.name_prefix, row.resource);
         let mut filters = Vec::new();
         if !exempt.is_empty() {
@@ -537,70 +538,64 @@ fn allowed_regex(values: &[String], wildcards: bool, forgive_case: bool) -> Stri
     regex
 }
 
-/// The conditions that flag a resource of `resource_type`.
-fn violations(
-    policy: &Policy,
-    resource_type: &ResourceType,
+/// A rule's conditions, made once for every resource of the export: where the rule applies
+/// (or always, for an optional tag), and, for a required tag, on types outside `applies_to`
+/// (empty unless it is checked everywhere).
+struct RuleConditions<'p> {
+    required: Option<&'p CompiledRequired>,
+    applies: Vec<Condition>,
+    elsewhere: Vec<Condition>,
+}
+
+/// The conditions of every rule that can make a resource non-compliant.
+fn rule_conditions<'p>(
+    policy: &'p Policy,
     ignore_case: bool,
     notes: &mut Notes,
-) -> Vec<Condition> {
+) -> Vec<RuleConditions<'p>> {
+    let allowed = |values: Option<&std::sync::Arc<[String]>>, wildcards: bool, exact_case: bool| {
+        values.map(|values| allowed_regex(values, wildcards, ignore_case && !exact_case))
+    };
     let mut out = Vec::new();
     for rule in policy.required_tags() {
-        let applies = rule.applies_to(resource_type);
-        if !applies && !rule.checked_everywhere {
-            continue;
-        }
-        let forgive_case = ignore_case && !rule.exact_case;
-        let tests = ValueTests {
-            allowed: rule.allowed_values.as_ref().map(|values| {
-                allowed_regex(values, !rule.wildcards.is_empty(), forgive_case)
-            }),
-            format: rule.regex.as_ref().and_then(|(_, pattern)| {
-                if backtracks_badly(pattern) {
-                    notes.push(format!(
-                        "{}'s validation_regex '{pattern}' repeats something that can match in several ways: Python's backtracking engine, which Custodian uses, can take exponential time on a long value that fails it (tagguard's engine is linear)",
-                        rule.name
-                    ));
-                }
-                match format_fails(pattern, ignore_case) {
-                    Ok(fails) => Some((fails, pattern.to_string())),
-                    Err(why) => {
-                        notes.push(format!(
-                            "{}'s validation_regex '{pattern}' {why}, which Python's re cannot express: its format test is not exported, so Custodian flags fewer resources than tagguard",
-                            rule.name
-                        ));
-                        None
-                    }
-                }
-            }),
-        };
         let name = &*rule.name;
         note_sigma(name, &rule.aliases, ignore_case, notes);
-        if applies {
-            let all = lookups(name, &rule.aliases, ignore_case);
-            out.push(Condition {
-                filter: all_absent(&all),
-                description: format!("{name} missing"),
-            });
-            push_value_conditions(&mut out, name, &all, &tests, true, true);
-            if rule.exact_case && ignore_case {
-                push_key_case(&mut out, name);
-            }
-        } else {
+        let tests = ValueTests {
+            allowed: allowed(
+                rule.allowed_values.as_ref(),
+                !rule.wildcards.is_empty(),
+                rule.exact_case,
+            ),
+            format: rule
+                .regex
+                .as_ref()
+                .and_then(|(_, pattern)| format_test(name, pattern, ignore_case, notes)),
+        };
+        let key_case = rule.exact_case && ignore_case;
+        let all = lookups(name, &rule.aliases, ignore_case);
+        let mut applies = vec![Condition {
+            filter: all_absent(&all),
+            description: format!("{name} missing"),
+        }];
+        push_value_conditions(&mut applies, name, &all, &tests, true, true);
+        let mut elsewhere = Vec::new();
+        if rule.checked_everywhere {
             // Checked where present, by its name alone (aliases are for required tags).
-            let all = lookups(name, &[], ignore_case);
-            push_value_conditions(
-                &mut out,
-                name,
-                &all,
-                &tests,
-                rule.allowed_values.is_some(),
-                false,
-            );
-            if rule.exact_case && ignore_case {
-                push_key_case(&mut out, name);
+            let own = lookups(name, &[], ignore_case);
+            let blank_fails = rule.allowed_values.is_some();
+            push_value_conditions(&mut elsewhere, name, &own, &tests, blank_fails, false);
+        }
+        if key_case {
+            push_key_case(&mut applies, name);
+            if rule.checked_everywhere {
+                push_key_case(&mut elsewhere, name);
             }
         }
+        out.push(RuleConditions {
+            required: Some(rule),
+            applies,
+            elsewhere,
+        });
     }
     for rule in policy.optional_tags() {
         if rule.severity != Severity::Error {
@@ -608,22 +603,72 @@ fn violations(
         }
         let name = &*rule.name;
         note_sigma(name, &rule.aliases, ignore_case, notes);
-        let all = lookups(name, &rule.aliases, ignore_case);
-        let forgive_case = ignore_case && !rule.exact_case;
         let tests = ValueTests {
-            allowed: rule
-                .allowed_values
-                .as_ref()
-                .map(|values| allowed_regex(values, !rule.wildcards.is_empty(), forgive_case)),
+            allowed: allowed(
+                rule.allowed_values.as_ref(),
+                !rule.wildcards.is_empty(),
+                rule.exact_case,
+            ),
             format: None,
         };
+        let mut applies = Vec::new();
         // An optional tag's blank value is judged only against its allowed values.
-        push_value_conditions(&mut out, name, &all, &tests, false, false);
+        push_value_conditions(
+            &mut applies,
+            name,
+            &lookups(name, &rule.aliases, ignore_case),
+            &tests,
+            false,
+            false,
+        );
         if rule.exact_case && ignore_case {
-            push_key_case(&mut out, name);
+            push_key_case(&mut applies, name);
+        }
+        out.push(RuleConditions {
+            required: None,
+            applies,
+            elsewhere: Vec::new(),
+        });
+    }
+    out
+}
+
+/// The conditions that flag a resource of `resource_type`.
+fn violations(rules: &[RuleConditions<'_>], resource_type: &ResourceType) -> Vec<Condition> {
+    let mut out = Vec::new();
+    for rule in rules {
+        match rule.required {
+            Some(required) if !required.applies_to(resource_type) => {
+                out.extend(rule.elsewhere.iter().cloned())
+            }
+            _ => out.extend(rule.applies.iter().cloned()),
         }
     }
     out
+}
+
+/// The format test of `name`'s `validation_regex`, with a note when Python cannot express it
+/// or may backtrack badly on it.
+fn format_test(
+    name: &str,
+    pattern: &str,
+    ignore_case: bool,
+    notes: &mut Notes,
+) -> Option<(String, String)> {
+    if backtracks_badly(pattern) {
+        notes.push(format!(
+            "{name}'s validation_regex '{pattern}' repeats something that can match in several ways: Python's backtracking engine, which Custodian uses, can take exponential time on a long value that fails it (tagguard's engine is linear)"
+        ));
+    }
+    match format_fails(pattern, ignore_case) {
+        Ok(fails) => Some((fails, pattern.to_string())),
+        Err(why) => {
+            notes.push(format!(
+                "{name}'s validation_regex '{pattern}' {why}, which Python's re cannot express: its format test is not exported, so Custodian flags fewer resources than tagguard"
+            ));
+            None
+        }
+    }
 }
 
 /// Keys looked up ignoring case are compared by Python's `str.lower()` in Custodian, which
@@ -719,8 +764,8 @@ fn push_value_conditions(
     }
 }
 
-/// The conditions that exempt a resource listed by `row`.
-fn exemptions(policy: &Policy, row: &CustodianResource) -> Vec<Condition> {
+/// The ARN patterns that exempt a resource listed by `row`.
+fn arn_exemptions(policy: &Policy, row: &CustodianResource) -> Vec<Condition> {
     let mut out = Vec::new();
     let arn = row.arn_expression();
     for rule in &policy.exemptions {
@@ -751,7 +796,12 @@ fn exemptions(policy: &Policy, row: &CustodianResource) -> Vec<Condition> {
             ),
         });
     }
-    if let Some(key) = &policy.document.exemption_tag {
+    out
+}
+
+/// The exemption tag's condition, the same on every resource.
+fn tag_exemption(policy: &Policy) -> Option<Condition> {
+    policy.document.exemption_tag.as_ref().map(|key| {
         let tag = Lookup {
             key: key.clone(),
             ignoring_case: false,
@@ -790,7 +840,7 @@ fn exemptions(policy: &Policy, row: &CustodianResource) -> Vec<Condition> {
             "op": "regex-case",
             "value": text("\\{"),
         });
-        out.push(Condition {
+        Condition {
             filter: json!({ "and": [
                 tag.matching(&readable),
                 { "or": [
@@ -799,9 +849,8 @@ fn exemptions(policy: &Policy, row: &CustodianResource) -> Vec<Condition> {
                 ] },
             ] }),
             description: format!("tag {key} reads 'YYYY-MM-DD reason' and the day has not passed"),
-        });
-    }
-    out
+        }
+    })
 }
 
 /// A string of the policy, its braces doubled so that Custodian's variable formatting gives

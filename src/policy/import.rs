@@ -413,12 +413,6 @@ pub fn import_chain_checked(
     Ok((imported, loaded.warnings))
 }
 
-/// Imports the policies of `text` (see [`documents_of`]) as one chain, root first.
-pub fn import_text(text: &str, origin: &str) -> Result<Imported, String> {
-    let chain = documents_of(text, origin)?;
-    import_chain(&chain)
-}
-
 /// Imports a chain of tag policies, root first.
 pub fn import_chain(chain: &[(String, Value)]) -> Result<Imported, String> {
     let (effective, notes) = effective_policy(chain)?;

@@ -125,7 +125,7 @@ pub async fn import_from_organization(
 ) -> Result<(Imported, Vec<String>), ToolError> {
     let invalid = ToolError::InvalidInput;
     if let Some(account) = account {
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if !crate::domain::is_account_id(account) {
             return Err(invalid(format!(
                 "'{account}' is not an AWS account id (12 digits)"
             )));

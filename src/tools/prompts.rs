@@ -189,7 +189,7 @@ pub fn get(
     let text = match prompt.name {
         "account_audit" => {
             let account = arg("account_id")?.expect("required");
-            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+            if !crate::domain::is_account_id(&account) {
                 return Err(PromptError(format!(
                     "'{account}' is not an account id (12 digits)"
                 )));

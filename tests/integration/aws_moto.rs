@@ -426,22 +426,33 @@ pub(crate) fn scan_cli_at(
 /// `credentials` only: no profile, config file or instance metadata of the machine.
 pub(crate) fn aws_cli(endpoint: &str, credentials: &Credentials) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tagguard"));
+    reaching_aws(&mut command, endpoint, credentials)
+        .env_remove("TAGGUARD_POLICY")
+        .env_remove("TAGGUARD_CONFIG");
+    command
+}
+
+/// `command` (tagguard, or another AWS client such as Custodian) reaching AWS at `endpoint`
+/// in us-east-1 with `credentials` only: no profile, config file or instance metadata.
+pub(crate) fn reaching_aws<'c>(
+    command: &'c mut Command,
+    endpoint: &str,
+    credentials: &Credentials,
+) -> &'c mut Command {
     command
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
         .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
         .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env_remove("AWS_PROFILE")
-        .env_remove("TAGGUARD_POLICY")
-        .env_remove("TAGGUARD_CONFIG");
+        .env_remove("AWS_PROFILE");
     match credentials.session_token() {
         Some(token) => command.env("AWS_SESSION_TOKEN", token),
         None => command.env_remove("AWS_SESSION_TOKEN"),
-    };
-    command
+    }
 }
 
 pub(crate) fn found(json: &Value) -> (BTreeSet<Key>, BTreeMap<String, (u64, u64)>) {

@@ -15,7 +15,7 @@ use tagguard::policy::export::{ArnSource, CUSTODIAN_RESOURCES};
 use super::aws_moto::{
     Created, NATIVE_TYPES, REGIONS, config_in, create_bucket, create_cluster, create_db,
     create_function, create_instance, create_service, credentials_in, lambda_role, moto,
-    scan_cli_at, unique_account,
+    reaching_aws, scan_cli_at, unique_account,
 };
 
 /// The `custodian` command: `TAGGUARD_TEST_CUSTODIAN`, set by `scripts/test.sh`. Without it
@@ -99,6 +99,29 @@ const FEATURES: &str = r#"{
   ],
   "exemption_tag": "TagguardExempt"
 }"#;
+
+/// The features policy (exempting the instance `ec2`) and the tagguard policy `tagguard policy
+/// import` makes of the AWS chain, written in `dir`.
+fn policy_files(dir: &Path, ec2: &str) -> (PathBuf, PathBuf) {
+    let features = dir.join("features.json");
+    std::fs::write(&features, FEATURES.replace("{ec2}", ec2)).unwrap();
+    let chain = dir.join("chain.json");
+    std::fs::write(&chain, AWS_CHAIN).unwrap();
+    let imported = dir.join("imported.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_tagguard"))
+        .args(["policy", "import"])
+        .arg(&chain)
+        .arg("--out")
+        .arg(&imported)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (features, imported)
+}
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
     pairs.iter().map(|(k, v)| Tag::new(*k, *v)).collect()
@@ -307,19 +330,10 @@ fn custodian_flags(
         .arg(out_dir)
         .args(REGIONS.iter().flat_map(|r| ["-r", r]))
         .arg(file)
-        .env("AWS_ENDPOINT_URL", moto())
-        .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
-        .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("TZ", "UTC")
-        .env_remove("AWS_PROFILE");
-    match credentials.session_token() {
-        Some(token) => command.env("AWS_SESSION_TOKEN", token),
-        None => command.env_remove("AWS_SESSION_TOKEN"),
-    };
-    let out = command.output().expect("custodian runs");
+        .env("TZ", "UTC");
+    let out = reaching_aws(&mut command, &moto(), credentials)
+        .output()
+        .expect("custodian runs");
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "custodian run failed: {log}");
     let mut arns = BTreeSet::new();
@@ -374,23 +388,7 @@ async fn custodian_flags_exactly_what_tagguard_flags() {
         .unwrap()
         .arn
         .clone();
-    let features = dir.path().join("features.json");
-    std::fs::write(&features, FEATURES.replace("{ec2}", &legacy_instance)).unwrap();
-    let chain = dir.path().join("chain.json");
-    std::fs::write(&chain, AWS_CHAIN).unwrap();
-    let imported = dir.path().join("imported.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_tagguard"))
-        .args(["policy", "import"])
-        .arg(&chain)
-        .arg("--out")
-        .arg(&imported)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (features, imported) = policy_files(dir.path(), &legacy_instance);
     let builtin = dir.path().join("builtin.json");
     let shown = Command::new(env!("CARGO_BIN_EXE_tagguard"))
         .args(["policy", "show"])
@@ -465,26 +463,10 @@ async fn custodian_flags_exactly_what_tagguard_flags() {
 #[test]
 fn custodian_validates_every_export() {
     let dir = tempfile::tempdir().unwrap();
-    let features = dir.path().join("features.json");
-    std::fs::write(
-        &features,
-        FEATURES.replace(
-            "{ec2}",
-            "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc",
-        ),
-    )
-    .unwrap();
-    let chain = dir.path().join("chain.json");
-    std::fs::write(&chain, AWS_CHAIN).unwrap();
-    let imported = dir.path().join("imported.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_tagguard"))
-        .args(["policy", "import"])
-        .arg(&chain)
-        .arg("--out")
-        .arg(&imported)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let (features, imported) = policy_files(
+        dir.path(),
+        "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc",
+    );
     // Every resource of the table (the built-in policy covers them all), and the two
     // policies above with their exemptions, aliases and exact case on the five types
     // (`custodian validate` takes about a second a policy, more for the larger ones).

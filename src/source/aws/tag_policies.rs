@@ -9,7 +9,7 @@ use aws_sdk_organizations::types::{EffectivePolicyType, PolicyType, TargetType};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
 
-use super::classify;
+use super::{AwsOptions, classify};
 use crate::domain::ScanIssueKind;
 use crate::source::SourceError;
 
@@ -32,26 +32,43 @@ pub struct RootTagPolicies {
 /// Reads tag policies with the credentials of a configuration (the management account, or a
 /// delegated administrator for tag policies).
 pub struct TagPolicyReader {
-    client: Client,
+    /// Where the configuration comes from when it is loaded on first use.
+    options: Option<AwsOptions>,
+    client: tokio::sync::OnceCell<Client>,
 }
 
 impl TagPolicyReader {
     /// A reader on `config` (the standard chain's configuration; `AWS_ENDPOINT_URL` honoured).
     pub fn new(config: &SdkConfig) -> TagPolicyReader {
-        let config = if config.region().is_some() {
-            config.clone()
-        } else {
-            config.to_builder().region(Region::new(HOME_REGION)).build()
-        };
         TagPolicyReader {
-            client: Client::new(&config),
+            options: None,
+            client: tokio::sync::OnceCell::new_with(Some(client_on(config))),
         }
+    }
+
+    /// A reader that loads the standard chain's configuration, with `options`' retries and
+    /// timeouts, when it is first asked: a server pays for it only when the tool is called.
+    pub fn on_first_use(options: AwsOptions) -> TagPolicyReader {
+        TagPolicyReader {
+            options: Some(options),
+            client: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async {
+                let options = self.options.clone().unwrap_or_default();
+                client_on(&options.sdk_config().await)
+            })
+            .await
     }
 
     /// The tag policies attached to the root, and where the others are attached.
     pub async fn root_policies(&self) -> Result<RootTagPolicies, SourceError> {
         let roots = self
-            .client
+            .client()
+            .await
             .list_roots()
             .send()
             .await
@@ -73,7 +90,8 @@ impl TagPolicyReader {
         let mut token = None;
         loop {
             let page = self
-                .client
+                .client()
+                .await
                 .list_policies()
                 .filter(PolicyType::TagPolicy)
                 .set_next_token(token)
@@ -119,7 +137,8 @@ impl TagPolicyReader {
     ) -> Result<Option<(String, Value)>, SourceError> {
         let action = "organizations:DescribeEffectivePolicy";
         let out = match self
-            .client
+            .client()
+            .await
             .describe_effective_policy()
             .policy_type(EffectivePolicyType::TagPolicy)
             .target_id(account)
@@ -150,7 +169,8 @@ impl TagPolicyReader {
         let mut token = None;
         loop {
             let page = self
-                .client
+                .client()
+                .await
                 .list_targets_for_policy()
                 .policy_id(id)
                 .set_next_token(token)
@@ -183,7 +203,8 @@ impl TagPolicyReader {
     /// The document of policy `id`.
     async fn document_of(&self, id: &str, name: &str) -> Result<Value, SourceError> {
         let out = self
-            .client
+            .client()
+            .await
             .describe_policy()
             .policy_id(id)
             .send()
@@ -197,6 +218,17 @@ impl TagPolicyReader {
         })?;
         parse_content(content, name)
     }
+}
+
+/// An Organizations client on `config`, in the region Organizations answers in when the
+/// configuration names none.
+fn client_on(config: &SdkConfig) -> Client {
+    let config = if config.region().is_some() {
+        config.clone()
+    } else {
+        config.to_builder().region(Region::new(HOME_REGION)).build()
+    };
+    Client::new(&config)
 }
 
 /// A policy's content, which Organizations keeps as a JSON string.
